@@ -1,0 +1,63 @@
+"""The ``logo-batch`` command line: one subcommand per job.
+
+Each subcommand lives in the module that does the job; that module provides
+``configure_parser(parser)`` and ``run(args) -> int``. Only the chosen command's
+module is imported, so ``logo-batch --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+COMMANDS: dict[str, tuple[str, str]] = {
+    "make-synthetic": (
+        "logo_batch.synthetic",
+        "write a small generated archive in the FlickrLogos-27 layout",
+    ),
+    "train": ("logo_batch.train", "train a logo classifier on the TFDS dataset"),
+    "evaluate": ("logo_batch.evaluate", "evaluate a model bundle on a dataset split"),
+    "predict": ("logo_batch.predict_cli", "classify image files with a model bundle"),
+    "classify": (
+        "beam_jobs.classify_images",
+        "classify image folders in bulk into CSV with Apache Beam",
+    ),
+    "demo": ("logo_batch.demo", "run the whole product end to end on a built-in default"),
+}
+
+
+def _top_level_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="logo-batch",
+        description="Train FlickrLogos-27 logo classifiers and classify image folders in bulk.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="commands:\n"
+        + "\n".join(f"  {name:<16}{summary}" for name, (_, summary) in COMMANDS.items())
+        + "\n\nRun `logo-batch COMMAND --help` for a command's options.",
+    )
+    parser.add_argument("command", choices=sorted(COMMANDS), metavar="COMMAND")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``logo-batch`` console script."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] not in COMMANDS:
+        _top_level_parser().parse_args(argv[:1] or ["--help"])
+        return 2
+    name, rest = argv[0], argv[1:]
+    module_name, summary = COMMANDS[name]
+    module = importlib.import_module(module_name)
+    parser = argparse.ArgumentParser(prog=f"logo-batch {name}", description=summary)
+    module.configure_parser(parser)
+    args, extra = parser.parse_known_args(rest)
+    if extra and not getattr(module, "ACCEPTS_EXTRA_ARGS", False):
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    args.extra_args = extra
+    return int(module.run(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
