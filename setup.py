@@ -25,6 +25,10 @@ setup(
     install_requires=[
         "tensorflow>=2.16",
         "tensorflow-datasets>=4.9.4",
+        # The `tfds` command line needs mlcroissant; TFDS 4.9 imports importlib_resources
+        # but declares it only for Python < 3.9.
+        "mlcroissant>=1.0",
+        "importlib_resources>=5",
         "apache-beam>=2.60",
         # Beam's TensorFlow model handler imports tensorflow_hub at import time.
         "tensorflow-hub>=0.16",
@@ -35,7 +39,14 @@ setup(
         "matplotlib>=3.8",
     ],
     extras_require={
-        "test": ["pytest>=8", "ruff>=0.6", "dask[distributed]>=2024.1", "psutil>=5"],
+        "test": [
+            "pytest>=8",
+            "ruff>=0.6",
+            "dask[distributed]>=2024.1",
+            "psutil>=5",
+            # tfds.testing (DatasetBuilderTestCase) needs dill.
+            "dill",
+        ],
         "dask": ["dask[distributed]>=2024.1"],
         "gpu": ["tensorflow[and-cuda]>=2.16"],
     },

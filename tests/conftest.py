@@ -1,0 +1,47 @@
+"""Shared fixtures: the real archive (skipped where absent) and a synthetic TFDS data_dir."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REAL_ARCHIVE = (
+    Path(__file__).resolve().parents[1].parent / "shared/data/flickr_logos_27_dataset.tar.gz"
+)
+# Enough images per class for a tiny model to learn, small enough to build in seconds.
+SYNTHETIC_IMAGES_PER_CLASS = 8
+
+
+@pytest.fixture
+def real_archive() -> Path:
+    """The real FlickrLogos-27 archive; skips the test when it is not there."""
+    if not REAL_ARCHIVE.is_file():
+        pytest.skip(f"real FlickrLogos-27 archive not found at {REAL_ARCHIVE}")
+    return REAL_ARCHIVE
+
+
+@pytest.fixture(scope="session")
+def synthetic_archive(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A generated archive in the FlickrLogos-27 layout (manual dir = its parent)."""
+    from logo_batch.synthetic import write_synthetic_archive
+
+    directory = tmp_path_factory.mktemp("synthetic_manual")
+    return write_synthetic_archive(
+        directory / "flickr_logos_27_dataset.tar.gz",
+        images_per_class=SYNTHETIC_IMAGES_PER_CLASS,
+        seed=0,
+    )
+
+
+@pytest.fixture(scope="session")
+def synthetic_data_dir(synthetic_archive: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A TFDS data_dir holding `flickr_logos27/images` and `crops` built from the archive."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import tfds_flickr27
+
+    data_dir = tmp_path_factory.mktemp("tfds_data")
+    for config in tfds_flickr27.CONFIG_NAMES:
+        tfds_flickr27.build_dataset(config, data_dir, manual_dir=synthetic_archive.parent)
+    return data_dir
