@@ -113,6 +113,11 @@ def load_image(
         image = Image.open(io.BytesIO(data))
     except UnidentifiedImageError as error:
         raise ImageDecodeError(label, "not a recognised image format") from error
+    except Image.DecompressionBombError as error:
+        # Pillow refuses > 2 x MAX_IMAGE_PIXELS in open(), before max_pixels is checked.
+        raise ImageDecodeError(
+            label, f"refused before decoding (possible decompression bomb): {error}"
+        ) from error
     except (OSError, SyntaxError, ValueError) as error:
         raise ImageDecodeError(label, f"unreadable image header: {error}") from error
     width, height = image.size

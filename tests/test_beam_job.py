@@ -1,0 +1,288 @@
+"""The Beam classification job, run for real over a folder of good and bad files."""
+
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+
+import apache_beam as beam
+import keras
+import numpy as np
+import pandas as pd
+import pytest
+from test_images import (
+    PROC_SELF_MEM,
+    animated_gif,
+    bomb_png_header,
+    cmyk_jpeg,
+    encode,
+    exif_rotated_jpeg,
+    gray_png,
+    halves,
+    palette_png,
+    permissions_enforced,
+    png16,
+    rgba_png,
+    truncated_jpeg,
+)
+
+from beam_jobs import classify_images as job
+from logo_batch import cli
+from logo_batch.bundle import BundleMetadata, load_bundle, save_bundle
+from logo_batch.layers import ScalePixels
+from logo_batch.predict import CSV_COLUMNS, UNKNOWN_LABEL, predict_files
+
+IMAGE_SIZE = 24
+CLASSES = ["adidas", "apple", "cocacola"]
+IN_PROCESS = ["--direct_running_mode", "in_memory", "--direct_num_workers", "1"]
+
+
+def _noise_jpeg(seed: int) -> bytes:
+    rng = np.random.default_rng(seed)
+    return encode(
+        halves(48, 32, tuple(rng.integers(0, 256, 3)), tuple(rng.integers(0, 256, 3))), "JPEG"
+    )
+
+
+def _make_bundle(path: Path) -> Path:
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((IMAGE_SIZE, IMAGE_SIZE, 3), dtype="float32")
+    x = ScalePixels("tf")(inputs)
+    x = keras.layers.Conv2D(4, 3, activation="relu")(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    outputs = keras.layers.Dense(len(CLASSES), activation="softmax")(x)
+    metadata = BundleMetadata(class_names=CLASSES, image_size=IMAGE_SIZE, backbone="tiny")
+    return save_bundle(keras.Model(inputs, outputs), metadata, path, export_serving=False)
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory) -> Path:
+    return _make_bundle(tmp_path_factory.mktemp("bundle") / "tiny")
+
+
+@pytest.fixture(scope="module")
+def image_folder(tmp_path_factory) -> tuple[Path, dict[str, str | None]]:
+    """A folder of good and bad files; maps each image path to its expected error."""
+    root = tmp_path_factory.mktemp("images")
+    (root / "nested" / "deeper").mkdir(parents=True)
+    good = {
+        "photo.jpg": _noise_jpeg(1),
+        "UPPER.JPG": _noise_jpeg(2),
+        "alpha.png": rgba_png(),
+        "gray.png": gray_png(),
+        "palette.png": palette_png(),
+        "sixteen.png": png16(),
+        "cmyk.jpeg": cmyk_jpeg(),
+        "animated.gif": animated_gif(),
+        "rotated.jpg": exif_rotated_jpeg(),
+        "picture.bmp": encode(halves(10, 6), "BMP"),
+        "picture.webp": encode(halves(10, 6), "WEBP", lossless=True),
+        'a, "quoted" name with spaces.jpg': _noise_jpeg(3),
+        "logo-ünïcødé-商标.png": rgba_png(),
+        "nested/inner.png": gray_png(200),
+        "nested/deeper/deep.JPEG": _noise_jpeg(4),
+    }
+    good.update({f"nested/batch_{i:02d}.jpg": _noise_jpeg(10 + i) for i in range(10)})
+    bad = {
+        "truncated.jpg": (truncated_jpeg(), "corrupt or truncated image data"),
+        "empty.jpg": (b"", "empty file (0 bytes)"),
+        "notes.png": (b"not a picture\n", "not a recognised image format"),
+        "bomb.png": (bomb_png_header(), "refused before decoding"),
+    }
+    expected: dict[str, str | None] = {}
+    for name, data in good.items():
+        (root / name).write_bytes(data)
+        expected[str(root / name)] = None
+    for name, (data, error) in bad.items():
+        (root / name).write_bytes(data)
+        expected[str(root / name)] = error
+    if os.path.exists(PROC_SELF_MEM):  # unreadable even for root: EIO at offset 0
+        (root / "unreadable.jpg").symlink_to(PROC_SELF_MEM)
+        expected[str(root / "unreadable.jpg")] = "cannot read file: Input/output error"
+    locked = root / "locked.png"
+    locked.write_bytes(gray_png())
+    locked.chmod(0)
+    if permissions_enforced(locked):
+        expected[str(locked)] = "cannot read file: Permission denied"
+    else:  # running as root: readable after all, so it is a good image
+        expected[str(locked)] = None
+    # Not images by extension: never matched, never a row.
+    (root / "README.txt").write_text("ignore me")
+    (root / "nested" / "model.h5").write_bytes(b"\0")
+    return root, expected
+
+
+def _read_csv(path: Path) -> pd.DataFrame:
+    return pd.read_csv(path, keep_default_na=False, dtype=str, encoding="utf-8")
+
+
+@pytest.fixture(scope="module")
+def local_run(bundle, image_folder, tmp_path_factory):
+    """The job on the default local runner: 2 SDK worker processes."""
+    root, _ = image_folder
+    output = tmp_path_factory.mktemp("out") / "results.csv"
+    config = job.JobConfig(input=str(root), model=str(bundle), output=str(output), batch_size=4)
+    summary = job.run_job(config, ["--direct_num_workers", "2"])
+    return summary, output
+
+
+def test_one_row_per_file_with_the_right_errors(local_run, image_folder):
+    summary, output = local_run
+    _, expected = image_folder
+    frame = _read_csv(output)
+    assert tuple(frame.columns) == CSV_COLUMNS
+    assert sorted(frame["path"]) == sorted(expected)  # odd names survive the round trip
+    assert list(frame["path"]) == sorted(frame["path"])
+    for row in frame.itertuples():
+        error = expected[row.path]
+        if error is None:
+            assert row.error == "" and row.label in CLASSES, row
+            assert len(row.top_labels.split(";")) == len(CLASSES)
+        else:
+            assert error in row.error and row.label == "" and row.score == "", row
+    n_bad = sum(e is not None for e in expected.values())
+    assert (summary.matched, summary.written, summary.failed) == (
+        len(expected),
+        len(expected),
+        n_bad,
+    )
+    assert summary.outputs == [str(output)]
+    assert not [p for p in output.parent.iterdir() if p.name != output.name]  # temp removed
+
+
+def test_labels_and_scores_equal_predict_files(local_run, image_folder, bundle):
+    _, output = local_run
+    _, expected = image_folder
+    reference = {p.path: p for p in predict_files(load_bundle(bundle), sorted(expected))}
+    for row in _read_csv(output).itertuples():
+        want = reference[row.path]
+        assert row.error == want.error
+        if not want.error:
+            assert row.label == want.label
+            assert row.top_labels.split(";") == want.top_labels
+            got = [float(s) for s in row.top_scores.split(";")]
+            np.testing.assert_allclose(got, want.top_scores, atol=2e-6)
+
+
+def test_metrics_and_model_loaded_in_worker_processes(local_run, image_folder):
+    summary, _ = local_run
+    _, expected = image_folder
+    n_bad = sum(e is not None for e in expected.values())
+    assert summary.metrics["images_classified"] == len(expected) - n_bad
+    assert summary.metrics["images_failed"] == n_bad
+    assert summary.metrics["images_read"] == len(expected) - n_bad
+    # RunInference's load metric: once in each of the 2 SDK worker processes (the
+    # model holds the custom ScalePixels layer, so each worker registered it first).
+    assert summary.metrics["model_loads"] == 2
+    assert summary.line().startswith(f"classify: {len(expected)} image files matched")
+
+
+def test_csv_quoting_survives_the_csv_module(local_run):
+    _, output = local_run
+    with output.open(newline="", encoding="utf-8") as handle:
+        paths = [row["path"] for row in csv.DictReader(handle)]
+    assert any(p.endswith('a, "quoted" name with spaces.jpg') for p in paths)
+    assert any(p.endswith("logo-ünïcødé-商标.png") for p in paths)
+
+
+def test_shards_min_score_and_error_fraction_via_cli(bundle, image_folder, tmp_path, capsys):
+    root, expected = image_folder
+    output = tmp_path / "out" / "labels.csv"
+    argv = ["classify", "--input", f"{root}/**", "--model", str(bundle), "--output", str(output)]
+    argv += ["--num_shards", "3", "--min_score", "0.99", "--max_error_fraction", "0.05"]
+    assert cli.main(argv + IN_PROCESS) == 1  # ~20% of the files are bad
+    captured = capsys.readouterr()
+    assert "above --max_error_fraction 0.05" in captured.err
+    assert f"classify: {len(expected)} image files matched" in captured.out
+    shards = [output.parent / f"labels-{i:05d}-of-00003.csv" for i in range(3)]
+    assert sorted(output.parent.iterdir()) == shards  # written before failing, no temp left
+    frames = [_read_csv(shard) for shard in shards]
+    for frame in frames:
+        assert tuple(frame.columns) == CSV_COLUMNS
+        assert list(frame["path"]) == sorted(frame["path"])
+    rows = pd.concat(frames)
+    assert sorted(rows["path"]) == sorted(expected)
+    good = rows[rows["error"] == ""]
+    assert len(good) == sum(e is None for e in expected.values())
+    assert (good["label"] == UNKNOWN_LABEL).all()  # 3 random classes never reach 0.99
+    assert good["top_labels"].str.split(";").map(lambda labels: labels[0] in CLASSES).all()
+
+
+class _DropOneRow(job.FormatRows):
+    """FormatRows that silently loses the first row in sorted order (a runner bug)."""
+
+    def __init__(self, victim: str):
+        super().__init__()
+        self._victim = victim
+
+    def expand(self, predictions):
+        victim = self._victim
+        return super().expand(predictions) | beam.Filter(lambda row: row["path"] != victim)
+
+
+def test_count_check_fails_the_job_when_rows_are_missing(
+    bundle, image_folder, tmp_path, monkeypatch
+):
+    root, expected = image_folder
+    victim = sorted(expected)[0]
+    monkeypatch.setattr(job, "FormatRows", lambda: _DropOneRow(victim))
+    output = tmp_path / "results.csv"
+    config = job.JobConfig(input=str(root), model=str(bundle), output=str(output))
+    with pytest.raises(job.ClassifyJobError, match="but 30 rows were written: 1 rows missing"):
+        job.run_job(config, IN_PROCESS)
+    assert list(tmp_path.iterdir()) == []  # no CSV, no temporary folder
+
+
+def test_no_matching_images_fails(bundle, tmp_path):
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "notes.txt").write_text("no images here")
+    config = job.JobConfig(
+        input=str(tmp_path / "in"), model=str(bundle), output=str(tmp_path / "r.csv")
+    )
+    with pytest.raises(job.ClassifyJobError, match="no image files matched"):
+        job.run_job(config, IN_PROCESS)
+    assert not (tmp_path / "r.csv").exists()
+
+
+def test_input_patterns():
+    assert job.input_pattern("/data/logos") == "/data/logos/**"
+    assert job.input_pattern("gs://bucket/logos/") == "gs://bucket/logos/**"
+    assert job.input_pattern("/data/*/img_??.jpg") == "/data/*/img_??.jpg"
+    assert job.output_paths("/o/r.csv", 2) == ["/o/r-00000-of-00002.csv", "/o/r-00001-of-00002.csv"]
+
+
+def test_runner_choice(monkeypatch):
+    from apache_beam.options.pipeline_options import DirectOptions, StandardOptions
+    from apache_beam.runners.portability.fn_api_runner import FnApiRunner
+
+    monkeypatch.setenv("PYTHONPATH", "")
+    options, runner = job.pipeline_options([])
+    direct = options.view_as(DirectOptions)
+    assert isinstance(runner, FnApiRunner)  # never DirectRunner, which tries Prism first
+    assert direct.direct_running_mode == "multi_processing"
+    assert direct.direct_num_workers == os.cpu_count()
+    options, runner = job.pipeline_options(["--direct_num_workers", "3"])
+    assert options.view_as(DirectOptions).direct_num_workers == 3
+    options, runner = job.pipeline_options(["--runner", "DaskRunner", "--dask_npartitions", "4"])
+    assert runner is None and options.view_as(StandardOptions).runner == job.DASK_RUNNER
+    options, runner = job.pipeline_options(["--runner", "DataflowRunner", "--setup_file", "x"])
+    assert runner is None and options.view_as(StandardOptions).runner == "DataflowRunner"
+
+
+def test_dask_runner_on_a_local_cluster(bundle, image_folder, local_run, tmp_path):
+    distributed = pytest.importorskip("dask.distributed")
+    root, expected = image_folder
+    output = tmp_path / "dask.csv"
+    config = job.JobConfig(input=str(root), model=str(bundle), output=str(output), batch_size=4)
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+    ) as cluster:
+        args = ["--runner", "DaskRunner", "--dask_client_address", cluster.scheduler_address]
+        summary = job.run_job(config, args)
+    assert summary.matched == summary.written == len(expected)
+    dask_rows = _read_csv(output)
+    local_rows = _read_csv(local_run[1])
+    assert list(dask_rows["path"]) == list(local_rows["path"])
+    assert list(dask_rows["label"]) == list(local_rows["label"])
+    assert list(dask_rows["error"]) == list(local_rows["error"])

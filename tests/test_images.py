@@ -1,0 +1,234 @@
+"""Decoding the image files a real folder holds: load_image's pixels and its errors."""
+
+from __future__ import annotations
+
+import io
+import os
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from logo_batch.preprocessing import ImageDecodeError, load_image, preprocess_image_file
+
+RED, BLUE, WHITE = (255, 0, 0), (0, 0, 255), (255, 255, 255)
+
+
+# ------------------------------------------------------------ file builders (shared)
+
+
+def encode(image: Image.Image, fmt: str, **kwargs) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt, **kwargs)
+    return buffer.getvalue()
+
+
+def halves(width: int, height: int, left=RED, right=BLUE) -> Image.Image:
+    """An RGB picture, left half ``left``, right half ``right``."""
+    array = np.zeros((height, width, 3), np.uint8)
+    array[:, : width // 2] = left
+    array[:, width // 2 :] = right
+    return Image.fromarray(array)
+
+
+def rgba_png() -> bytes:
+    """Row 0: transparent; row 1: opaque red; row 2: half-transparent red."""
+    array = np.zeros((3, 4, 4), np.uint8)
+    array[1] = (255, 0, 0, 255)
+    array[2] = (255, 0, 0, 128)
+    return encode(Image.fromarray(array, mode="RGBA"), "PNG")
+
+
+def gray_png(value: int = 100) -> bytes:
+    return encode(Image.new("L", (5, 4), value), "PNG")
+
+
+def palette_png() -> bytes:
+    image = Image.new("P", (4, 2))
+    image.putpalette([255, 0, 0, 0, 0, 255] + [0] * 762)
+    image.putpixel((0, 0), 0)
+    image.putpixel((1, 0), 1)
+    image.putpixel((0, 1), 1)
+    return encode(image, "PNG")
+
+
+def png16() -> bytes:
+    array = np.array([[0, 32896, 65535]], dtype=np.uint16)
+    return encode(Image.fromarray(array, mode="I;16"), "PNG")
+
+
+def cmyk_jpeg() -> bytes:
+    return encode(Image.new("CMYK", (16, 16), (255, 0, 0, 0)), "JPEG", quality=95)
+
+
+def animated_gif() -> bytes:
+    frames = [Image.new("RGB", (8, 8), RED), Image.new("RGB", (8, 8), BLUE)]
+    return encode(frames[0], "GIF", save_all=True, append_images=frames[1:], duration=100)
+
+
+def exif_rotated_jpeg() -> bytes:
+    """Stored 40x20 (left red, right blue), EXIF orientation 6 (display rotated 90 CW)."""
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    return encode(halves(40, 20), "JPEG", quality=95, exif=exif.tobytes())
+
+
+def truncated_jpeg() -> bytes:
+    """A JPEG cut in the middle of its scan data (the header still reads)."""
+    noise = np.random.default_rng(0).integers(0, 256, (128, 128, 3), dtype=np.uint8)
+    data = encode(Image.fromarray(noise), "JPEG", quality=90)
+    return data[: len(data) * 2 // 3]
+
+
+def bomb_png_header(width: int = 100_000, height: int = 100_000) -> bytes:
+    """A valid PNG header claiming a huge size (10 gigapixels), a few bytes long."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        crc = zlib.crc32(kind + data) & 0xFFFFFFFF
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(b"\0" * 16))
+        + chunk(b"IEND", b"")
+    )
+
+
+def permissions_enforced(path: Path) -> bool:
+    """False when running as root (or on a filesystem that ignores mode bits)."""
+    try:
+        path.read_bytes()
+    except PermissionError:
+        return True
+    return False
+
+
+PROC_SELF_MEM = "/proc/self/mem"  # listed with size 0; reading offset 0 fails with EIO
+
+
+# ----------------------------------------------------------------------- decode cases
+
+
+def test_alpha_is_composited_on_white():
+    pixels = load_image(rgba_png())
+    assert pixels.shape == (3, 4, 3) and pixels.dtype == np.uint8
+    assert (pixels[0] == WHITE).all()
+    assert (pixels[1] == RED).all()
+    np.testing.assert_allclose(pixels[2, 0], (255, 127, 127), atol=1)
+
+
+def test_grayscale_becomes_three_equal_channels():
+    pixels = load_image(gray_png(100))
+    assert pixels.shape == (4, 5, 3)
+    assert (pixels == 100).all()
+
+
+def test_palette_colours_are_looked_up():
+    pixels = load_image(palette_png())
+    assert tuple(pixels[0, 0]) == RED
+    assert tuple(pixels[0, 1]) == BLUE
+    assert tuple(pixels[1, 0]) == BLUE
+
+
+def test_16_bit_png_is_scaled_to_8_bits():
+    pixels = load_image(png16())
+    assert pixels[0, :, 0].tolist() == [0, 128, 255]
+    assert (pixels[..., 0] == pixels[..., 2]).all()
+
+
+def test_cmyk_jpeg_becomes_rgb():
+    pixels = load_image(cmyk_jpeg())
+    # Pure cyan ink: no red, full green and blue.
+    np.testing.assert_allclose(pixels.reshape(-1, 3).mean(axis=0), (0, 255, 255), atol=6)
+
+
+def test_animated_gif_gives_its_first_frame():
+    pixels = load_image(animated_gif())
+    assert pixels.shape == (8, 8, 3)
+    assert (pixels == RED).all()
+
+
+def test_exif_orientation_is_applied():
+    pixels = load_image(exif_rotated_jpeg()).astype(int)
+    # 40 wide x 20 high on disk; rotated 90 degrees clockwise: 20 wide x 40 high, with
+    # the stored left (red) half on top.
+    assert pixels.shape == (40, 20, 3)
+    np.testing.assert_allclose(pixels[5, 10], RED, atol=12)
+    np.testing.assert_allclose(pixels[34, 10], BLUE, atol=12)
+
+
+@pytest.mark.parametrize("fmt", ["BMP", "WEBP"])
+def test_bmp_and_webp(fmt):
+    kwargs = {"lossless": True} if fmt == "WEBP" else {}
+    pixels = load_image(encode(halves(10, 6), fmt, **kwargs))
+    assert tuple(pixels[0, 0]) == RED and tuple(pixels[5, 9]) == BLUE
+
+
+def test_path_and_bytes_decode_identically(tmp_path):
+    path = tmp_path / "rotated.jpg"
+    path.write_bytes(exif_rotated_jpeg())
+    np.testing.assert_array_equal(load_image(path), load_image(path.read_bytes()))
+    model_input = preprocess_image_file(path, 16)
+    assert model_input.shape == (16, 16, 3) and model_input.dtype == np.float32
+    assert 0.0 <= model_input.min() and model_input.max() <= 255.0
+
+
+# ------------------------------------------------------------------------ bad files
+
+
+def _reason(source, **kwargs) -> str:
+    with pytest.raises(ImageDecodeError) as caught:
+        load_image(source, **kwargs)
+    return caught.value.reason
+
+
+def test_truncated_jpeg_is_refused():
+    assert "corrupt or truncated" in _reason(truncated_jpeg())
+
+
+def test_zero_byte_file(tmp_path):
+    path = tmp_path / "empty.jpg"
+    path.write_bytes(b"")
+    with pytest.raises(ImageDecodeError) as caught:
+        load_image(path)
+    assert caught.value.reason == "empty file (0 bytes)"
+    assert caught.value.source == str(path)
+
+
+def test_text_with_an_image_extension():
+    assert _reason(b"this is not a picture\n", name="notes.png") == "not a recognised image format"
+
+
+def test_huge_pixel_count_is_refused_before_decoding():
+    # 10 gigapixels (30 GB decoded) would exhaust memory if decoding started; Pillow
+    # itself refuses it in Image.open, which load_image must turn into its own error.
+    assert "refused before decoding" in _reason(bomb_png_header())
+    # Under Pillow's own limit but over max_pixels: refused by load_image's check.
+    reason = _reason(bomb_png_header(8_000, 8_000))
+    assert "64,000,000 pixels" in reason and "refused before decoding" in reason
+    assert "refused before decoding" in _reason(gray_png(), max_pixels=10)
+
+
+def test_missing_file_names_the_problem(tmp_path):
+    assert "No such file" in _reason(tmp_path / "gone.png")
+
+
+@pytest.mark.skipif(not os.path.exists(PROC_SELF_MEM), reason="needs Linux /proc")
+def test_file_that_cannot_be_read(tmp_path):
+    link = tmp_path / "unreadable.jpg"
+    link.symlink_to(PROC_SELF_MEM)
+    assert _reason(link) == "cannot read file: Input/output error"
+
+
+def test_file_without_read_permission(tmp_path):
+    path = tmp_path / "locked.png"
+    path.write_bytes(gray_png())
+    path.chmod(0)
+    if not permissions_enforced(path):
+        pytest.skip("running as root: file permissions are not enforced")
+    assert _reason(path) == "cannot read file: Permission denied"
