@@ -37,6 +37,8 @@ setup(
         "pandas>=2",
         # Training curves and the confusion matrix are written as PNG.
         "matplotlib>=3.8",
+        # TensorBoard logs of every training run.
+        "tensorboard>=2.16",
     ],
     extras_require={
         "test": [

@@ -1,0 +1,206 @@
+"""tf.data input pipelines over the TFDS FlickrLogos-27 splits.
+
+Records are read with their JPEG bytes undecoded, then decoded and resized with the
+shared preprocessing (:mod:`logo_batch.preprocessing`) in parallel, cached after that
+deterministic work (in memory or in a file cache), shuffled, batched, augmented on
+whole batches and prefetched.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+from logo_batch.preprocessing import decode_image_tf, resize_image
+
+AUTOTUNE = tf.data.AUTOTUNE
+DATASET_NAME = "flickr_logos27"
+NONE_CLASS = "none"
+CACHE_MEMORY = "memory"
+CACHE_NONE = "none"
+
+
+@dataclass(frozen=True)
+class SplitInfo:
+    """What a split is: its records and the dataset it came from."""
+
+    records: tf.data.Dataset  # (jpeg_bytes: string, label: int64)
+    class_names: list[str]  # every ClassLabel name, ``none`` included
+    num_examples: int
+    dataset: str
+    config: str
+    split: str
+    version: str
+
+    @property
+    def logo_class_names(self) -> list[str]:
+        """The classes the model predicts: every label name except ``none``."""
+        return [name for name in self.class_names if name != NONE_CLASS]
+
+    @property
+    def none_index(self) -> int | None:
+        """Label index of the ``none`` class (no logo), if the dataset has one."""
+        return self.class_names.index(NONE_CLASS) if NONE_CLASS in self.class_names else None
+
+
+def _builder(dataset: str, config: str, data_dir: str | os.PathLike):
+    """A TFDS builder for prepared data; falls back to reading the files directly."""
+    import tensorflow_datasets as tfds
+
+    try:
+        import tfds_flickr27  # noqa: F401  (registers the builder when it exists)
+    except ImportError:
+        pass
+    name = f"{dataset}/{config}"
+    try:
+        builder = tfds.builder(name, data_dir=os.fspath(data_dir))
+    except Exception as error:  # noqa: BLE001  (TFDS raises many types here)
+        raise FileNotFoundError(
+            f"{data_dir}: no prepared TFDS dataset {name!r} ({error}); build it first "
+            f"(tfds_flickr27.build_dataset)"
+        ) from error
+    if not builder.is_prepared():
+        raise FileNotFoundError(
+            f"{data_dir}: TFDS dataset {name!r} is not prepared there "
+            f"(expected {builder.data_dir}); build it first (tfds_flickr27.build_dataset)"
+        )
+    return builder
+
+
+def load_split(
+    data_dir: str | os.PathLike,
+    config: str,
+    split: str,
+    *,
+    dataset: str = DATASET_NAME,
+    shuffle_files: bool = False,
+) -> SplitInfo:
+    """Reads one TFDS split as ``(jpeg_bytes, label)`` records, images left encoded."""
+    import tensorflow_datasets as tfds
+
+    builder = _builder(dataset, config, data_dir)
+    if split not in builder.info.splits:
+        raise ValueError(
+            f"{builder.data_dir}: split {split!r} not in {dataset}/{config} "
+            f"(has {sorted(builder.info.splits)})"
+        )
+    ds = builder.as_dataset(
+        split=split,
+        decoders={"image": tfds.decode.SkipDecoding()},
+        shuffle_files=shuffle_files,
+    )
+    records = ds.map(lambda ex: (ex["image"], ex["label"]), num_parallel_calls=AUTOTUNE)
+    return SplitInfo(
+        records=records,
+        class_names=list(builder.info.features["label"].names),
+        num_examples=int(builder.info.splits[split].num_examples),
+        dataset=dataset,
+        config=config,
+        split=split,
+        version=str(builder.info.version),
+    )
+
+
+def decode_and_resize(image_bytes: tf.Tensor, image_size: int) -> tf.Tensor:
+    """JPEG bytes to the model input ``float32 [size, size, 3]`` (the shared path)."""
+    return resize_image(decode_image_tf(image_bytes), image_size)
+
+
+def _clear_stale_locks(prefix: str) -> None:
+    """Removes lock files a killed process left on its file cache (else TF refuses it)."""
+    for lock in glob.glob(glob.escape(prefix) + "*.lockfile"):
+        os.remove(lock)
+
+
+def apply_cache(ds: tf.data.Dataset, cache: str, name: str) -> tf.data.Dataset:
+    """``cache`` is ``memory``, ``none`` or a directory for file caches (``name`` inside)."""
+    if cache == CACHE_NONE:
+        return ds
+    if cache == CACHE_MEMORY:
+        return ds.cache()
+    Path(cache).mkdir(parents=True, exist_ok=True)
+    prefix = os.path.join(cache, name)
+    _clear_stale_locks(prefix)
+    return ds.cache(prefix)
+
+
+def class_weights(labels: Sequence[int], num_classes: int) -> np.ndarray:
+    """Balanced class weights ``n / (k * count)``; classes never seen get 1."""
+    counts = np.bincount(np.asarray(labels, dtype=np.int64), minlength=num_classes)[:num_classes]
+    weights = np.ones(num_classes, dtype=np.float32)
+    seen = counts > 0
+    weights[seen] = counts.sum() / (seen.sum() * counts[seen])
+    return weights
+
+
+def split_labels(records: tf.data.Dataset) -> np.ndarray:
+    """All labels of a split (reads labels only, never decodes images)."""
+    labels = records.map(lambda _, label: label, num_parallel_calls=AUTOTUNE)
+    return np.fromiter(labels.as_numpy_iterator(), dtype=np.int64)
+
+
+def make_dataset(
+    records: tf.data.Dataset,
+    *,
+    image_size: int,
+    batch_size: int,
+    training: bool = False,
+    num_classes: int | None = None,
+    cache: str = CACHE_MEMORY,
+    cache_name: str = "split",
+    augment: Callable[[tf.Tensor], tf.Tensor] | None = None,
+    shuffle_buffer: int = 2048,
+    seed: int | None = None,
+    one_hot: bool = False,
+    sample_weights: np.ndarray | None = None,
+    drop_remainder: bool = False,
+) -> tf.data.Dataset:
+    """Batches of ``(images float32 [B, S, S, 3] in [0, 255], labels[, weights])``.
+
+    ``num_classes`` keeps only labels below it (drops ``none``). With ``training``
+    the order is shuffled and need not be deterministic; ``augment`` is applied to
+    whole batches after the cache. ``one_hot`` gives ``float32 [B, num_classes]``
+    labels (for label smoothing); ``sample_weights`` (per class) adds a third element.
+    """
+    if one_hot and num_classes is None:
+        raise ValueError("one_hot labels need num_classes")
+    ds = records
+    if num_classes is not None:
+        ds = ds.filter(lambda _, label: label < num_classes)
+    ds = ds.map(
+        lambda image, label: (decode_and_resize(image, image_size), tf.cast(label, tf.int32)),
+        num_parallel_calls=AUTOTUNE,
+        deterministic=not training,
+    )
+    ds = apply_cache(ds, cache, f"{cache_name}_{image_size}px")
+    if training:
+        ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+    ds = ds.batch(batch_size, drop_remainder=drop_remainder, num_parallel_calls=AUTOTUNE)
+    if augment is not None:
+        ds = ds.map(
+            lambda images, labels: (augment(images), labels),
+            num_parallel_calls=AUTOTUNE,
+            deterministic=not training,
+        )
+    if one_hot:
+        ds = ds.map(lambda images, labels: (images, tf.one_hot(labels, num_classes)))
+    if sample_weights is not None:
+        table = tf.constant(np.asarray(sample_weights, dtype=np.float32))
+        ds = ds.map(
+            lambda images, labels: (
+                images,
+                labels,
+                tf.gather(table, labels if not one_hot else tf.argmax(labels, axis=-1)),
+            )
+        )
+    options = tf.data.Options()
+    options.deterministic = not training
+    # TFDS splits may be a single file: shard by element across workers.
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return ds.with_options(options).prefetch(AUTOTUNE)

@@ -1,0 +1,102 @@
+"""Where and how training runs: tf.distribute strategy, mixed precision, XLA.
+
+Switches take ``auto`` (on when a GPU is present), ``on`` or ``off``. Strategies:
+``default`` (one device), ``mirrored`` (all local GPUs, else all logical CPUs),
+``multi_worker`` (``MultiWorkerMirroredStrategy`` from ``TF_CONFIG``) and ``auto``
+(multi_worker when ``TF_CONFIG`` names several tasks, mirrored with several GPUs,
+else default).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+
+import keras
+import tensorflow as tf
+
+SWITCH_VALUES = ("auto", "on", "off")
+STRATEGIES = ("auto", "default", "mirrored", "multi_worker")
+
+
+def has_gpu() -> bool:
+    """True when TensorFlow sees a GPU."""
+    return bool(tf.config.list_physical_devices("GPU"))
+
+
+def resolve_switch(value: str | bool, name: str = "switch") -> bool:
+    """``auto`` → GPU present; ``on``/``off`` (or a bool) as given."""
+    if isinstance(value, bool):
+        return value
+    if value not in SWITCH_VALUES:
+        raise ValueError(f"{name} must be one of {SWITCH_VALUES}, not {value!r}")
+    return has_gpu() if value == "auto" else value == "on"
+
+
+def set_mixed_precision(enabled: bool) -> str:
+    """Sets Keras's global dtype policy; returns its name."""
+    policy = "mixed_float16" if enabled else "float32"
+    keras.mixed_precision.set_global_policy(policy)
+    return policy
+
+
+@dataclass(frozen=True)
+class TaskInfo:
+    """This process's role in a (possibly multi-worker) cluster."""
+
+    task_type: str | None
+    task_id: int
+    num_workers: int
+    has_chief_task: bool = False
+
+    @property
+    def is_chief(self) -> bool:
+        """The chief writes the outputs; other workers write to their own folders."""
+        if self.task_type in (None, "chief"):
+            return True
+        return self.task_type == "worker" and self.task_id == 0 and not self.has_chief_task
+
+    @property
+    def name(self) -> str:
+        return "chief" if self.task_type is None else f"{self.task_type}_{self.task_id}"
+
+
+def task_info() -> TaskInfo:
+    """Reads ``TF_CONFIG`` (absent → a single chief)."""
+    raw = os.environ.get("TF_CONFIG", "")
+    if not raw:
+        return TaskInfo(None, 0, 1)
+    try:
+        tf_config = json.loads(raw)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"TF_CONFIG is not valid JSON: {error}") from error
+    cluster = tf_config.get("cluster", {})
+    task = tf_config.get("task", {})
+    workers = sum(len(cluster.get(kind, [])) for kind in ("chief", "worker"))
+    return TaskInfo(
+        task.get("type"), int(task.get("index", 0)), max(workers, 1), "chief" in cluster
+    )
+
+
+def make_strategy(name: str = "auto") -> tf.distribute.Strategy:
+    """Creates the strategy (call before building any model or dataset)."""
+    if name not in STRATEGIES:
+        raise ValueError(f"strategy must be one of {STRATEGIES}, not {name!r}")
+    if name == "auto":
+        if task_info().num_workers > 1:
+            name = "multi_worker"
+        elif len(tf.config.list_physical_devices("GPU")) > 1:
+            name = "mirrored"
+        else:
+            name = "default"
+    if name == "multi_worker":
+        if not os.environ.get("TF_CONFIG"):
+            raise ValueError("strategy multi_worker needs the TF_CONFIG environment variable")
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    if name == "mirrored":
+        if has_gpu():
+            return tf.distribute.MirroredStrategy()
+        cpus = [device.name for device in tf.config.list_logical_devices("CPU")]
+        return tf.distribute.MirroredStrategy(devices=cpus)
+    return tf.distribute.get_strategy()
