@@ -169,3 +169,18 @@ def set_fine_tune(model: keras.Model, fraction: float) -> int:
         layer.trainable = trainable
         unfrozen += int(trainable and bool(layer.weights))
     return unfrozen
+
+
+def synchronize_batch_norm(model: keras.Model) -> int:
+    """Makes every BatchNormalization layer use the global batch's statistics.
+
+    Under a strategy with several replicas each replica otherwise normalizes (and
+    updates its moving mean and variance) with its own slice of the batch, so the
+    workers' moving statistics drift apart. Returns how many layers were changed.
+    """
+    changed = 0
+    for layer in model._flatten_layers(include_self=False, recursive=True):
+        if isinstance(layer, keras.layers.BatchNormalization) and not layer.synchronized:
+            layer.synchronized = True
+            changed += 1
+    return changed

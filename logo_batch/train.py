@@ -360,6 +360,8 @@ def train(config: TrainConfig, *, callbacks: Sequence = ()) -> TrainResult:
             model = models.build_model(
                 cfg.backbone, len(class_names), cfg.image_size, cfg.weights, cfg.head, cfg.dropout
             )
+            if strategy.num_replicas_in_sync > 1:
+                models.synchronize_batch_norm(model)
             completed = _fit_phases(
                 cfg, model, work, train_ds, val_ds, steps, validation_steps, jit, callbacks
             )
