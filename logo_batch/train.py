@@ -1,7 +1,9 @@
 """Training: ``train(TrainConfig) -> TrainResult`` and ``logo-batch train``.
 
 Two phases by default: the head on a frozen backbone, then fine-tuning of the top of
-the backbone at a lower learning rate (BatchNorm in inference mode). The ``seed``
+the backbone at a lower learning rate (BatchNorm in inference mode). With a pretrained
+backbone and the default head, the head phase is a linear probe fitted on pooled
+features computed once (LP-FT), and augmentation starts with fine-tuning. The ``seed``
 head reproduces the article's recipe: one phase, frozen base, constant-rate Adam.
 
 Fault tolerance: each phase has its own ``BackupAndRestore`` folder and
@@ -56,16 +58,17 @@ class TrainConfig:
     weights: str = models.WEIGHTS_IMAGENET
     head: str = "default"
     dropout: float = 0.2
-    epochs: int = 10  # head phase
-    fine_tune_epochs: int | None = None  # default 10; 0 for the seed head
-    fine_tune_fraction: float = 0.3
+    epochs: int | None = None  # head phase; default 30 on cached features, else 10
+    fine_tune_epochs: int | None = None  # default 12; 0 for the seed head
+    fine_tune_fraction: float = 0.5
     batch_size: int = 32  # global batch size
     learning_rate: float = 1e-3
-    fine_tune_learning_rate: float = 5e-5
+    fine_tune_learning_rate: float = 1e-4
     lr_schedule: str | None = None  # cosine (default) or constant (seed)
     label_smoothing: float | None = None  # default 0.1; 0 for the seed head
     class_weights: bool = False
     augment: bool = True
+    head_on_features: bool = True  # pretrained base + default head: linear-probe first
     blur: float = 0.0
     cache: str = data_lib.CACHE_MEMORY  # memory, none, or a folder for file caches
     shuffle_buffer: int = 2048
@@ -85,10 +88,12 @@ class TrainConfig:
     def resolved(self) -> TrainConfig:
         """A copy with the recipe defaults filled in."""
         seed_head = self.head == "seed"
+        features = head_phase_on_features(self)
         return dataclasses.replace(
             self,
             image_size=self.image_size or (128 if seed_head else 160),
-            fine_tune_epochs=(0 if seed_head else 10)
+            epochs=(30 if features else 10) if self.epochs is None else self.epochs,
+            fine_tune_epochs=(0 if seed_head else 12)
             if self.fine_tune_epochs is None
             else self.fine_tune_epochs,
             lr_schedule=self.lr_schedule or ("constant" if seed_head else "cosine"),
@@ -96,6 +101,22 @@ class TrainConfig:
             if self.label_smoothing is None
             else self.label_smoothing,
         )
+
+
+def head_phase_on_features(cfg: TrainConfig) -> bool:
+    """Whether the head phase fits the head on cached features of the frozen base.
+
+    With a pretrained base and the default head (pooling, dropout, dense), the head
+    is a linear probe: it is fitted to convergence on the pooled features of the
+    un-augmented training images, computed once (a few KB per image), in seconds
+    instead of one full forward pass of the base per epoch. Fine-tuning with
+    augmentation follows (LP-FT: Kumar et al., ICLR 2022).
+    """
+    return (
+        cfg.head_on_features
+        and cfg.head == "default"
+        and os.fspath(cfg.weights) != models.WEIGHTS_NONE
+    )
 
 
 @dataclass
@@ -264,10 +285,17 @@ def _datasets(cfg: TrainConfig, task: distribute.TaskInfo, replicas: int):
     if replicas > 1:  # distributed iterators must not run dry: fixed step counts
         val_ds = val_ds.repeat()
     steps = cfg.steps_per_epoch or math.ceil(counts["train"].size / cfg.batch_size)
-    return splits, train_ds, val_ds, steps, validation_steps
+    plain_train_ds = None  # un-augmented, uncached: read once for the head's features
+    if head_phase_on_features(cfg):
+        plain_train_ds = data_lib.make_dataset(
+            train_info.records, **{**common, "cache": data_lib.CACHE_NONE}
+        )
+    return splits, train_ds, val_ds, plain_train_ds, steps, validation_steps
 
 
-def _fit_phases(cfg, model, work, train_ds, val_ds, steps, validation_steps, jit, extra):
+def _fit_phases(
+    cfg, model, work, train_ds, val_ds, steps, validation_steps, jit, extra, plain_train_ds=None
+):
     state_path = work / STATE_FILE
     state = _read_state(state_path)
     _check_resumable(state, cfg, state_path)
@@ -287,6 +315,16 @@ def _fit_phases(cfg, model, work, train_ds, val_ds, steps, validation_steps, jit
             continue
         if offset:  # continue from the previous phase's best weights
             model.load_weights(str(work / "checkpoints" / f"{phases[0][0]}_end.weights.h5"))
+        if phase == "head" and plain_train_ds is not None:
+            _fit_head_on_features(
+                cfg, model, work, plain_train_ds, val_ds, validation_steps, jit, extra
+            )
+            model.save_weights(str(work / BEST_WEIGHTS))
+            model.save_weights(str(end_weights))
+            completed[phase] = _finished_epochs(work, phase)
+            offset += completed[phase]
+            _atomic_write(state_path, json.dumps(state, indent=2))
+            continue
         _compile(model, cfg, _schedule(cfg, learning_rate, steps * epochs), jit)
         # Keras keeps the epoch BackupAndRestore restored in a previous fit() and would
         # start this phase there (Keras 3.15 never resets it): clear it.
@@ -310,6 +348,51 @@ def _fit_phases(cfg, model, work, train_ds, val_ds, steps, validation_steps, jit
         offset += completed[phase]
         _atomic_write(state_path, json.dumps(state, indent=2))
     return completed
+
+
+def _pooled_features(extractor: keras.Model, ds: tf.data.Dataset, steps: int | None = None):
+    """Runs the frozen base over a dataset once: (features, labels) tensors."""
+    extract = tf.function(lambda images: extractor(images, training=False))
+    features, labels = [], []
+    for images, batch_labels in ds.take(steps) if steps else ds:
+        features.append(tf.cast(extract(images), tf.float32))
+        labels.append(batch_labels)
+    return tf.concat(features, 0), tf.concat(labels, 0)
+
+
+def _fit_head_on_features(cfg, model, work, plain_train_ds, val_ds, validation_steps, jit, extra):
+    """The head phase as a linear probe on pooled features computed once (see
+    :func:`head_phase_on_features`); the head layers are shared with ``model``."""
+    pool = model.get_layer("head_pool")
+    extractor = keras.Model(model.input, pool.output)
+    train_x, train_y = _pooled_features(extractor, plain_train_ds)
+    val_x, val_y = _pooled_features(extractor, val_ds, validation_steps)
+    inputs = keras.Input(pool.output.shape[1:])
+    outputs = model.get_layer("predictions")(model.get_layer("head_dropout")(inputs))
+    head = keras.Model(inputs, outputs, name="head")
+    steps = math.ceil(int(train_x.shape[0]) / cfg.batch_size)
+    _compile(head, cfg, _schedule(cfg, cfg.learning_rate, steps * cfg.epochs), jit)
+    head.fit(
+        train_x,
+        train_y,
+        batch_size=cfg.batch_size,
+        epochs=cfg.epochs,
+        validation_data=(val_x, val_y),
+        shuffle=True,
+        callbacks=[
+            keras.callbacks.TerminateOnNaN(),
+            HistoryCSV(work / HISTORY_FILE, "head"),
+            keras.callbacks.EarlyStopping(
+                monitor="val_accuracy",
+                mode="max",
+                patience=max(cfg.early_stopping_patience, cfg.epochs // 3),
+                restore_best_weights=True,
+            ),
+            *extra,
+        ],
+        verbose=cfg.verbose,
+    )
+    _check_finite(work, "head")
 
 
 def _check_finite(work: Path, phase: str) -> None:
@@ -351,7 +434,7 @@ def train(config: TrainConfig, *, callbacks: Sequence = ()) -> TrainResult:
     keras.utils.set_random_seed(cfg.seed)
     previous_policy = keras.mixed_precision.global_policy().name
     try:
-        splits, train_ds, val_ds, steps, validation_steps = _datasets(
+        splits, train_ds, val_ds, plain_train_ds, steps, validation_steps = _datasets(
             cfg, task, strategy.num_replicas_in_sync
         )
         class_names = splits["train"].logo_class_names
@@ -363,7 +446,16 @@ def train(config: TrainConfig, *, callbacks: Sequence = ()) -> TrainResult:
             if strategy.num_replicas_in_sync > 1:
                 models.synchronize_batch_norm(model)
             completed = _fit_phases(
-                cfg, model, work, train_ds, val_ds, steps, validation_steps, jit, callbacks
+                cfg,
+                model,
+                work,
+                train_ds,
+                val_ds,
+                steps,
+                validation_steps,
+                jit,
+                callbacks,
+                plain_train_ds=plain_train_ds,
             )
         history = read_history(work / HISTORY_FILE)
         from logo_batch.plots import plot_history
@@ -435,8 +527,8 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     a("--weights", default=d.weights, help="imagenet, none, or a base weights file (no top)")
     a("--head", default=d.head, choices=models.HEADS)
     a("--dropout", type=float, default=d.dropout)
-    a("--epochs", type=int, default=d.epochs, help="epochs of the head phase")
-    a("--fine-tune-epochs", type=int, default=None, help="default 10; 0 for the seed head")
+    a("--epochs", type=int, default=None, help="head-phase epochs (30 on features, else 10)")
+    a("--fine-tune-epochs", type=int, default=None, help="default 12; 0 for the seed head")
     a("--fine-tune-fraction", type=float, default=d.fine_tune_fraction)
     a("--batch-size", type=int, default=d.batch_size, help="global batch size")
     a("--learning-rate", type=float, default=d.learning_rate)
@@ -445,6 +537,12 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     a("--label-smoothing", type=float, default=None)
     a("--class-weights", action="store_true", help="balanced class weights")
     a("--no-augment", dest="augment", action="store_false")
+    a(
+        "--head-on-images",
+        dest="head_on_features",
+        action="store_false",
+        help="train the head on augmented images, not on cached features of the frozen base",
+    )
     a("--blur", type=float, default=d.blur, help="random Gaussian blur strength (0 = off)")
     a("--cache", default=d.cache, help="memory, none, or a folder for file caches")
     a("--shuffle-buffer", type=int, default=d.shuffle_buffer)
