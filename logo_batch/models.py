@@ -125,6 +125,8 @@ def build_model(
     base.name = BACKBONE_LAYER
     pretrained = weights not in (WEIGHTS_NONE, "", None)
     base.trainable = not pretrained
+    if not pretrained:
+        _shorten_batch_norm_memory(base)
     inputs = keras.Input((image_size, image_size, 3), name="image")
     x = ScalePixels(BACKBONES[backbone].scale_mode, name="scale_pixels")(inputs)
     # Pretrained: BatchNorm always in inference mode. From scratch: BatchNorm learns.
@@ -142,6 +144,19 @@ def build_model(
         num_classes, activation="softmax", dtype="float32", name="predictions"
     )(x)
     return keras.Model(inputs, outputs, name=f"{backbone}_{head}")
+
+
+# Keras's ImageNet backbones use BatchNorm momentum 0.99-0.999, tuned for training on
+# millions of images: after the few hundred steps of a from-scratch run here the
+# moving statistics are still near their initial values and inference collapses to a
+# constant prediction. 0.9 lets them follow the data within a few dozen steps.
+FROM_SCRATCH_BN_MOMENTUM = 0.9
+
+
+def _shorten_batch_norm_memory(base: keras.Model) -> None:
+    for layer in base._flatten_layers(include_self=False, recursive=True):
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.momentum = min(layer.momentum, FROM_SCRATCH_BN_MOMENTUM)
 
 
 def backbone_of(model: keras.Model) -> keras.Model:
