@@ -1,0 +1,40 @@
+"""The demo (`make demo`) end to end, twice in a row, on small settings."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from logo_batch import demo
+from tfds_flickr27.archive import scan
+
+
+@pytest.mark.slow
+def test_demo_runs_end_to_end_and_again(
+    synthetic_archive: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+):
+    out = tmp_path / "demo"
+    args = [
+        "--output-dir", str(out), "--archive", str(synthetic_archive), "--weights", "none",
+        "--image-size", "32", "--epochs", "1", "--fine-tune-epochs", "0",
+    ]  # fmt: skip
+    query = scan(synthetic_archive).query
+    for _ in range(2):  # the second run reuses the TFRecords and overwrites the rest
+        assert demo.main(args) == 0
+        printed = capsys.readouterr().out
+        assert f"data: the FlickrLogos-27 archive given at {synthetic_archive}" in printed
+        assert "weights: none" in printed
+        csv = out / "predictions.csv"
+        for promised in (csv, out / "run" / "bundle", out / "run" / "training_curves.png"):
+            assert str(promised) in printed and promised.exists()
+        assert "test accuracy (crops test split):" in printed
+        rows = pd.read_csv(csv, keep_default_na=False)
+        assert sorted(Path(p).name for p in rows.path) == sorted(query)
+        assert (rows.error == "").all()
+        assert rows.path.iloc[0] in printed  # the first CSV rows are shown
+        metrics = json.loads((out / "run" / "metrics.json").read_text())
+        assert f"{metrics['test']['accuracy']:.3f}" in printed
+    assert len(list((out / "tfds").iterdir())) == 1  # built once, reused
