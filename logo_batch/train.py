@@ -53,7 +53,7 @@ class TrainConfig:
     output_dir: str
     config: str = "crops"
     dataset: str = data_lib.DATASET_NAME
-    image_size: int | None = None  # default 160; 128 for the seed head
+    image_size: int | None = None  # default 224 (MobileNetV2 native); 128 for the seed head
     backbone: str = "mobilenet_v2"
     weights: str = models.WEIGHTS_IMAGENET
     head: str = "default"
@@ -91,7 +91,7 @@ class TrainConfig:
         features = head_phase_on_features(self)
         return dataclasses.replace(
             self,
-            image_size=self.image_size or (128 if seed_head else 160),
+            image_size=self.image_size or (128 if seed_head else 224),
             epochs=(30 if features else 10) if self.epochs is None else self.epochs,
             fine_tune_epochs=(0 if seed_head else 12)
             if self.fine_tune_epochs is None
@@ -522,7 +522,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     a("--data-dir", required=True, help="TFDS data_dir holding the prepared dataset")
     a("--output-dir", required=True, help="run folder (rerun the same command to resume)")
     a("--config", default=d.config, choices=("crops", "images"))
-    a("--image-size", type=int, default=None, help="pixels (default 160; seed head 128)")
+    a("--image-size", type=int, default=None, help="pixels (default 224; seed head 128)")
     a("--backbone", default=d.backbone, choices=sorted(models.BACKBONES))
     a("--weights", default=d.weights, help="imagenet, none, or a base weights file (no top)")
     a("--head", default=d.head, choices=models.HEADS)
