@@ -494,6 +494,11 @@ def pipeline_options(pipeline_args: Sequence[str]) -> tuple[PipelineOptions, obj
     if not any(arg.startswith("--direct_num_workers") for arg in pipeline_args):
         direct.direct_num_workers = os.cpu_count() or 1  # Beam's default is 1
     if direct.direct_running_mode == "multi_processing":
+        # One worker process per core: each TensorFlow in them gets its share of the
+        # cores, not all of them (N workers x N threads oversubscribes the machine).
+        threads = max(1, (os.cpu_count() or 1) // max(1, direct.direct_num_workers))
+        os.environ.setdefault("TF_NUM_INTRAOP_THREADS", str(threads))
+        os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
         # SDK worker processes start as `python -m ...` in this folder: make sure they
         # import this checkout of logo_batch / beam_jobs even when it is not installed.
         root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
