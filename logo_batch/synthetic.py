@@ -26,19 +26,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-# The 27 classes as spelled in the real files; tfds_flickr27.CLASS_NAMES is the same list.
-CLASS_NAMES: tuple[str, ...] = (
-    "Adidas", "Apple", "BMW", "Citroen", "Cocacola", "DHL", "Fedex", "Ferrari", "Ford",
-    "Google", "HP", "Heineken", "Intel", "McDonalds", "Mini", "Nbc", "Nike", "Pepsi",
-    "Porsche", "Puma", "RedBull", "Sprite", "Starbucks", "Texaco", "Unicef", "Vodafone",
-    "Yahoo",
-)  # fmt: skip
-ROOT = "flickr_logos_27_dataset"
-IMAGES_DIR = "flickr_logos_27_dataset_images"
-TRAINING_FILE = f"{ROOT}_training_set_annotation.txt"
-QUERY_FILE = f"{ROOT}_query_set_annotation.txt"
+from tfds_flickr27.annotations import CLASS_NAMES
+from tfds_flickr27.archive import IMAGES_ARCHIVE, QUERY_FILE, ROOT, TRAINING_FILE
+
+IMAGES_DIR = IMAGES_ARCHIVE.removesuffix(".tar.gz")
 DISTRACTOR_FILE = f"{ROOT}_distractor_set_urls.txt"
-IMAGES_ARCHIVE = f"{IMAGES_DIR}.tar.gz"
 MTIME = 1_300_000_000  # fixed member mtime: same arguments, same bytes
 NUM_SUBSETS = 3
 
