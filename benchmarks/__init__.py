@@ -1,0 +1,1 @@
+"""logo-batch benchmarks: each figure measured against its baseline in the same run."""

@@ -1,0 +1,226 @@
+"""Shared benchmark plumbing: data preparation, timing, peak RSS, result tables."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+REAL_ARCHIVE = REPO.parent / "shared" / "data" / "flickr_logos_27_dataset.tar.gz"
+ARCHIVE_NAME = "flickr_logos_27_dataset.tar.gz"
+
+
+@dataclass
+class Row:
+    """One measured figure: what, how fast, and its ratio to the baseline."""
+
+    name: str
+    value: float
+    unit: str
+    ratio: float | None = None
+    baseline: str = ""
+    note: str = ""
+
+
+@dataclass
+class Section:
+    """One benchmark's rows, with the target it is held to."""
+
+    title: str
+    rows: list[Row] = field(default_factory=list)
+    targets: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def markdown(self) -> str:
+        lines = [
+            f"### {self.title}",
+            "",
+            "| measurement | value | ratio | note |",
+            "|---|---|---|---|",
+        ]
+        for row in self.rows:
+            ratio = "" if row.ratio is None else f"{row.ratio:.2f}x {row.baseline}".strip()
+            lines.append(f"| {row.name} | {row.value:,.2f} {row.unit} | {ratio} | {row.note} |")
+        for target in self.targets:
+            lines.append(f"\n- {target}")
+        for note in self.notes:
+            lines.append(f"\n{note}")
+        return "\n".join(lines) + "\n"
+
+    def text(self) -> str:
+        out = [f"== {self.title}"]
+        for row in self.rows:
+            ratio = "" if row.ratio is None else f"  ({row.ratio:.2f}x {row.baseline})"
+            out.append(f"  {row.name:<52} {row.value:>12,.2f} {row.unit}{ratio}")
+        out.extend(f"  {target}" for target in self.targets)
+        return "\n".join(out)
+
+
+def timed(fn: Callable[[], object]) -> tuple[float, object]:
+    """Runs ``fn`` once; returns (seconds, result)."""
+    start = time.perf_counter()
+    result = fn()
+    return time.perf_counter() - start, result
+
+
+def data_source(archive: str | None) -> tuple[Path, str]:
+    """The archive to benchmark on: the given one, else the real one, else generated."""
+    if archive:
+        return Path(archive), "given archive"
+    if REAL_ARCHIVE.is_file():
+        return REAL_ARCHIVE, "real FlickrLogos-27"
+    return Path(), "generated"
+
+
+def manual_dir_for(archive: Path, work: Path, name: str = "manual") -> Path:
+    """A TFDS manual dir holding ``archive`` under the official file name (a symlink)."""
+    manual = work / name
+    manual.mkdir(parents=True, exist_ok=True)
+    link = manual / ARCHIVE_NAME
+    if link.is_symlink() or link.exists():
+        link.unlink()
+    link.symlink_to(archive.resolve())
+    return manual
+
+
+def extract_images(archive: Path, target: Path) -> list[Path]:
+    """Extracts the archive's JPEGs to ``target`` (once); returns their paths."""
+    from tfds_flickr27.archive import iter_images, scan
+
+    if not (target.is_dir() and any(target.iterdir())):
+        target.mkdir(parents=True, exist_ok=True)
+        for name, data in iter_images(archive, scan(archive).sha256):
+            (target / name).write_bytes(data)
+    return sorted(target.glob("*.jpg"))
+
+
+def replicate_folder(images: Sequence[Path], target: Path, count: int) -> list[Path]:
+    """Hard-links ``images`` under new names until ``count`` files exist in ``target``."""
+    if target.exists():
+        shutil.rmtree(target)
+    target.mkdir(parents=True)
+    out = []
+    for i in range(count):
+        source = images[i % len(images)]
+        dest = target / f"r{i // len(images):02d}_{source.name}"
+        os.link(source, dest)
+        out.append(dest)
+    return out
+
+
+def replicate_archive(archive: Path, target: Path, factor: int) -> Path:
+    """Writes an archive with every training image ``factor`` times under new names.
+
+    Used for the memory benchmark at 4x the data: same layout, same annotations
+    repeated for the copies (distinct names, so the builder treats them as new images
+    apart from its duplicate grouping).
+    """
+    import io
+
+    members: dict[str, bytes] = {}
+    with tarfile.open(archive, "r|gz") as outer:
+        for member in outer:
+            if member.isfile():
+                members[member.name] = outer.extractfile(member).read()
+    names = {Path(n).name: n for n in members}
+    images_key = names["flickr_logos_27_dataset_images.tar.gz"]
+    train_key = names["flickr_logos_27_dataset_training_set_annotation.txt"]
+    inner_out = io.BytesIO()
+    with (
+        tarfile.open(fileobj=io.BytesIO(members[images_key]), mode="r:gz") as inner,
+        tarfile.open(fileobj=inner_out, mode="w:gz") as new_inner,
+    ):
+        for image in inner.getmembers():
+            data = inner.extractfile(image).read() if image.isfile() else None
+            for copy in range(factor):
+                info = tarfile.TarInfo(image.name)
+                if data is None:
+                    info.type = image.type
+                    if copy == 0:
+                        new_inner.addfile(info)
+                    continue
+                stem = Path(image.name)
+                suffix = "" if copy == 0 else f"x{copy}"
+                info.name = str(stem.with_name(f"{stem.stem}{suffix}{stem.suffix}"))
+                # A byte after the JPEG's end marker: still the same picture, but not
+                # byte-identical, so the builder does not group the copies as duplicates.
+                payload = data if copy == 0 else data + bytes([copy])
+                info.size = len(payload)
+                new_inner.addfile(info, io.BytesIO(payload))
+    rows = members[train_key].decode("ascii").splitlines(keepends=True)
+    new_rows = list(rows)
+    for copy in range(1, factor):
+        for row in rows:
+            name, rest = row.split(" ", 1)
+            stem, suffix = name.rsplit(".", 1)
+            new_rows.append(f"{stem}x{copy}.{suffix} {rest}")
+    members[images_key] = inner_out.getvalue()
+    members[train_key] = "".join(new_rows).encode("ascii")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(target, "w:gz") as out:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            out.addfile(info, io.BytesIO(data))
+    return target
+
+
+def peak_rss_of_command(
+    command: Sequence[str], *, env: dict | None = None, log: Path | None = None
+) -> tuple[float, float, int]:
+    """Runs a command; returns (seconds, peak RSS in MiB summed over its process tree, exit code).
+
+    RSS is sampled every 50 ms over the process and all its descendants (Beam and
+    tf.data start worker processes and threads), which is what a machine must hold.
+    """
+    import psutil
+
+    out = open(log, "w") if log else subprocess.DEVNULL  # noqa: SIM115
+    start = time.perf_counter()
+    proc = subprocess.Popen(list(command), env=env, stdout=out, stderr=subprocess.STDOUT)
+    root = psutil.Process(proc.pid)
+    peak = 0
+    done = threading.Event()
+
+    def sample() -> None:
+        nonlocal peak
+        while not done.is_set():
+            try:
+                procs = [root, *root.children(recursive=True)]
+                total = 0
+                for p in procs:
+                    try:
+                        total += p.memory_info().rss
+                    except psutil.Error:
+                        pass
+                peak = max(peak, total)
+            except psutil.Error:
+                pass
+            done.wait(0.05)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    code = proc.wait()
+    done.set()
+    sampler.join()
+    if log:
+        out.close()
+    return time.perf_counter() - start, peak / 2**20, code
+
+
+def python_command(*args: str) -> list[str]:
+    """A command line running this interpreter."""
+    return [sys.executable, *args]
+
+
+def verdict(ok: bool) -> str:
+    """How a target reads in the results."""
+    return "met" if ok else "NOT met"

@@ -1,0 +1,165 @@
+"""Runs every benchmark, prints a table and writes ``benchmarks/RESULTS.md``.
+
+    python -m benchmarks.run            # full run (about 30-40 minutes on 2 cores)
+    python -m benchmarks.run --quick    # a few minutes, smaller sizes
+    python -m benchmarks.run --only 1,3 # some of them
+
+Data: ``--archive``, else the real FlickrLogos-27 archive at ``../shared/data`` when it
+exists, else a generated archive. Every figure is reported with its baseline measured
+in the same run: times on shared machines are noisy, ratios much less so.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shlex
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+from benchmarks.common import (
+    ARCHIVE_NAME,
+    REPO,
+    Section,
+    data_source,
+    extract_images,
+    manual_dir_for,
+    replicate_archive,
+    replicate_folder,
+)
+
+RESULTS = REPO / "benchmarks" / "RESULTS.md"
+
+
+def machine() -> str:
+    """Cores, memory, CPU and library versions, for the results header."""
+    import apache_beam
+    import keras
+    import psutil
+    import tensorflow as tf
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    memory = psutil.virtual_memory().total / 2**30
+    return (
+        f"{os.cpu_count()} cores ({cpu}), {memory:.0f} GiB RAM, no GPU; Python "
+        f"{platform.python_version()}, TensorFlow {tf.__version__}, Keras {keras.__version__}, "
+        f"Beam {apache_beam.__version__}"
+    )
+
+
+def write_results(sections: list[Section], command: str, data: str, started: float) -> None:
+    """Writes RESULTS.md: command, date, machine, then every section."""
+    minutes = (time.time() - started) / 60
+    lines = [
+        "# Benchmark results",
+        "",
+        f"- command: `{command}`",
+        f"- date: {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC ({minutes:.0f} min)",
+        f"- machine: {machine()}",
+        f"- data: {data}",
+        "",
+        "Each ratio compares with a baseline measured in the same run. The machine is",
+        "shared and noisy: read the ratios, not the absolute figures.",
+        "",
+    ]
+    lines += [section.markdown() for section in sections]
+    RESULTS.write_text("\n".join(lines))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="smaller sizes, a few minutes")
+    parser.add_argument("--archive", help="FlickrLogos-27 archive (default: real, else generated)")
+    parser.add_argument("--work", type=Path, default=Path("/tmp/logo_batch_bench"))
+    parser.add_argument("--only", default="1,2,3,4,5", help="comma-separated benchmark numbers")
+    parser.add_argument("--no-write", action="store_true", help="do not write RESULTS.md")
+    args = parser.parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    only = {int(n) for n in args.only.split(",")}
+    started = time.time()
+
+    from logo_batch.synthetic import write_synthetic_archive
+    from tfds_flickr27 import build_dataset
+
+    work = args.work
+    archive, kind = data_source(args.archive)
+    if kind == "generated":
+        archive = write_synthetic_archive(
+            work / "generated" / ARCHIVE_NAME, images_per_class=30, image_size=400
+        )
+    manual = manual_dir_for(archive, work, f"manual_{kind.split()[0]}")
+    data_dir = work / "tfds" / kind.split()[0]
+    build_dataset("images", data_dir, manual)
+    image_dir = work / "images" / kind.split()[0]
+    originals = extract_images(archive, image_dir)
+    image_size = 128  # the article's input size
+    epochs = 2 if args.quick else 4
+    print(f"benchmarks: data = {kind} ({archive}), work = {work}", flush=True)
+
+    sections: list[Section] = []
+
+    def report(section: Section) -> None:
+        sections.append(section)
+        print(section.text(), flush=True)
+
+    if 1 in only:
+        from benchmarks.bench_pipeline import bench_input
+
+        report(bench_input(data_dir, "images", image_dir, image_size, 32, epochs + 1))
+    if 2 in only:
+        from benchmarks.bench_pipeline import bench_feed
+
+        report(bench_feed(data_dir, "images", image_size, 32, epochs, "mobilenet_v2"))
+    if 3 in only:
+        from benchmarks.bench_bulk import bench_bulk
+
+        count = 400 if args.quick else 2000
+        report(bench_bulk(archive, work, count, 100 if args.quick else 300))
+    if 4 in only:
+        from benchmarks.bench_build import bench_build
+
+        report(bench_build(archive, manual, work, ("images", "crops")))
+    if 5 in only:
+        from benchmarks.bench_bulk import make_bundle
+        from benchmarks.bench_memory import bench_memory
+        from tfds_flickr27 import CLASS_NAMES
+
+        scale = 300 if args.quick else 1000
+        archive4 = replicate_archive(archive, work / "x4" / ARCHIVE_NAME, 4)
+        data4 = work / "tfds" / f"{kind.split()[0]}_x4"
+        build_dataset("images", data4, archive4.parent)
+        folders = {
+            "1x": work / "mem_1x",
+            "4x": work / "mem_4x",
+        }
+        replicate_folder(originals, folders["1x"], scale)
+        replicate_folder(originals, folders["4x"], 4 * scale)
+        report(
+            bench_memory(
+                work=work / "memory",
+                data_dirs={"1x": data_dir, "4x": data4},
+                folders=folders,
+                bundle=make_bundle(work, list(CLASS_NAMES)),
+                image_size=image_size,
+            )
+        )
+
+    command = "python -m benchmarks.run " + shlex.join(argv if argv is not None else sys.argv[1:])
+    if not args.no_write:
+        write_results(sections, command.strip(), f"{kind} ({archive.name})", started)
+        print(f"\nwrote {RESULTS}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
