@@ -724,4 +724,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Run the importable module, not this `__main__` copy: Beam pickles the job's
+    # classes by reference, and worker processes can only find them in
+    # `beam_jobs.classify_images`.
+    from beam_jobs import classify_images
+
+    sys.exit(classify_images.main())

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import apache_beam as beam
@@ -286,3 +288,18 @@ def test_dask_runner_on_a_local_cluster(bundle, image_folder, local_run, tmp_pat
     assert list(dask_rows["path"]) == list(local_rows["path"])
     assert list(dask_rows["label"]) == list(local_rows["label"])
     assert list(dask_rows["error"]) == list(local_rows["error"])
+
+
+def test_module_command_line_with_worker_processes(bundle, image_folder, tmp_path):
+    """`python -m beam_jobs.classify_images`, as users run it, on worker processes."""
+    root, expected = image_folder
+    output = tmp_path / "cli.csv"
+    command = [
+        sys.executable, "-m", "beam_jobs.classify_images", "--input", str(root),
+        "--model", str(bundle), "--output", str(output), "--direct_num_workers", "2",
+    ]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = _read_csv(output)
+    assert sorted(rows.path) == sorted(expected)
+    assert f"classify: {len(expected)} image files matched" in done.stdout + done.stderr
