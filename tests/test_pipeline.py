@@ -7,7 +7,7 @@ import pytest
 import tensorflow as tf
 
 from logo_batch import data
-from logo_batch.augment import AugmentConfig, make_augment_fn
+from logo_batch.augment import AugmentConfig, build_augmenter, make_augment_fn
 from logo_batch.preprocessing import preprocess_image_file
 
 SIZE = 32
@@ -67,6 +67,7 @@ def test_same_tensor_as_shared_preprocessing(crops_train):
 
 
 def test_augmentation_never_flips():
+    assert not any("flip" in type(layer).__name__.lower() for layer in build_augmenter().layers)
     image = np.zeros((64, SIZE, SIZE, 3), np.float32)
     image[:, :, : SIZE // 2] = 255.0  # bright left half, dark right half
     augment = make_augment_fn(AugmentConfig(blur=1.0), seed=3)
