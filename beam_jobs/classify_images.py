@@ -475,6 +475,13 @@ def build_pipeline(
     )
 
 
+def local_cores() -> int:
+    """CPU cores this process may use (its affinity mask where the OS has one)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0)) or 1
+    return os.cpu_count() or 1
+
+
 def pipeline_options(pipeline_args: Sequence[str]) -> tuple[PipelineOptions, object | None]:
     """Options and runner: the given ``--runner``, else a local multi-process FnApiRunner.
 
@@ -492,11 +499,11 @@ def pipeline_options(pipeline_args: Sequence[str]) -> tuple[PipelineOptions, obj
     if not any(arg.startswith("--direct_running_mode") for arg in pipeline_args):
         direct.direct_running_mode = "multi_processing"
     if not any(arg.startswith("--direct_num_workers") for arg in pipeline_args):
-        direct.direct_num_workers = os.cpu_count() or 1  # Beam's default is 1
+        direct.direct_num_workers = local_cores()  # Beam's default is 1
     if direct.direct_running_mode == "multi_processing":
         # One worker process per core: each TensorFlow in them gets its share of the
         # cores, not all of them (N workers x N threads oversubscribes the machine).
-        threads = max(1, (os.cpu_count() or 1) // max(1, direct.direct_num_workers))
+        threads = max(1, local_cores() // max(1, direct.direct_num_workers))
         os.environ.setdefault("TF_NUM_INTRAOP_THREADS", str(threads))
         os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
         # SDK worker processes start as `python -m ...` in this folder: make sure they

@@ -9,11 +9,11 @@ import sys
 from pathlib import Path
 
 import apache_beam as beam
-import keras
 import numpy as np
 import pandas as pd
 import pytest
-from test_images import (
+from beam_support import CLASSES, IN_PROCESS, make_bundle, read_csv
+from image_files import (
     PROC_SELF_MEM,
     animated_gif,
     bomb_png_header,
@@ -22,6 +22,7 @@ from test_images import (
     exif_rotated_jpeg,
     gray_png,
     halves,
+    noise_jpeg,
     palette_png,
     permissions_enforced,
     png16,
@@ -31,36 +32,13 @@ from test_images import (
 
 from beam_jobs import classify_images as job
 from logo_batch import cli
-from logo_batch.bundle import BundleMetadata, load_bundle, save_bundle
-from logo_batch.layers import ScalePixels
+from logo_batch.bundle import load_bundle
 from logo_batch.predict import CSV_COLUMNS, UNKNOWN_LABEL, predict_files
-
-IMAGE_SIZE = 24
-CLASSES = ["adidas", "apple", "cocacola"]
-IN_PROCESS = ["--direct_running_mode", "in_memory", "--direct_num_workers", "1"]
-
-
-def _noise_jpeg(seed: int) -> bytes:
-    rng = np.random.default_rng(seed)
-    return encode(
-        halves(48, 32, tuple(rng.integers(0, 256, 3)), tuple(rng.integers(0, 256, 3))), "JPEG"
-    )
-
-
-def _make_bundle(path: Path) -> Path:
-    keras.utils.set_random_seed(0)
-    inputs = keras.Input((IMAGE_SIZE, IMAGE_SIZE, 3), dtype="float32")
-    x = ScalePixels("tf")(inputs)
-    x = keras.layers.Conv2D(4, 3, activation="relu")(x)
-    x = keras.layers.GlobalAveragePooling2D()(x)
-    outputs = keras.layers.Dense(len(CLASSES), activation="softmax")(x)
-    metadata = BundleMetadata(class_names=CLASSES, image_size=IMAGE_SIZE, backbone="tiny")
-    return save_bundle(keras.Model(inputs, outputs), metadata, path, export_serving=False)
 
 
 @pytest.fixture(scope="module")
 def bundle(tmp_path_factory) -> Path:
-    return _make_bundle(tmp_path_factory.mktemp("bundle") / "tiny")
+    return make_bundle(tmp_path_factory.mktemp("bundle") / "tiny")
 
 
 @pytest.fixture(scope="module")
@@ -69,8 +47,8 @@ def image_folder(tmp_path_factory) -> tuple[Path, dict[str, str | None]]:
     root = tmp_path_factory.mktemp("images")
     (root / "nested" / "deeper").mkdir(parents=True)
     good = {
-        "photo.jpg": _noise_jpeg(1),
-        "UPPER.JPG": _noise_jpeg(2),
+        "photo.jpg": noise_jpeg(1),
+        "UPPER.JPG": noise_jpeg(2),
         "alpha.png": rgba_png(),
         "gray.png": gray_png(),
         "palette.png": palette_png(),
@@ -80,12 +58,12 @@ def image_folder(tmp_path_factory) -> tuple[Path, dict[str, str | None]]:
         "rotated.jpg": exif_rotated_jpeg(),
         "picture.bmp": encode(halves(10, 6), "BMP"),
         "picture.webp": encode(halves(10, 6), "WEBP", lossless=True),
-        'a, "quoted" name with spaces.jpg': _noise_jpeg(3),
+        'a, "quoted" name with spaces.jpg': noise_jpeg(3),
         "logo-ünïcødé-商标.png": rgba_png(),
         "nested/inner.png": gray_png(200),
-        "nested/deeper/deep.JPEG": _noise_jpeg(4),
+        "nested/deeper/deep.JPEG": noise_jpeg(4),
     }
-    good.update({f"nested/batch_{i:02d}.jpg": _noise_jpeg(10 + i) for i in range(10)})
+    good.update({f"nested/batch_{i:02d}.jpg": noise_jpeg(10 + i) for i in range(10)})
     bad = {
         "truncated.jpg": (truncated_jpeg(), "corrupt or truncated image data"),
         "empty.jpg": (b"", "empty file (0 bytes)"),
@@ -115,10 +93,6 @@ def image_folder(tmp_path_factory) -> tuple[Path, dict[str, str | None]]:
     return root, expected
 
 
-def _read_csv(path: Path) -> pd.DataFrame:
-    return pd.read_csv(path, keep_default_na=False, dtype=str, encoding="utf-8")
-
-
 @pytest.fixture(scope="module")
 def local_run(bundle, image_folder, tmp_path_factory):
     """The job on the default local runner: 2 SDK worker processes."""
@@ -132,7 +106,7 @@ def local_run(bundle, image_folder, tmp_path_factory):
 def test_one_row_per_file_with_the_right_errors(local_run, image_folder):
     summary, output = local_run
     _, expected = image_folder
-    frame = _read_csv(output)
+    frame = read_csv(output)
     assert tuple(frame.columns) == CSV_COLUMNS
     assert sorted(frame["path"]) == sorted(expected)  # odd names survive the round trip
     assert list(frame["path"]) == sorted(frame["path"])
@@ -157,7 +131,7 @@ def test_labels_and_scores_equal_predict_files(local_run, image_folder, bundle):
     _, output = local_run
     _, expected = image_folder
     reference = {p.path: p for p in predict_files(load_bundle(bundle), sorted(expected))}
-    for row in _read_csv(output).itertuples():
+    for row in read_csv(output).itertuples():
         want = reference[row.path]
         assert row.error == want.error
         if not want.error:
@@ -199,7 +173,7 @@ def test_shards_min_score_and_error_fraction_via_cli(bundle, image_folder, tmp_p
     assert f"classify: {len(expected)} image files matched" in captured.out
     shards = [output.parent / f"labels-{i:05d}-of-00003.csv" for i in range(3)]
     assert sorted(output.parent.iterdir()) == shards  # written before failing, no temp left
-    frames = [_read_csv(shard) for shard in shards]
+    frames = [read_csv(shard) for shard in shards]
     for frame in frames:
         assert tuple(frame.columns) == CSV_COLUMNS
         assert list(frame["path"]) == sorted(frame["path"])
@@ -231,7 +205,8 @@ def test_count_check_fails_the_job_when_rows_are_missing(
     monkeypatch.setattr(job, "FormatRows", lambda: _DropOneRow(victim))
     output = tmp_path / "results.csv"
     config = job.JobConfig(input=str(root), model=str(bundle), output=str(output))
-    with pytest.raises(job.ClassifyJobError, match="but 30 rows were written: 1 rows missing"):
+    missing = f"{len(expected)} image files matched but {len(expected) - 1} rows were written"
+    with pytest.raises(job.ClassifyJobError, match=f"{missing}: 1 rows missing"):
         job.run_job(config, IN_PROCESS)
     assert list(tmp_path.iterdir()) == []  # no CSV, no temporary folder
 
@@ -259,11 +234,19 @@ def test_runner_choice(monkeypatch):
     from apache_beam.runners.portability.fn_api_runner import FnApiRunner
 
     monkeypatch.setenv("PYTHONPATH", "")
-    options, runner = job.pipeline_options([])
-    direct = options.view_as(DirectOptions)
-    assert isinstance(runner, FnApiRunner)  # never DirectRunner, which tries Prism first
-    assert direct.direct_running_mode == "multi_processing"
-    assert direct.direct_num_workers == os.cpu_count()
+    for cores in (4, 1):  # the rule, not this machine: one worker process per core
+        monkeypatch.setattr(job, "local_cores", lambda cores=cores: cores)
+        monkeypatch.delenv("TF_NUM_INTRAOP_THREADS", raising=False)
+        options, runner = job.pipeline_options([])
+        direct = options.view_as(DirectOptions)
+        assert isinstance(runner, FnApiRunner)  # never DirectRunner, which tries Prism first
+        assert direct.direct_running_mode == "multi_processing"
+        assert direct.direct_num_workers == cores
+        assert os.environ["TF_NUM_INTRAOP_THREADS"] == "1"  # cores // workers
+    monkeypatch.setattr(job, "local_cores", lambda: 4)
+    monkeypatch.delenv("TF_NUM_INTRAOP_THREADS", raising=False)
+    options, runner = job.pipeline_options(["--direct_num_workers", "2"])
+    assert os.environ["TF_NUM_INTRAOP_THREADS"] == "2"  # 4 cores shared by 2 workers
     options, runner = job.pipeline_options(["--direct_num_workers", "3"])
     assert options.view_as(DirectOptions).direct_num_workers == 3
     options, runner = job.pipeline_options(["--runner", "DaskRunner", "--dask_npartitions", "4"])
@@ -283,8 +266,8 @@ def test_dask_runner_on_a_local_cluster(bundle, image_folder, local_run, tmp_pat
         args = ["--runner", "DaskRunner", "--dask_client_address", cluster.scheduler_address]
         summary = job.run_job(config, args)
     assert summary.matched == summary.written == len(expected)
-    dask_rows = _read_csv(output)
-    local_rows = _read_csv(local_run[1])
+    dask_rows = read_csv(output)
+    local_rows = read_csv(local_run[1])
     assert list(dask_rows["path"]) == list(local_rows["path"])
     assert list(dask_rows["label"]) == list(local_rows["label"])
     assert list(dask_rows["error"]) == list(local_rows["error"])
@@ -300,6 +283,6 @@ def test_module_command_line_with_worker_processes(bundle, image_folder, tmp_pat
     ]  # fmt: skip
     done = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
-    rows = _read_csv(output)
+    rows = read_csv(output)
     assert sorted(rows.path) == sorted(expected)
     assert f"classify: {len(expected)} image files matched" in done.stdout + done.stderr

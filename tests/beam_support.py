@@ -1,0 +1,35 @@
+"""Shared pieces of the Beam job tests: a tiny model bundle, CSV reading, runner flags.
+
+Not a test module itself: `test_beam_job` and `test_beam_*` import it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import keras
+import pandas as pd
+
+from logo_batch.bundle import BundleMetadata, save_bundle
+from logo_batch.layers import ScalePixels
+
+IMAGE_SIZE = 24
+CLASSES = ["adidas", "apple", "cocacola"]
+# The in-process runner: no worker processes, fast to start.
+IN_PROCESS = ["--direct_running_mode", "in_memory", "--direct_num_workers", "1"]
+
+
+def make_bundle(path: Path) -> Path:
+    """A tiny 3-class bundle (a conv layer and a dense head) at ``path``."""
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((IMAGE_SIZE, IMAGE_SIZE, 3), dtype="float32")
+    x = ScalePixels("tf")(inputs)
+    x = keras.layers.Conv2D(4, 3, activation="relu")(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    outputs = keras.layers.Dense(len(CLASSES), activation="softmax")(x)
+    metadata = BundleMetadata(class_names=CLASSES, image_size=IMAGE_SIZE, backbone="tiny")
+    return save_bundle(keras.Model(inputs, outputs), metadata, path, export_serving=False)
+
+
+def read_csv(path: Path) -> pd.DataFrame:
+    return pd.read_csv(path, keep_default_na=False, dtype=str, encoding="utf-8")
