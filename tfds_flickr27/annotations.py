@@ -50,6 +50,8 @@ class TrainingAnnotations:
     zero_area: list[Box]
     labels: dict[str, list[str]]  # filename -> its classes, in CLASS_NAMES order
     rows: int  # lines read, before deduplication
+    # each distinct box (zero-area ones too) -> the line number it first appears on
+    line: dict[Box, int] = dataclasses.field(default_factory=dict)
 
 
 def _lines(text: str | bytes) -> Iterable[tuple[int, str]]:
@@ -66,7 +68,7 @@ def _fail(source: str, number: int, line: str, problem: str) -> AnnotationError:
 
 def parse_training(text: str | bytes, source: str = "training annotation") -> TrainingAnnotations:
     """Parses the training annotation file; raises :class:`AnnotationError` on a bad line."""
-    seen: dict[Box, None] = {}
+    seen: dict[Box, int] = {}
     rows = 0
     for number, line in _lines(text):
         rows += 1
@@ -85,7 +87,7 @@ def parse_training(text: str | bytes, source: str = "training annotation") -> Tr
             raise _fail(source, number, line, "subset and box must be integers") from None
         if min(x1, y1) < 0 or x2 < x1 or y2 < y1:
             raise _fail(source, number, line, "box is not x1 <= x2, y1 <= y2, all >= 0")
-        seen.setdefault(Box(filename, label, x1, y1, x2, y2), None)
+        seen.setdefault(Box(filename, label, x1, y1, x2, y2), number)
     if not seen:
         raise AnnotationError(f"{source}: no annotation rows")
     labels: dict[str, set[str]] = {}
@@ -96,6 +98,7 @@ def parse_training(text: str | bytes, source: str = "training annotation") -> Tr
         zero_area=[box for box in seen if box.area == 0],
         labels={f: sorted(ls, key=CLASS_NAMES.index) for f, ls in labels.items()},
         rows=rows,
+        line=seen,
     )
 
 

@@ -1,22 +1,30 @@
 """Streaming reads of the FlickrLogos-27 archive (outer tar.gz holding an images tar.gz).
 
 Nothing is extracted to disk. The annotation files come after the images in the stream,
-so :func:`scan` reads the whole archive once (annotations, image sha256 and sizes) and
-:func:`iter_images` streams it again for the images a split needs.
+so :func:`scan` reads the whole archive once (annotations, image sha256, sizes, and a full
+decode of every image) and :func:`iter_images` streams it again for the images a split
+needs. :func:`check` then applies the builder's policy to what the scan found: images
+that do not decode and boxes outside their image are skipped by name, counted, and fail
+the build when they are more than a small fraction.
+
+Every read error (a cut or corrupt gzip or tar stream, at either level) is raised as
+:class:`ArchiveError` naming the archive and the member being read.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import gzip
 import hashlib
 import io
 import logging
 import os
 import posixpath
 import tarfile
+import zlib
 from collections.abc import Collection, Iterator
 
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
 from tfds_flickr27 import annotations as ann
 
@@ -24,12 +32,30 @@ ROOT = "flickr_logos_27_dataset"
 IMAGES_ARCHIVE = f"{ROOT}_images.tar.gz"
 TRAINING_FILE = f"{ROOT}_training_set_annotation.txt"
 QUERY_FILE = f"{ROOT}_query_set_annotation.txt"
+# Default bound on what :func:`check` skips: at most 1% of the annotated images, and at
+# most 1% of the distinct boxes; more means a damaged archive, not a few bad photos.
+MAX_SKIPPED_FRACTION = 0.01
 
 log = logging.getLogger(__name__)
 
+# What a cut or corrupt gzip/tar stream raises (EOFError, BadGzipFile is an OSError).
+_READ_ERRORS = (tarfile.TarError, EOFError, OSError, zlib.error)
+
 
 class ArchiveError(ValueError):
-    """The archive is missing a member or an image; the message names archive and member."""
+    """The archive is damaged or incomplete; the message names archive and member."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Unusable:
+    """An image that does not decode: where it is and why."""
+
+    archive: str
+    member: str  # its name inside the images tar.gz
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.archive}: {IMAGES_ARCHIVE}: {self.member}: {self.reason}"
 
 
 @dataclasses.dataclass
@@ -39,7 +65,26 @@ class ArchiveIndex:
     training: ann.TrainingAnnotations
     query: dict[str, str]  # filename -> class or "none"
     sha256: dict[str, str]  # image filename -> hex digest of its bytes
-    size: dict[str, tuple[int, int]]  # image filename -> (width, height), no EXIF rotation
+    size: dict[str, tuple[int, int]]  # decodable image -> (width, height), no EXIF rotation
+    unusable: dict[str, Unusable] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass
+class CheckReport:
+    """What :func:`check` left out or changed, keyed by member or ``file:line``."""
+
+    skipped_images: dict[str, str]  # member of the images tar.gz -> reason
+    rejected_boxes: dict[str, str]  # "<annotation file>:<line>" -> box and reason
+    clipped_boxes: dict[str, str]  # "<annotation file>:<line>" -> box before and after
+    zero_area_boxes: dict[str, str]  # "<annotation file>:<line>" -> box
+
+    def as_metadata(self) -> dict:
+        """JSON-ready summary for the dataset's ``info.metadata``."""
+        result: dict = {}
+        for key, value in dataclasses.asdict(self).items():
+            result[f"num_{key}"] = len(value)
+            result[key] = value
+        return result
 
 
 def _open(path: str | os.PathLike) -> io.BufferedReader:
@@ -48,32 +93,129 @@ def _open(path: str | os.PathLike) -> io.BufferedReader:
     return epath.Path(path).open("rb")
 
 
-def _iter_inner(archive: str, outer: tarfile.TarFile, member: tarfile.TarInfo):
-    """Yields ``(basename, bytes)`` of every JPEG inside the images tar.gz member."""
-    fileobj = outer.extractfile(member)
-    with tarfile.open(fileobj=fileobj, mode="r|gz") as inner:
-        for image in inner:
-            if image.isfile() and image.name.lower().endswith(".jpg"):
-                data = inner.extractfile(image).read()
-                yield posixpath.basename(image.name), data
+class _TarStream:
+    """A streamed tar.gz whose read errors name ``where`` and the current member.
+
+    The gzip layer is Python's :class:`gzip.GzipFile`, which checks the end-of-stream
+    marker, CRC and length; :meth:`finish` reads to that end, so an archive cut anywhere,
+    even between two members or inside the gzip trailer, fails instead of looking shorter.
+    """
+
+    def __init__(self, fileobj, where: str):
+        self.where = where
+        self.last: str | None = None
+        self.gzip = gzip.GzipFile(fileobj=fileobj, mode="rb")
+        try:
+            self.tar = tarfile.open(fileobj=self.gzip, mode="r|")
+        except _READ_ERRORS as error:
+            raise self._error(error, "at its first member") from error
+
+    def _error(self, error: BaseException, position: str) -> ArchiveError:
+        return ArchiveError(
+            f"{self.where}: cut short or corrupt {position} ({type(error).__name__}: {error})"
+        )
+
+    def _after(self) -> str:
+        return f"after member {self.last}" if self.last else "at its first member"
+
+    def __iter__(self) -> Iterator[tarfile.TarInfo]:
+        members = iter(self.tar)
+        while True:
+            try:
+                member = next(members)
+            except StopIteration:
+                return
+            except _READ_ERRORS as error:
+                raise self._error(error, self._after()) from error
+            self.last = member.name
+            yield member
+
+    def read(self, member: tarfile.TarInfo) -> bytes:
+        try:
+            data = self.tar.extractfile(member).read()
+        except _READ_ERRORS as error:
+            raise self._error(error, f"in member {member.name}") from error
+        if len(data) != member.size:
+            raise ArchiveError(
+                f"{self.where}: cut short in member {member.name} "
+                f"({len(data)} of {member.size} bytes)"
+            )
+        return data
+
+    def finish(self) -> None:
+        """Reads to the end of the gzip stream (checks its trailer)."""
+        try:
+            while self.gzip.read(1 << 20):
+                pass
+        except _READ_ERRORS as error:
+            raise self._error(error, f"{self._after()}, at the end of the stream") from error
+
+
+def _iter_inner(archive: str, outer: _TarStream, member: tarfile.TarInfo):
+    """Yields ``(basename, member name, bytes)`` of every JPEG in the images tar.gz member."""
+    inner = _TarStream(outer.tar.extractfile(member), f"{archive}: member {member.name}")
+    for image in inner:
+        if image.isfile() and image.name.lower().endswith(".jpg"):
+            yield posixpath.basename(image.name), image.name, inner.read(image)
+    inner.finish()
+
+
+def check_image(data: bytes) -> tuple[int, int]:
+    """``(width, height)`` of a JPEG that decodes fully; raises ``ValueError`` with why not.
+
+    Decoded twice: by Pillow (what the ``crops`` config crops with) and by TensorFlow's
+    JPEG decoder (what TFDS and the trainer read the ``images`` config with). Either
+    failing, or the two disagreeing on the size, makes the image unusable.
+    """
+    import tensorflow as tf
+
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            if image.format != "JPEG":
+                raise ValueError(f"not a JPEG but {image.format}")
+            image.load()  # raises on truncated data (Image.LOAD_TRUNCATED_IMAGES is off)
+            size = image.size
+    except UnidentifiedImageError:
+        raise ValueError("cannot identify image data (not a JPEG)") from None
+    except (OSError, SyntaxError, EOFError, Image.DecompressionBombError) as error:
+        raise ValueError(f"Pillow cannot decode it: {error}") from None
+    try:
+        pixels = tf.io.decode_jpeg(data, channels=3, dct_method="INTEGER_ACCURATE")
+    except tf.errors.OpError as error:
+        raise ValueError(f"TensorFlow cannot decode it: {error.message.strip()}") from None
+    if tuple(pixels.shape[:2]) != (size[1], size[0]):
+        raise ValueError(f"decoders disagree on the size: {size} vs {pixels.shape}")
+    return size
 
 
 def scan(path: str | os.PathLike) -> ArchiveIndex:
-    """Reads annotations, image hashes and sizes; raises :class:`ArchiveError` if incomplete."""
+    """Reads annotations, image hashes and sizes, and decodes every image once.
+
+    Raises :class:`ArchiveError` if the archive is cut or corrupt, or lacks a member or an
+    annotated image. Images that do not decode are listed in ``unusable``, not raised.
+    """
     archive = os.fspath(path)
     texts: dict[str, bytes] = {}
     sha256: dict[str, str] = {}
     size: dict[str, tuple[int, int]] = {}
-    with _open(archive) as raw, tarfile.open(fileobj=raw, mode="r|gz") as outer:
+    unusable: dict[str, Unusable] = {}
+    with _open(archive) as raw:
+        outer = _TarStream(raw, archive)
         for member in outer:
             name = posixpath.basename(member.name)
             if name == IMAGES_ARCHIVE:
-                for filename, data in _iter_inner(archive, outer, member):
+                for filename, member_name, data in _iter_inner(archive, outer, member):
+                    if filename in sha256:  # iter_images also yields the first copy only
+                        log.warning("%s: %s: repeated file name, ignored", archive, member_name)
+                        continue
                     sha256[filename] = hashlib.sha256(data).hexdigest()
-                    with Image.open(io.BytesIO(data)) as image:
-                        size[filename] = image.size
+                    try:
+                        size[filename] = check_image(data)
+                    except ValueError as error:
+                        unusable[filename] = Unusable(archive, member_name, str(error))
             elif name in (TRAINING_FILE, QUERY_FILE):
-                texts[name] = outer.extractfile(member).read()
+                texts[name] = outer.read(member)
+        outer.finish()
     for needed in (IMAGES_ARCHIVE, TRAINING_FILE, QUERY_FILE):
         if needed not in texts and not (needed == IMAGES_ARCHIVE and sha256):
             raise ArchiveError(f"{archive}: member {ROOT}/{needed} not found (or empty)")
@@ -85,7 +227,95 @@ def scan(path: str | os.PathLike) -> ArchiveIndex:
             f"{archive}: {len(missing)} annotated images are not in {IMAGES_ARCHIVE}, "
             f"e.g. {missing[:5]}"
         )
-    return ArchiveIndex(training=training, query=query, sha256=sha256, size=size)
+    return ArchiveIndex(training, query, sha256, size, unusable)
+
+
+def _box_text(box: ann.Box) -> str:
+    return f"{box.filename} {box.label} {box.x1} {box.y1} {box.x2} {box.y2}"
+
+
+def check(
+    index: ArchiveIndex,
+    archive: str | os.PathLike,
+    max_skipped_fraction: float = MAX_SKIPPED_FRACTION,
+) -> tuple[ArchiveIndex, CheckReport]:
+    """The index the splits are made from, and what was left out of it.
+
+    * Annotated images that do not decode are left out (training and query), with all
+      their boxes.
+    * Boxes are checked against their image: a box overhanging the image is clipped to
+      it; a box with no pixel inside the image is rejected (``file:line`` logged).
+    * Raises :class:`ArchiveError` (naming every image or line) when more than
+      ``max_skipped_fraction`` of the annotated images, or of the boxes, are left out.
+    """
+    archive = os.fspath(archive)
+    training = index.training
+    annotated = set(training.labels) | set(index.query)
+    bad = sorted(annotated & set(index.unusable))
+    if len(bad) > max_skipped_fraction * len(annotated):
+        raise ArchiveError(
+            f"{archive}: {len(bad)} of {len(annotated)} annotated images do not decode, "
+            f"more than {max_skipped_fraction:.1%}; is the archive damaged?\n"
+            + "\n".join(str(index.unusable[name]) for name in bad)
+        )
+    skipped = {index.unusable[name].member: index.unusable[name].reason for name in bad}
+    for name in bad:
+        log.warning("flickr_logos27: skipped, does not decode: %s", index.unusable[name])
+
+    def where(box: ann.Box) -> str:
+        return f"{TRAINING_FILE}:{training.line.get(box, '?')}"
+
+    kept: dict[ann.Box, int] = {}
+    rejected: dict[str, str] = {}
+    clipped: dict[str, str] = {}
+    for box in training.boxes:
+        if box.filename in index.unusable:
+            continue
+        width, height = index.size[box.filename]
+        if box.x1 >= width or box.y1 >= height:
+            rejected[where(box)] = f"{_box_text(box)}: no pixel inside the {width}x{height} image"
+            continue
+        fitted = dataclasses.replace(box, x2=min(box.x2, width), y2=min(box.y2, height))
+        if fitted != box:
+            clipped[where(box)] = (
+                f"{_box_text(box)} clipped to the {width}x{height} image: {_box_text(fitted)}"
+            )
+        kept.setdefault(fitted, training.line.get(box, 0))
+    boxes = [b for b in training.boxes if b.filename not in index.unusable]
+    if len(rejected) > max_skipped_fraction * max(len(boxes), 1):
+        raise ArchiveError(
+            f"{archive}: {len(rejected)} of {len(boxes)} boxes lie outside their image, "
+            f"more than {max_skipped_fraction:.1%}; wrong annotation file?\n"
+            + "\n".join(f"{k}: {v}" for k, v in rejected.items())
+        )
+    for key, text in rejected.items():
+        log.warning("flickr_logos27: %s: %s: rejected box: %s", archive, key, text)
+    for key, text in clipped.items():
+        log.warning("flickr_logos27: %s: %s: %s", archive, key, text)
+    zero_area = {}
+    for box in training.zero_area:
+        zero_area[where(box)] = _box_text(box)
+        log.warning("flickr_logos27: %s: %s: dropped zero-area box %s", archive, where(box), box)
+
+    cleaned = ann.TrainingAnnotations(
+        boxes=list(kept),
+        zero_area=[b for b in training.zero_area if b.filename not in index.unusable],
+        labels={f: ls for f, ls in training.labels.items() if f not in index.unusable},
+        rows=training.rows,
+        line={**training.line, **kept},
+    )
+    result = dataclasses.replace(
+        index,
+        training=cleaned,
+        query={f: lab for f, lab in index.query.items() if f not in index.unusable},
+    )
+    report = CheckReport(
+        skipped_images=skipped,
+        rejected_boxes=rejected,
+        clipped_boxes=clipped,
+        zero_area_boxes=zero_area,
+    )
+    return result, report
 
 
 def iter_images(path: str | os.PathLike, wanted: Collection[str]) -> Iterator[tuple[str, bytes]]:
@@ -93,11 +323,12 @@ def iter_images(path: str | os.PathLike, wanted: Collection[str]) -> Iterator[tu
     archive = os.fspath(path)
     wanted = set(wanted)
     found: set[str] = set()
-    with _open(archive) as raw, tarfile.open(fileobj=raw, mode="r|gz") as outer:
+    with _open(archive) as raw:
+        outer = _TarStream(raw, archive)
         for member in outer:
             if posixpath.basename(member.name) == IMAGES_ARCHIVE:
-                for filename, data in _iter_inner(archive, outer, member):
-                    if filename in wanted:
+                for filename, _, data in _iter_inner(archive, outer, member):
+                    if filename in wanted and filename not in found:
                         found.add(filename)
                         yield filename, data
                 break  # the annotation files after the images are not needed here

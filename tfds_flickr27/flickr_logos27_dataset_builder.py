@@ -28,18 +28,27 @@ class Flickr27Config(tfds.core.BuilderConfig):
     ``margin``: fraction of the (squared) box side added on each side of a crop.
     ``square``: make the crop window square around the box centre before the margin, so
     resizing to a square model input does not distort the logo.
+    ``max_skipped_fraction``: images that do not decode and boxes outside their image are
+    skipped (logged by name, listed in ``info.metadata``); more than this fraction of the
+    annotated images, or of the boxes, fails the build instead.
     """
 
     kind: str = "images"
     margin: float = 0.15
     square: bool = True
+    max_skipped_fraction: float = archive_lib.MAX_SKIPPED_FRACTION
 
 
 class Builder(tfds.core.GeneratorBasedBuilder):
     """FlickrLogos-27: 27 logo classes, whole images or logo crops."""
 
-    VERSION = tfds.core.Version("1.0.0")
-    RELEASE_NOTES = {"1.0.0": "Initial release: `images` and `crops` configs."}
+    VERSION = tfds.core.Version("1.1.0")
+    RELEASE_NOTES = {
+        "1.0.0": "Initial release: `images` and `crops` configs.",
+        "1.1.0": "Every image is decoded at build time; images that do not decode are "
+        "skipped, boxes are clipped to their image or rejected when wholly outside; what "
+        "was skipped is listed in `info.metadata`. Same examples for the original archive.",
+    }
     MANUAL_DOWNLOAD_INSTRUCTIONS = f"""
     Optional. Where {URL} cannot be downloaded, put the archive `{ARCHIVE_NAME}`
     (unchanged, not extracted) in the manual directory: pass `--manual_dir DIR`
@@ -87,6 +96,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
             features=tfds.features.FeaturesDict(features),
             supervised_keys=("image", "label"),
             homepage="http://image.ntua.gr/iva/datasets/flickr_logos/",
+            metadata=tfds.core.MetadataDict(),
         )
 
     def _archive_path(self, dl_manager: tfds.download.DownloadManager) -> os.PathLike:
@@ -109,9 +119,11 @@ class Builder(tfds.core.GeneratorBasedBuilder):
 
     def _split_generators(self, dl_manager: tfds.download.DownloadManager):
         path = self._archive_path(dl_manager)
-        index = archive_lib.scan(path)
-        for box in index.training.zero_area:
-            log.warning("flickr_logos27: dropped zero-area box %s", box)
+        index, report = archive_lib.check(
+            archive_lib.scan(path), path, self.builder_config.max_skipped_fraction
+        )
+        # Saved as metadata.json next to dataset_info.json: builder.info.metadata.
+        self.info.metadata.update(report.as_metadata())
         if self.builder_config.kind == "images":
             plan = splits_lib.plan(index, [("validation", 0.2)], leak_split=splits_lib.EXCLUDED)
             left_out = sorted(f for f, s in plan.items() if s == splits_lib.EXCLUDED)
@@ -179,8 +191,13 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         config = self.builder_config
         boxes = _boxes_by_file(index)
         for filename, data in archive_lib.iter_images(path, files):
-            with Image.open(io.BytesIO(data)) as source:
-                image = source.convert("RGB")
+            try:
+                with Image.open(io.BytesIO(data)) as source:
+                    image = source.convert("RGB")
+            except (OSError, SyntaxError, ValueError) as error:  # checked by scan already
+                raise archive_lib.ArchiveError(
+                    f"{os.fspath(path)}: {archive_lib.IMAGES_ARCHIVE}: {filename}: {error}"
+                ) from error
             for box in boxes.get(filename, []):
                 window = crop_window(box, image.size, config.margin, config.square)
                 buffer = io.BytesIO()
