@@ -14,9 +14,13 @@ REAL_ARCHIVE = (
 SYNTHETIC_IMAGES_PER_CLASS = 8
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def real_archive() -> Path:
-    """The real FlickrLogos-27 archive; skips the test when it is not there."""
+    """The real FlickrLogos-27 archive; skips the test when it is not there.
+
+    Tests get the path from this fixture (never ``from conftest import ...``: pytest
+    imports conftest files itself, and a second import makes a second module).
+    """
     if not REAL_ARCHIVE.is_file():
         pytest.skip(f"real FlickrLogos-27 archive not found at {REAL_ARCHIVE}")
     return REAL_ARCHIVE

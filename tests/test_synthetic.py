@@ -33,11 +33,25 @@ def _members(archive: Path) -> dict[str, bytes]:
     return files
 
 
-def test_class_names_match_the_tfds_package():
+def test_annotations_parse_with_the_tfds_package(tmp_path: Path):
+    """What the generator writes is read back by the builder's parsers, every class in it."""
     from tfds_flickr27 import annotations
 
-    assert synthetic.CLASS_NAMES == annotations.CLASS_NAMES
-    assert len({synthetic.class_style(name) for name in synthetic.CLASS_NAMES}) == 27
+    archive = synthetic.write_synthetic_archive(
+        tmp_path / "a.tar.gz", images_per_class=3, query_per_class=1, image_size=48
+    )
+    files = _members(archive)
+    training = annotations.parse_training(files[f"{ROOT}/{ROOT}_training_set_annotation.txt"])
+    query = annotations.parse_query(files[f"{ROOT}/{ROOT}_query_set_annotation.txt"])
+    boxed = {box.label for box in training.boxes + training.zero_area}
+    assert sorted(boxed) == sorted(annotations.CLASS_NAMES)
+    assert set(query.values()) == set(annotations.LABEL_NAMES)
+    images = Counter(label for labels in training.labels.values() for label in labels)
+    # 3 images per class; Cocacola also on a Pepsi image, Adidas has a byte-identical copy.
+    assert images == {**dict.fromkeys(annotations.CLASS_NAMES, 3), "Cocacola": 4, "Adidas": 4}
+    assert set(training.labels) | set(query) <= set(files)
+    # Each class is drawn differently.
+    assert len({synthetic.class_style(name) for name in annotations.CLASS_NAMES}) == 27
 
 
 def test_layout_and_quirks(synthetic_archive: Path):
