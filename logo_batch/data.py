@@ -9,6 +9,7 @@ whole batches and prefetched.
 from __future__ import annotations
 
 import glob
+import math
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -81,11 +82,14 @@ def load_split(
     dataset: str = DATASET_NAME,
     shuffle_files: bool = False,
 ) -> SplitInfo:
-    """Reads one TFDS split as ``(jpeg_bytes, label)`` records, images left encoded."""
+    """Reads one TFDS split as ``(jpeg_bytes, label)`` records, images left encoded.
+
+    ``split`` may use TFDS slicing (``train[:100]``, ``validation[:50%]``).
+    """
     import tensorflow_datasets as tfds
 
     builder = _builder(dataset, config, data_dir)
-    if split not in builder.info.splits:
+    if split.split("[", 1)[0] not in builder.info.splits:
         raise ValueError(
             f"{builder.data_dir}: split {split!r} not in {dataset}/{config} "
             f"(has {sorted(builder.info.splits)})"
@@ -145,6 +149,26 @@ def split_labels(records: tf.data.Dataset) -> np.ndarray:
     return np.fromiter(labels.as_numpy_iterator(), dtype=np.int64)
 
 
+def pad_with_zero_weights(
+    ds: tf.data.Dataset, num_examples: int, batch_size: int
+) -> tf.data.Dataset:
+    """``(x, y)`` elements to ``(x, y, weight)`` padded to whole batches of ``batch_size``.
+
+    The padding examples (zeros) have weight 0; the real ones all have weight
+    ``padded / num_examples``. Batched with ``drop_remainder``, every batch is full, so
+    no replica of a distribution strategy ever gets an empty or short batch, and
+    Keras's weighted metrics (accuracy, top-5) and its loss (summed over the batch,
+    averaged over batches by batch size) stay exact over the real examples.
+    """
+    if num_examples < 1:
+        raise ValueError("cannot pad an empty split")
+    padded = math.ceil(num_examples / batch_size) * batch_size
+    weight = tf.constant(padded / num_examples, tf.float32)
+    zeros = tf.nest.map_structure(lambda spec: tf.zeros(spec.shape, spec.dtype), ds.element_spec)
+    padding = tf.data.Dataset.from_tensors((*zeros, tf.constant(0.0))).repeat(padded - num_examples)
+    return ds.map(lambda x, y: (x, y, weight)).concatenate(padding)
+
+
 def make_dataset(
     records: tf.data.Dataset,
     *,
@@ -160,6 +184,8 @@ def make_dataset(
     one_hot: bool = False,
     sample_weights: np.ndarray | None = None,
     drop_remainder: bool = False,
+    repeat: bool = False,
+    pad_to_batches: int | None = None,
 ) -> tf.data.Dataset:
     """Batches of ``(images float32 [B, S, S, 3] in [0, 255], labels[, weights])``.
 
@@ -167,9 +193,17 @@ def make_dataset(
     the order is shuffled and need not be deterministic; ``augment`` is applied to
     whole batches after the cache. ``one_hot`` gives ``float32 [B, num_classes]``
     labels (for label smoothing); ``sample_weights`` (per class) adds a third element.
+
+    For training under a distribution strategy, ``repeat`` repeats the examples
+    before batching with ``drop_remainder`` (every batch full: fixed shapes, no
+    replica without data). For evaluation, ``pad_to_batches=N`` (the number of
+    examples kept) pads the last batch with zero-weight examples instead (see
+    :func:`pad_with_zero_weights`): every batch full, metrics exact.
     """
     if one_hot and num_classes is None:
         raise ValueError("one_hot labels need num_classes")
+    if pad_to_batches is not None and (sample_weights is not None or training):
+        raise ValueError("pad_to_batches is for evaluation data without sample_weights")
     ds = records
     if num_classes is not None:
         ds = ds.filter(lambda _, label: label < num_classes)
@@ -181,15 +215,21 @@ def make_dataset(
     ds = apply_cache(ds, cache, f"{cache_name}_{image_size}px")
     if training:
         ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+    if repeat:
+        ds = ds.repeat()
+        drop_remainder = True
+    if pad_to_batches is not None:
+        ds = pad_with_zero_weights(ds, pad_to_batches, batch_size)
+        drop_remainder = True
     ds = ds.batch(batch_size, drop_remainder=drop_remainder, num_parallel_calls=AUTOTUNE)
     if augment is not None:
         ds = ds.map(
-            lambda images, labels: (augment(images), labels),
+            lambda images, labels, *rest: (augment(images), labels, *rest),
             num_parallel_calls=AUTOTUNE,
             deterministic=not training,
         )
     if one_hot:
-        ds = ds.map(lambda images, labels: (images, tf.one_hot(labels, num_classes)))
+        ds = ds.map(lambda images, labels, *rest: (images, tf.one_hot(labels, num_classes), *rest))
     if sample_weights is not None:
         table = tf.constant(np.asarray(sample_weights, dtype=np.float32))
         ds = ds.map(

@@ -9,6 +9,7 @@ else default).
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from dataclasses import dataclass
@@ -90,13 +91,25 @@ def make_strategy(name: str = "auto") -> tf.distribute.Strategy:
             name = "mirrored"
         else:
             name = "default"
-    if name == "multi_worker":
-        if not os.environ.get("TF_CONFIG"):
-            raise ValueError("strategy multi_worker needs the TF_CONFIG environment variable")
-        return tf.distribute.MultiWorkerMirroredStrategy()
-    if name == "mirrored":
-        if has_gpu():
-            return tf.distribute.MirroredStrategy()
-        cpus = [device.name for device in tf.config.list_logical_devices("CPU")]
-        return tf.distribute.MirroredStrategy(devices=cpus)
+    if name == "multi_worker" and not os.environ.get("TF_CONFIG"):
+        raise ValueError("strategy multi_worker needs the TF_CONFIG environment variable")
+    if name in ("multi_worker", "mirrored"):
+        return _shared_strategy(name)
     return tf.distribute.get_strategy()
+
+
+@functools.cache
+def _shared_strategy(name: str) -> tf.distribute.Strategy:
+    """One strategy object per kind and process.
+
+    Every strategy numbers its collective operations from the same start, so a
+    second ``MirroredStrategy`` in the same process (a second ``train()`` call) would
+    join the first one's collectives with mismatched shapes; and TensorFlow allows one
+    ``MultiWorkerMirroredStrategy`` per process.
+    """
+    if name == "multi_worker":
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    if has_gpu():
+        return tf.distribute.MirroredStrategy()
+    cpus = [device.name for device in tf.config.list_logical_devices("CPU")]
+    return tf.distribute.MirroredStrategy(devices=cpus)

@@ -36,7 +36,7 @@ import tensorflow as tf
 from logo_batch import data as data_lib
 from logo_batch import distribute, evaluate, models
 from logo_batch.augment import AugmentConfig, make_augment_fn
-from logo_batch.bundle import BundleMetadata, save_bundle
+from logo_batch.bundle import METADATA_FILE, BundleMetadata, save_bundle
 
 STATE_FILE = "state.json"
 HISTORY_FILE = "history.csv"
@@ -91,7 +91,7 @@ class TrainConfig:
         features = head_phase_on_features(self)
         return dataclasses.replace(
             self,
-            image_size=self.image_size or (128 if seed_head else 224),
+            image_size=(128 if seed_head else 224) if self.image_size is None else self.image_size,
             epochs=(30 if features else 10) if self.epochs is None else self.epochs,
             fine_tune_epochs=(0 if seed_head else 12)
             if self.fine_tune_epochs is None
@@ -101,6 +101,43 @@ class TrainConfig:
             if self.label_smoothing is None
             else self.label_smoothing,
         )
+
+    def validate(self) -> None:
+        """Raises ``ValueError`` naming the option when a value cannot work."""
+        checks = [
+            ("image_size", self.image_size, self.image_size is None or self.image_size >= 32,
+             "at least 32 pixels"),
+            ("epochs", self.epochs, self.epochs is None or self.epochs >= 0, ">= 0"),
+            ("fine_tune_epochs", self.fine_tune_epochs,
+             self.fine_tune_epochs is None or self.fine_tune_epochs >= 0, ">= 0"),
+            ("batch_size", self.batch_size, self.batch_size >= 1, ">= 1"),
+            ("learning_rate", self.learning_rate, self.learning_rate > 0, "> 0"),
+            ("fine_tune_learning_rate", self.fine_tune_learning_rate,
+             self.fine_tune_learning_rate > 0, "> 0"),
+            ("fine_tune_fraction", self.fine_tune_fraction, 0 < self.fine_tune_fraction <= 1,
+             "in (0, 1]"),
+            ("dropout", self.dropout, 0 <= self.dropout < 1, "in [0, 1)"),
+            ("label_smoothing", self.label_smoothing,
+             self.label_smoothing is None or 0 <= self.label_smoothing < 1, "in [0, 1)"),
+            ("blur", self.blur, self.blur >= 0, ">= 0"),
+            ("shuffle_buffer", self.shuffle_buffer, self.shuffle_buffer >= 1, ">= 1"),
+            ("early_stopping_patience", self.early_stopping_patience,
+             self.early_stopping_patience >= 1, ">= 1"),
+            ("rejection_keep", self.rejection_keep, 0 < self.rejection_keep <= 1, "in (0, 1]"),
+            ("steps_per_epoch", self.steps_per_epoch,
+             self.steps_per_epoch is None or self.steps_per_epoch >= 1, ">= 1"),
+        ]  # fmt: skip
+        for name, value, ok, rule in checks:
+            if not ok:
+                raise ValueError(f"--{name.replace('_', '-')} must be {rule}, not {value}")
+        if self.epochs == 0 and self.fine_tune_epochs == 0:
+            raise ValueError("--epochs and --fine-tune-epochs are both 0: nothing to train")
+        weights = os.fspath(self.weights)
+        if weights not in (models.WEIGHTS_IMAGENET, models.WEIGHTS_NONE):
+            if not os.path.isfile(weights):
+                raise ValueError(
+                    f"--weights {weights}: no such file (use imagenet, none, or a weights file)"
+                )
 
 
 def head_phase_on_features(cfg: TrainConfig) -> bool:
@@ -194,7 +231,9 @@ def _compile(model: keras.Model, cfg: TrainConfig, learning_rate, jit: bool) -> 
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate),
         loss=keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing),
-        metrics=[
+        # Weighted: validation's zero-weight padding must not count (and with
+        # --class-weights, training accuracy is class-balanced like the loss).
+        weighted_metrics=[
             keras.metrics.CategoricalAccuracy(name="accuracy"),
             keras.metrics.TopKCategoricalAccuracy(5, name="top5_accuracy"),
         ],
@@ -237,7 +276,19 @@ def _tensorboard(log_dir: Path) -> list:
     return [keras.callbacks.TensorBoard(str(log_dir))]
 
 
-def _datasets(cfg: TrainConfig, task: distribute.TaskInfo, replicas: int):
+@dataclass(frozen=True)
+class TrainingData:
+    """The datasets of a run and how many steps make an epoch of each."""
+
+    splits: dict[str, data_lib.SplitInfo]
+    train: tf.data.Dataset  # repeated, shuffled, augmented full batches
+    validation: tf.data.Dataset  # full batches, zero-weight padding at the end
+    plain_train: tf.data.Dataset | None  # un-augmented, for the head's features
+    steps: int
+    validation_steps: int
+
+
+def _datasets(cfg: TrainConfig, task: distribute.TaskInfo, replicas: int) -> TrainingData:
     splits = {
         name: data_lib.load_split(cfg.data_dir, cfg.config, split, dataset=cfg.dataset)
         for name, split in (
@@ -276,10 +327,14 @@ def _datasets(cfg: TrainConfig, task: distribute.TaskInfo, replicas: int):
         seed=cfg.seed,
         sample_weights=weights,
         cache_name=f"{cfg.config}_{cfg.train_split}",
+        repeat=True,  # then full batches only: every replica gets its share
         **common,
-    ).repeat()
+    )
     val_ds = data_lib.make_dataset(
-        splits["validation"].records, cache_name=f"{cfg.config}_{cfg.validation_split}", **common
+        splits["validation"].records,
+        cache_name=f"{cfg.config}_{cfg.validation_split}",
+        pad_to_batches=counts["validation"].size,  # full batches, exact weighted metrics
+        **common,
     )
     validation_steps = math.ceil(counts["validation"].size / cfg.batch_size)
     if replicas > 1:  # distributed iterators must not run dry: fixed step counts
@@ -290,95 +345,157 @@ def _datasets(cfg: TrainConfig, task: distribute.TaskInfo, replicas: int):
         plain_train_ds = data_lib.make_dataset(
             train_info.records, **{**common, "cache": data_lib.CACHE_NONE}
         )
-    return splits, train_ds, val_ds, plain_train_ds, steps, validation_steps
+    return TrainingData(splits, train_ds, val_ds, plain_train_ds, steps, validation_steps)
 
 
-def _fit_phases(
-    cfg, model, work, train_ds, val_ds, steps, validation_steps, jit, extra, plain_train_ds=None
-):
-    state_path = work / STATE_FILE
-    state = _read_state(state_path)
-    _check_resumable(state, cfg, state_path)
-    state["config"] = {k: getattr(cfg, k) for k in _RESUME_FIELDS}
-    completed: dict[str, int] = state.setdefault("completed", {})
-    _atomic_write(state_path, json.dumps(state, indent=2))
+def _say(cfg: TrainConfig, message: str) -> None:
+    """A progress line for the user (silent with ``verbose=0``)."""
+    if cfg.verbose != 0:
+        print(message, flush=True)
+
+
+def _phases(cfg: TrainConfig) -> list[tuple[str, int, float]]:
+    """``(name, epochs, learning_rate)`` of each phase the recipe runs."""
     phases = [("head", cfg.epochs, cfg.learning_rate)]
     if cfg.fine_tune_epochs:
         phases.append(("fine_tune", cfg.fine_tune_epochs, cfg.fine_tune_learning_rate))
+    return [phase for phase in phases if phase[1] > 0]
+
+
+def _phase_banner(cfg: TrainConfig, index: int, total: int, phase: str, epochs: int) -> str:
+    if phase == "fine_tune":
+        what = f"fine-tune the top {cfg.fine_tune_fraction:.0%} of the {cfg.backbone} base"
+        lr = cfg.fine_tune_learning_rate
+    elif head_phase_on_features(cfg):
+        what = f"head: linear probe on pooled features of the frozen {cfg.backbone} base"
+        lr = cfg.learning_rate
+    else:
+        what = f"head on a frozen {cfg.backbone} base"
+        lr = cfg.learning_rate
+    return f"== phase {index}/{total}: {what} ({epochs} epochs, learning rate {lr:g})"
+
+
+def _fit_phases(cfg, model, work, datasets: TrainingData, jit, extra):
+    """Runs each unfinished phase; returns ``{phase: epochs run}``.
+
+    A phase that finished in an earlier run is skipped, and the model continues from
+    (or, after the last phase, ends with) that phase's final weights, so a rerun never
+    exports or evaluates an untrained model.
+    """
+    state_path = work / STATE_FILE
+    state = _read_state(state_path)
+    completed: dict[str, int] = state.setdefault("completed", {})
+    phases = _phases(cfg)
     offset = 0
-    for phase, epochs, learning_rate in phases:
+    previous_end: Path | None = None
+    for index, (phase, epochs, learning_rate) in enumerate(phases, start=1):
         end_weights = work / "checkpoints" / f"{phase}_end.weights.h5"
         if phase == "fine_tune":
             models.set_fine_tune(model, cfg.fine_tune_fraction)
         if phase in completed and end_weights.is_file():
+            _say(cfg, f"== phase {index}/{len(phases)}: {phase} finished earlier, skipped")
             offset += completed[phase]
+            previous_end = end_weights
             continue
-        if offset:  # continue from the previous phase's best weights
-            model.load_weights(str(work / "checkpoints" / f"{phases[0][0]}_end.weights.h5"))
-        if phase == "head" and plain_train_ds is not None:
-            _fit_head_on_features(
-                cfg, model, work, plain_train_ds, val_ds, validation_steps, jit, extra
-            )
+        if previous_end is not None:  # continue from the previous phase's final weights
+            model.load_weights(str(previous_end))
+        _say(cfg, _phase_banner(cfg, index, len(phases), phase, epochs))
+        if phase == "head" and datasets.plain_train is not None:
+            _fit_head_on_features(cfg, model, work, datasets, jit, extra)
             model.save_weights(str(work / BEST_WEIGHTS))
-            model.save_weights(str(end_weights))
-            completed[phase] = _finished_epochs(work, phase)
-            offset += completed[phase]
-            _atomic_write(state_path, json.dumps(state, indent=2))
-            continue
-        _compile(model, cfg, _schedule(cfg, learning_rate, steps * epochs), jit)
-        # Keras keeps the epoch BackupAndRestore restored in a previous fit() and would
-        # start this phase there (Keras 3.15 never resets it): clear it.
-        model._initial_epoch = None
-        model.fit(
-            train_ds,
-            validation_data=val_ds,
-            initial_epoch=offset,
-            epochs=offset + epochs,
-            steps_per_epoch=steps,
-            validation_steps=validation_steps,
-            shuffle=False,  # the dataset shuffles
-            callbacks=_callbacks(work, phase, cfg, extra),
-            verbose=cfg.verbose,
-        )
-        _check_finite(work, phase)
-        if (work / BEST_WEIGHTS).is_file():
-            model.load_weights(str(work / BEST_WEIGHTS))
+        else:
+            _compile(model, cfg, _schedule(cfg, learning_rate, datasets.steps * epochs), jit)
+            # Keras keeps the epoch BackupAndRestore restored in a previous fit() and
+            # would start this phase there (Keras 3.15 never resets it): clear it.
+            model._initial_epoch = None
+            model.fit(
+                datasets.train,
+                validation_data=datasets.validation,
+                initial_epoch=offset,
+                epochs=offset + epochs,
+                steps_per_epoch=datasets.steps,
+                validation_steps=datasets.validation_steps,
+                shuffle=False,  # the dataset shuffles
+                callbacks=_callbacks(work, phase, cfg, extra),
+                verbose=cfg.verbose,
+            )
+            _check_finite(work, phase)
+            if (work / BEST_WEIGHTS).is_file():
+                model.load_weights(str(work / BEST_WEIGHTS))
         model.save_weights(str(end_weights))
         completed[phase] = _finished_epochs(work, phase)
         offset += completed[phase]
         _atomic_write(state_path, json.dumps(state, indent=2))
+        previous_end = end_weights
+    if previous_end is not None:
+        model.load_weights(str(previous_end))  # the final weights, also when all were skipped
     return completed
 
 
-def _pooled_features(extractor: keras.Model, ds: tf.data.Dataset, steps: int | None = None):
-    """Runs the frozen base over a dataset once: (features, labels) tensors."""
+def _pooled_features(
+    extractor: keras.Model, ds: tf.data.Dataset, steps: int | None = None, verbose: bool = True
+):
+    """Runs the frozen base over a dataset once: (features, labels) tensors.
+
+    Zero-weight padding examples (see :func:`data.pad_with_zero_weights`) are dropped.
+    """
     extract = tf.function(lambda images: extractor(images, training=False))
     features, labels = [], []
-    for images, batch_labels in ds.take(steps) if steps else ds:
-        features.append(tf.cast(extract(images), tf.float32))
+    progress = keras.utils.Progbar(steps, unit_name="batch", verbose=int(verbose))
+    for step, (images, batch_labels, *weights) in enumerate(ds.take(steps) if steps else ds):
+        batch = tf.cast(extract(images), tf.float32)
+        if weights:
+            keep = weights[0] > 0
+            batch, batch_labels = batch[keep], batch_labels[keep]
+        features.append(batch)
         labels.append(batch_labels)
+        progress.update(step + 1)
     return tf.concat(features, 0), tf.concat(labels, 0)
 
 
-def _fit_head_on_features(cfg, model, work, plain_train_ds, val_ds, validation_steps, jit, extra):
+def _fit_head_on_features(cfg, model, work, datasets: TrainingData, jit, extra):
     """The head phase as a linear probe on pooled features computed once (see
-    :func:`head_phase_on_features`); the head layers are shared with ``model``."""
+    :func:`head_phase_on_features`); the head layers are shared with ``model``.
+
+    Features are batched like images: training repeats then takes full batches,
+    validation is padded with zero-weight examples, so a distribution strategy never
+    gives a replica an empty batch.
+    """
     pool = model.get_layer("head_pool")
     extractor = keras.Model(model.input, pool.output)
-    train_x, train_y = _pooled_features(extractor, plain_train_ds)
-    val_x, val_y = _pooled_features(extractor, val_ds, validation_steps)
+    started = time.perf_counter()
+    _say(cfg, "features of the training images (frozen base, once):")
+    verbose = cfg.verbose != 0
+    train_x, train_y = _pooled_features(extractor, datasets.plain_train, verbose=verbose)
+    _say(cfg, "features of the validation images:")
+    val_x, val_y = _pooled_features(
+        extractor, datasets.validation, datasets.validation_steps, verbose
+    )
+    _say(
+        cfg,
+        f"features of {int(train_x.shape[0])} training and {int(val_x.shape[0])} validation "
+        f"images in {time.perf_counter() - started:.1f} s",
+    )
     inputs = keras.Input(pool.output.shape[1:])
     outputs = model.get_layer("predictions")(model.get_layer("head_dropout")(inputs))
     head = keras.Model(inputs, outputs, name="head")
-    steps = math.ceil(int(train_x.shape[0]) / cfg.batch_size)
+    num_train = int(train_x.shape[0])
+    steps = math.ceil(num_train / cfg.batch_size)
+    train_ds = (
+        tf.data.Dataset.from_tensor_slices((train_x, train_y))
+        .shuffle(num_train, seed=cfg.seed, reshuffle_each_iteration=True)
+        .repeat()
+        .batch(cfg.batch_size, drop_remainder=True)
+    )
+    val_ds = data_lib.pad_with_zero_weights(
+        tf.data.Dataset.from_tensor_slices((val_x, val_y)), int(val_x.shape[0]), cfg.batch_size
+    ).batch(cfg.batch_size, drop_remainder=True)
     _compile(head, cfg, _schedule(cfg, cfg.learning_rate, steps * cfg.epochs), jit)
     head.fit(
-        train_x,
-        train_y,
-        batch_size=cfg.batch_size,
+        train_ds,
+        steps_per_epoch=steps,
         epochs=cfg.epochs,
-        validation_data=(val_x, val_y),
-        shuffle=True,
+        validation_data=val_ds,
         callbacks=[
             keras.callbacks.TerminateOnNaN(),
             HistoryCSV(work / HISTORY_FILE, "head"),
@@ -388,6 +505,7 @@ def _fit_head_on_features(cfg, model, work, plain_train_ds, val_ds, validation_s
                 patience=max(cfg.early_stopping_patience, cfg.epochs // 3),
                 restore_best_weights=True,
             ),
+            *_tensorboard(work / "logs"),
             *extra,
         ],
         verbose=cfg.verbose,
@@ -417,51 +535,79 @@ def _export_model(cfg: TrainConfig, num_classes: int, weights: list[np.ndarray])
     return export
 
 
+def _finished_result(work: Path, is_chief: bool, state: dict[str, Any]) -> TrainResult | None:
+    """The result of a run that already finished in ``work``, or ``None``."""
+    metrics_path = work / "metrics.json"
+    if not state.get("finished"):
+        return None
+    if is_chief and not (metrics_path.is_file() and (work / "bundle" / METADATA_FILE).is_file()):
+        return None  # finished, but its outputs were removed since: redo the export
+    metrics = json.loads(metrics_path.read_text(encoding="utf-8")) if is_chief else {}
+    bundle_dir = work / "bundle" if is_chief else None
+    history = read_history(work / HISTORY_FILE)
+    return TrainResult(work, bundle_dir, metrics, history, is_chief, state.get("completed", {}))
+
+
 def train(config: TrainConfig, *, callbacks: Sequence = ()) -> TrainResult:
-    """Trains, evaluates and writes the run folder; resumes an interrupted run."""
+    """Trains, evaluates and writes the run folder; resumes an interrupted run.
+
+    Rerunning a finished run changes nothing and returns its result; a run killed at
+    any point (in a phase, between phases, before or during the export) resumes and
+    finishes with the weights of its last finished phase.
+    """
     cfg = config.resolved()
+    cfg.validate()
     task = distribute.task_info()
+    out = Path(cfg.output_dir)
+    work = out if task.is_chief else out / ".workers" / task.name
+    state_path = work / STATE_FILE
+    state = _read_state(state_path)
+    _check_resumable(state, cfg, state_path)
+    finished = _finished_result(work, task.is_chief, state)
+    if finished is not None:
+        _say(
+            cfg,
+            f"{work}: this run finished earlier; nothing to do (use a new --output-dir "
+            "to train again)",
+        )
+        return finished
     strategy = distribute.make_strategy(cfg.strategy)  # first: MultiWorker needs it
+    replicas = strategy.num_replicas_in_sync
+    if cfg.batch_size % replicas:
+        raise ValueError(
+            f"--batch-size {cfg.batch_size} (the global batch) must be divisible by the "
+            f"{replicas} replicas of the {type(strategy).__name__}"
+        )
     if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
         from logo_batch.keras_compat import patch_multi_worker_fit
 
         patch_multi_worker_fit()
     mixed = distribute.resolve_switch(cfg.mixed_precision, "mixed_precision")
     jit = distribute.resolve_switch(cfg.xla, "xla")
-    out = Path(cfg.output_dir)
-    work = out if task.is_chief else out / ".workers" / task.name
     (work / "checkpoints").mkdir(parents=True, exist_ok=True)
+    state["config"] = {k: getattr(cfg, k) for k in _RESUME_FIELDS}
+    state.setdefault("completed", {})
+    _atomic_write(state_path, json.dumps(state, indent=2))
     keras.utils.set_random_seed(cfg.seed)
     previous_policy = keras.mixed_precision.global_policy().name
     try:
-        splits, train_ds, val_ds, plain_train_ds, steps, validation_steps = _datasets(
-            cfg, task, strategy.num_replicas_in_sync
-        )
+        datasets = _datasets(cfg, task, replicas)
+        splits = datasets.splits
         class_names = splits["train"].logo_class_names
         distribute.set_mixed_precision(mixed)
         with strategy.scope():  # variables, optimizer and fit in the strategy's scope
             model = models.build_model(
                 cfg.backbone, len(class_names), cfg.image_size, cfg.weights, cfg.head, cfg.dropout
             )
-            if strategy.num_replicas_in_sync > 1:
+            if replicas > 1:
                 models.synchronize_batch_norm(model)
-            completed = _fit_phases(
-                cfg,
-                model,
-                work,
-                train_ds,
-                val_ds,
-                steps,
-                validation_steps,
-                jit,
-                callbacks,
-                plain_train_ds=plain_train_ds,
-            )
+            completed = _fit_phases(cfg, model, work, datasets, jit, callbacks)
         history = read_history(work / HISTORY_FILE)
         from logo_batch.plots import plot_history
 
         plot_history(history, work / "training_curves.png")
         if not task.is_chief:
+            _mark_finished(state_path)
             return TrainResult(work, None, {}, history, False, completed)
         export = _export_model(cfg, len(class_names), model.get_weights())
     finally:
@@ -512,8 +658,16 @@ def train(config: TrainConfig, *, callbacks: Sequence = ()) -> TrainResult:
         },
     )
     bundle_dir = save_bundle(export, metadata, work / "bundle", export_serving=cfg.export_serving)
-    (work / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    _atomic_write(work / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+    _mark_finished(state_path)
     return TrainResult(work, bundle_dir, metrics, history, True, completed)
+
+
+def _mark_finished(state_path: Path) -> None:
+    """Records that the run is complete: a rerun returns it unchanged."""
+    state = _read_state(state_path)
+    state["finished"] = True
+    _atomic_write(state_path, json.dumps(state, indent=2))
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
@@ -553,6 +707,12 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     a("--strategy", choices=distribute.STRATEGIES, default=d.strategy)
     a("--seed", type=int, default=d.seed)
     a("--steps-per-epoch", type=int, default=None)
+    for role in ("train", "validation", "test"):
+        a(
+            f"--{role}-split",
+            default=getattr(d, f"{role}_split"),
+            help=f"TFDS split for {role} (slicing works: {role}[:50%%])",
+        )
     a("--no-serving-export", dest="export_serving", action="store_false")
     a("--dataset", default=d.dataset, help=argparse.SUPPRESS)
 
@@ -568,5 +728,9 @@ def run(args: argparse.Namespace) -> int:
     if result.is_chief:
         test = result.metrics["test"]
         print(f"bundle: {result.bundle_dir}")
-        print(f"test accuracy: {test.get('accuracy', float('nan')):.4f}")
+        print(
+            f"test accuracy: top-1 {test.get('accuracy', float('nan')):.4f}, "
+            f"top-5 {test.get('top5_accuracy', float('nan')):.4f} "
+            f"({test.get('num_logo', test.get('num_examples', '?'))} logo images)"
+        )
     return 0

@@ -53,6 +53,9 @@ def test_two_workers_train_to_completion_and_agree(synthetic_data_dir: Path, tmp
         "--data-dir", str(synthetic_data_dir), "--config", "crops",
         "--backbone", "tiny_cnn", "--weights", "none", "--image-size", "32",
         "--epochs", "2", "--fine-tune-epochs", "0", "--batch-size", "16",
+        # k*B+1 examples: a last partial batch of one example, whatever the generated
+        # split sizes are.
+        "--train-split", "train[:33]", "--validation-split", "validation[:17]",
         "--strategy", "multi_worker", "--no-serving-export", "--output-dir", str(out),
     ]  # fmt: skip
     procs = []

@@ -198,7 +198,15 @@ def test_mixed_precision_and_xla_runs(synthetic_data_dir, tmp_path, switch, expe
 
 
 def test_mirrored_strategy_on_two_logical_cpus(synthetic_data_dir, tmp_path):
-    """MirroredStrategy over 2 CPU devices (set before TF initialises: a subprocess)."""
+    """MirroredStrategy over 2 CPU devices (set before TF initialises: a subprocess).
+
+    Splits of k*B+1 examples (a last partial batch of one example) on both head-phase
+    paths: images through the model (weights none), and cached features (weights file).
+    """
+    from logo_batch import models
+
+    base_weights = tmp_path / "tiny_base.weights.h5"
+    models.build_backbone("tiny_cnn", 32, "none").save_weights(str(base_weights))
     script = textwrap.dedent(
         """
         import sys
@@ -208,23 +216,31 @@ def test_mirrored_strategy_on_two_logical_cpus(synthetic_data_dir, tmp_path):
             cpu, [tf.config.LogicalDeviceConfiguration()] * 2
         )
         from logo_batch.cli import main
-        sys.exit(main(sys.argv[1:]))
+        args = sys.argv[1:]
+        split = args.index("--")
+        sys.exit(main(args[:split]) or main(args[split + 1 :]))
         """
     )
-    args = [
-        "train", "--data-dir", str(synthetic_data_dir), "--output-dir", str(tmp_path),
-        "--backbone", "tiny_cnn", "--weights", "none", "--image-size", "32",
-        "--epochs", "2", "--fine-tune-epochs", "1", "--steps-per-epoch", "2",
+    common = [
+        "train", "--data-dir", str(synthetic_data_dir),
+        "--backbone", "tiny_cnn", "--image-size", "32", "--batch-size", "16",
+        "--train-split", "train[:33]", "--validation-split", "validation[:17]",
+        "--epochs", "2", "--fine-tune-epochs", "1", "--steps-per-epoch", "3",
         "--strategy", "mirrored", "--no-serving-export",
     ]  # fmt: skip
+    runs = {"images": ["--weights", "none"], "features": ["--weights", str(base_weights)]}
+    args = [*common, "--output-dir", str(tmp_path / "images"), *runs["images"], "--"]
+    args += [*common, "--output-dir", str(tmp_path / "features"), *runs["features"]]
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": str(REPO)}
     proc = subprocess.run(
         [sys.executable, "-c", script, *args], env=env, capture_output=True, text=True, timeout=600
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    training = read_metadata(tmp_path / "bundle").training
-    assert training["strategy"] == "MirroredStrategy" and training["replicas"] == 2
-    assert len(pd.read_csv(tmp_path / "history.csv")) == 3
+    for run in runs:
+        training = read_metadata(tmp_path / run / "bundle").training
+        assert training["strategy"] == "MirroredStrategy" and training["replicas"] == 2
+        history = pd.read_csv(tmp_path / run / "history.csv")
+        assert len(history) == 3 and np.isfinite(history["val_loss"]).all()
 
 
 @pytest.mark.real_data
