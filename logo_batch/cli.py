@@ -12,6 +12,10 @@ import importlib
 import sys
 from collections.abc import Sequence
 
+from logo_batch import console
+
+VERBOSE_FLAGS = ("-v", "--verbose")
+
 COMMANDS: dict[str, tuple[str, str]] = {
     "make-synthetic": (
         "logo_batch.synthetic",
@@ -35,7 +39,8 @@ def _top_level_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="commands:\n"
         + "\n".join(f"  {name:<16}{summary}" for name, (_, summary) in COMMANDS.items())
-        + "\n\nRun `logo-batch COMMAND --help` for a command's options.",
+        + "\n\nRun `logo-batch COMMAND --help` for a command's options; add -v (--verbose) "
+        "to any command to see every log line.",
     )
     parser.add_argument("command", choices=sorted(COMMANDS), metavar="COMMAND")
     return parser
@@ -44,13 +49,23 @@ def _top_level_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``logo-batch`` console script."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    verbose = any(arg in VERBOSE_FLAGS for arg in argv)
+    argv = [arg for arg in argv if arg not in VERBOSE_FLAGS]
+    console.set_verbose(verbose or console.is_verbose())
     if not argv or argv[0] not in COMMANDS:
         _top_level_parser().parse_args(argv[:1] or ["--help"])
         return 2
     name, rest = argv[0], argv[1:]
     module_name, summary = COMMANDS[name]
-    module = importlib.import_module(module_name)
-    parser = argparse.ArgumentParser(prog=f"logo-batch {name}", description=summary)
+    with console.native_stderr_captured(not console.is_verbose()):
+        module = importlib.import_module(module_name)
+    if "tensorflow" in sys.modules:
+        console.start_tensorflow_quietly()
+    parser = argparse.ArgumentParser(
+        prog=f"logo-batch {name}",
+        description=summary,
+        epilog="-v/--verbose: show every log line (TensorFlow, Beam runner).",
+    )
     module.configure_parser(parser)
     args, extra = parser.parse_known_args(rest)
     if extra and not getattr(module, "ACCEPTS_EXTRA_ARGS", False):

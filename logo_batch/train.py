@@ -23,6 +23,7 @@ import math
 import os
 import sys
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -398,7 +399,7 @@ def _fit_phases(cfg, model, work, datasets: TrainingData, jit, extra):
             previous_end = end_weights
             continue
         if previous_end is not None:  # continue from the previous phase's final weights
-            model.load_weights(str(previous_end))
+            _load_weights(model, str(previous_end))
         _say(cfg, _phase_banner(cfg, index, len(phases), phase, epochs))
         if phase == "head" and datasets.plain_train is not None:
             _fit_head_on_features(cfg, model, work, datasets, jit, extra)
@@ -421,15 +422,22 @@ def _fit_phases(cfg, model, work, datasets: TrainingData, jit, extra):
             )
             _check_finite(work, phase)
             if (work / BEST_WEIGHTS).is_file():
-                model.load_weights(str(work / BEST_WEIGHTS))
+                _load_weights(model, str(work / BEST_WEIGHTS))
         model.save_weights(str(end_weights))
         completed[phase] = _finished_epochs(work, phase)
         offset += completed[phase]
         _atomic_write(state_path, json.dumps(state, indent=2))
         previous_end = end_weights
     if previous_end is not None:
-        model.load_weights(str(previous_end))  # the final weights, also when all were skipped
+        _load_weights(model, str(previous_end))  # the final weights, also when all were skipped
     return completed
+
+
+def _load_weights(model: keras.Model, path: Path | str) -> None:
+    """Loads model weights (a weights file holds no optimizer state worth a warning)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
+        model.load_weights(str(path))
 
 
 def _pooled_features(
@@ -450,6 +458,7 @@ def _pooled_features(
         features.append(batch)
         labels.append(batch_labels)
         progress.update(step + 1)
+    progress.update(len(features), finalize=True)
     return tf.concat(features, 0), tf.concat(labels, 0)
 
 
@@ -496,6 +505,7 @@ def _fit_head_on_features(cfg, model, work, datasets: TrainingData, jit, extra):
         steps_per_epoch=steps,
         epochs=cfg.epochs,
         validation_data=val_ds,
+        shuffle=False,  # the dataset shuffles
         callbacks=[
             keras.callbacks.TerminateOnNaN(),
             HistoryCSV(work / HISTORY_FILE, "head"),

@@ -20,6 +20,10 @@ from logo_batch.predict import CSV_COLUMNS
 def bundle_and_images(tmp_path_factory):
     root = tmp_path_factory.mktemp("predict")
     model = models.build_model("tiny_cnn", 3, 32, "none")
+    # Zero output weights: every image scores exactly 1/3 for each class, whatever the
+    # random initialisation of the rest, so the threshold tests below are exact.
+    predictions = model.get_layer("predictions")
+    predictions.set_weights([np.zeros_like(w) for w in predictions.get_weights()])
     metadata = BundleMetadata(["Adidas", "Apple", "BMW"], 32, "tiny_cnn", "none")
     metadata.rejection_threshold = 0.99
     save_bundle(model, metadata, root / "bundle", export_serving=False)
@@ -49,9 +53,13 @@ def test_json_output_and_bundle_threshold(bundle_and_images, capsys):
     assert main(["predict", bundle, *paths, "--format", "json", "--min-score", "bundle"]) == 0
     results = json.loads(capsys.readouterr().out)
     assert len(results) == 3
-    # An untrained 3-class model is never 99 % sure: every image is "unknown".
+    # Every score is 1/3, below the bundle's threshold 0.99: every image is "unknown".
     assert {r["label"] for r in results} == {"unknown"}
+    assert all(r["score"] == pytest.approx(1 / 3) for r in results)
     assert all(len(r["top_labels"]) == 3 for r in results)
+    # ... and above a given threshold of 0.3, no image is.
+    assert main(["predict", bundle, *paths, "--format", "json", "--min-score", "0.3"]) == 0
+    assert "unknown" not in {r["label"] for r in json.loads(capsys.readouterr().out)}
 
 
 def test_text_output(bundle_and_images, capsys):
