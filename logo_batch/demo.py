@@ -157,9 +157,18 @@ def run_demo(args: argparse.Namespace) -> int:
         tfds_build(config, data_dir, manual_dir)
 
     weights = choose_weights(args.weights or os.environ.get(WEIGHTS_ENV), args.image_size)
-    run_dir = out / "run"
-    shutil.rmtree(run_dir, ignore_errors=True)  # a fresh run each time, never a stale resume
-    say(f"training on flickr_logos27/crops ({kind} data) into {run_dir}")
+    # One folder per data and recipe: a rerun finds its finished run and keeps it.
+    weights_name = Path(weights).name.split(".")[0] if os.path.isfile(weights) else weights
+    run_dir = out / "runs" / (
+        f"{data_dir.name}-{weights_name}-{args.image_size}px"
+        f"-{args.epochs}+{args.fine_tune_epochs}ep"
+    )
+    say(
+        f"training on flickr_logos27/crops ({kind} data) into {run_dir}\n"
+        f"       demo recipe, shortened for time: {args.image_size} px, {args.epochs} head "
+        f"+ {args.fine_tune_epochs} fine-tune epochs (the default recipe of `logo-batch "
+        f"train` is 224 px, 30 feature + 12 fine-tune epochs: see README, section 2)"
+    )
     result = train(
         TrainConfig(
             data_dir=str(data_dir),

@@ -22,19 +22,27 @@ def test_demo_runs_end_to_end_and_again(
         "--image-size", "32", "--epochs", "1", "--fine-tune-epochs", "0",
     ]  # fmt: skip
     query = scan(synthetic_archive).query
-    for _ in range(2):  # the second run reuses the TFRecords and overwrites the rest
+    model_files: dict[str, int] = {}
+    for attempt in range(2):  # the second run reuses the TFRecords and the trained run
         assert demo.main(args) == 0
         printed = capsys.readouterr().out
         assert f"data: the FlickrLogos-27 archive given at {synthetic_archive}" in printed
         assert "weights: none" in printed
+        assert "demo recipe, shortened for time: 32 px, 1 head + 0 fine-tune epochs" in printed
+        (run,) = (out / "runs").iterdir()
         csv = out / "predictions.csv"
-        for promised in (csv, out / "run" / "bundle", out / "run" / "training_curves.png"):
+        bundle_times = {p.name: p.stat().st_mtime_ns for p in (run / "bundle").iterdir()}
+        if attempt:
+            assert "this run finished earlier" in printed
+            assert bundle_times == model_files  # the first run's model is kept as it was
+        model_files = bundle_times
+        for promised in (csv, run / "bundle", run / "training_curves.png"):
             assert str(promised) in printed and promised.exists()
         assert "test accuracy (crops test split):" in printed
         rows = pd.read_csv(csv, keep_default_na=False)
         assert sorted(Path(p).name for p in rows.path) == sorted(query)
         assert (rows.error == "").all()
         assert rows.path.iloc[0] in printed  # the first CSV rows are shown
-        metrics = json.loads((out / "run" / "metrics.json").read_text())
+        metrics = json.loads((run / "metrics.json").read_text())
         assert f"{metrics['test']['accuracy']:.3f}" in printed
     assert len(list((out / "tfds").iterdir())) == 1  # built once, reused
