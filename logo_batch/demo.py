@@ -24,6 +24,8 @@ import sys
 import urllib.request
 from pathlib import Path
 
+from logo_batch import console
+
 DEFAULT_OUTPUT = "demo_output"
 ARCHIVE_ENV = "LOGO_BATCH_ARCHIVE"
 WEIGHTS_ENV = "LOGO_BATCH_WEIGHTS"
@@ -103,7 +105,13 @@ def tfds_build(config: str, data_dir: Path, manual_dir: Path) -> None:
         "--data_dir", str(data_dir), "--manual_dir", str(manual_dir),
     ]  # fmt: skip
     say("$ " + " ".join(command))
-    subprocess.run(command, check=True)
+    if console.is_verbose():
+        subprocess.run(command, check=True)
+        return
+    proc = subprocess.run(command, capture_output=True, text=True)  # TFDS's logs: on failure
+    if proc.returncode:
+        sys.stderr.write(proc.stdout[-5000:] + proc.stderr[-10000:])
+        raise subprocess.CalledProcessError(proc.returncode, command)
 
 
 def choose_weights(weights: str | None, image_size: int) -> str:
@@ -223,10 +231,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m logo_batch.demo``."""
-    parser = argparse.ArgumentParser(prog="python -m logo_batch.demo", description=__doc__)
-    configure_parser(parser)
-    return run(parser.parse_args(argv))
+    """``python -m logo_batch.demo``: the same as ``logo-batch demo`` (quiet, or ``-v``)."""
+    from logo_batch import cli
+
+    return cli.main(["demo", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":

@@ -51,13 +51,19 @@ __all__ = [
 
 
 def build_dataset(
-    config: str, data_dir: str | os.PathLike, manual_dir: str | os.PathLike | None = None
+    config: str,
+    data_dir: str | os.PathLike,
+    manual_dir: str | os.PathLike | None = None,
+    *,
+    progress: bool = True,
 ) -> tfds.core.DatasetBuilder:
     """Builds (if needed) ``flickr_logos27/<config>`` in ``data_dir`` and returns the builder.
 
     ``manual_dir`` is a directory holding ``flickr_logos_27_dataset.tar.gz``; without it
-    the archive is downloaded. Never touches GCS.
+    the archive is downloaded. Never touches GCS. ``progress=False`` hides TFDS's
+    progress bars (for this process).
     """
+    tfds.display_progress_bar(progress)
     if config not in CONFIG_NAMES:
         raise ValueError(
             f"flickr_logos27: unknown config {config!r}, expected one of {CONFIG_NAMES}"
