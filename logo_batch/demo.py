@@ -21,7 +21,6 @@ import os
 import shutil
 import subprocess
 import sys
-import urllib.request
 from pathlib import Path
 
 from logo_batch import console
@@ -29,7 +28,6 @@ from logo_batch import console
 DEFAULT_OUTPUT = "demo_output"
 ARCHIVE_ENV = "LOGO_BATCH_ARCHIVE"
 WEIGHTS_ENV = "LOGO_BATCH_WEIGHTS"
-DOWNLOAD_TIMEOUT_S = 20
 
 
 def say(message: str) -> None:
@@ -37,30 +35,17 @@ def say(message: str) -> None:
     print(f"\n[demo] {message}", flush=True)
 
 
-def download(url: str, target: Path, timeout: float = DOWNLOAD_TIMEOUT_S) -> None:
-    """Downloads ``url`` to ``target`` atomically (a ``.partial`` file renamed at the end)."""
-    partial = target.with_name(target.name + ".partial")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with urllib.request.urlopen(url, timeout=timeout) as response, partial.open("wb") as out:
-        shutil.copyfileobj(response, out, length=1 << 20)
-    partial.rename(target)
-
-
 def obtain_archive(out: Path, archive: str | None) -> tuple[Path, str]:
     """A manual dir holding the archive, and what it is ("given", "real" or "generated")."""
-    from logo_batch.synthetic import write_synthetic_archive
     from tfds_flickr27 import ARCHIVE_NAME, URL
+    from tfds_flickr27.download import archive_path, link_manual_dir
+    from tfds_flickr27.synthetic import write_synthetic_archive
 
     if archive:
         source = Path(archive).expanduser().resolve()
         if not source.is_file():
             raise FileNotFoundError(f"{source}: archive not found (from --archive/${ARCHIVE_ENV})")
-        given_dir = out / "archive" / "given"
-        given_dir.mkdir(parents=True, exist_ok=True)
-        link = given_dir / ARCHIVE_NAME
-        if link.is_symlink() or link.exists():
-            link.unlink()
-        link.symlink_to(source)
+        given_dir = link_manual_dir(source, out / "archive" / "given")
         say(f"data: the FlickrLogos-27 archive given at {source}")
         return given_dir, "given"
     real_dir = out / "archive" / "real"
@@ -70,7 +55,7 @@ def obtain_archive(out: Path, archive: str | None) -> tuple[Path, str]:
         return real_dir, "real"
     try:
         say(f"downloading {URL} ...")
-        download(URL, target)
+        archive_path(real_dir)  # downloads to `target` (not there yet)
         say(f"data: the real FlickrLogos-27 archive, downloaded to {target}")
         return real_dir, "real"
     except OSError as error:
@@ -98,9 +83,11 @@ def fingerprint(manual_dir: Path) -> str:
 
 def tfds_build(config: str, data_dir: Path, manual_dir: Path) -> None:
     """Runs ``tfds build`` (import form) for one config; a no-op when already built."""
+    from tfds_flickr27 import DATASET_NAME
+
     tfds = Path(sys.executable).with_name("tfds")
     command = [
-        str(tfds) if tfds.exists() else "tfds", "build", "flickr_logos27",
+        str(tfds) if tfds.exists() else "tfds", "build", DATASET_NAME,
         "--imports", "tfds_flickr27", "--config", config,
         "--data_dir", str(data_dir), "--manual_dir", str(manual_dir),
     ]  # fmt: skip
@@ -137,17 +124,12 @@ def choose_weights(weights: str | None, image_size: int) -> str:
 def extract_query_images(manual_dir: Path, folder: Path) -> int:
     """Writes the archive's query-set images (held out from training) to ``folder``."""
     from tfds_flickr27 import ARCHIVE_NAME
-    from tfds_flickr27.archive import iter_images, scan
+    from tfds_flickr27.archive import extract_images, scan
 
     archive = manual_dir / ARCHIVE_NAME
     if folder.exists():
         shutil.rmtree(folder)
-    folder.mkdir(parents=True)
-    count = 0
-    for name, data in iter_images(archive, scan(archive).query):
-        (folder / name).write_bytes(data)
-        count += 1
-    return count
+    return len(extract_images(archive, scan(archive).query, folder))
 
 
 def run_demo(args: argparse.Namespace) -> int:
@@ -155,13 +137,14 @@ def run_demo(args: argparse.Namespace) -> int:
     import pandas as pd
 
     from beam_jobs.classify_images import JobConfig, run_job
-    from logo_batch.train import TrainConfig, train
+    from logo_batch.training import TrainConfig, train
+    from tfds_flickr27 import CROPS, DATASET_NAME, IMAGES
 
     out = Path(args.output_dir).resolve()
     out.mkdir(parents=True, exist_ok=True)
     manual_dir, kind = obtain_archive(out, args.archive or os.environ.get(ARCHIVE_ENV))
     data_dir = out / "tfds" / f"{kind}-{fingerprint(manual_dir)}"  # a new archive, new records
-    for config in ("crops", "images"):
+    for config in (CROPS, IMAGES):
         tfds_build(config, data_dir, manual_dir)
 
     weights = choose_weights(args.weights or os.environ.get(WEIGHTS_ENV), args.image_size)
@@ -172,7 +155,7 @@ def run_demo(args: argparse.Namespace) -> int:
         f"-{args.epochs}+{args.fine_tune_epochs}ep"
     )
     say(
-        f"training on flickr_logos27/crops ({kind} data) into {run_dir}\n"
+        f"training on {DATASET_NAME}/{CROPS} ({kind} data) into {run_dir}\n"
         f"       demo recipe, shortened for time: {args.image_size} px, {args.epochs} head "
         f"+ {args.fine_tune_epochs} fine-tune epochs (the default recipe of `logo-batch "
         f"train` is 224 px, 30 feature + 12 fine-tune epochs: see README, section 2)"
@@ -181,7 +164,7 @@ def run_demo(args: argparse.Namespace) -> int:
         TrainConfig(
             data_dir=str(data_dir),
             output_dir=str(run_dir),
-            config="crops",
+            config=CROPS,
             image_size=args.image_size,
             weights=weights,
             epochs=args.epochs,

@@ -18,7 +18,7 @@ from logo_batch import data, evaluate
 from logo_batch.bundle import load_bundle, read_metadata
 from logo_batch.cli import main
 from logo_batch.predict import predict_files
-from logo_batch.train import TrainConfig, train
+from logo_batch.training import TrainConfig, train
 
 CHANCE = 1 / 27
 REPO = Path(__file__).resolve().parents[1]

@@ -14,8 +14,9 @@ import pytest
 import tensorflow as tf
 
 from logo_batch import data, distribute
-from logo_batch import train as train_module
-from logo_batch.train import TrainConfig
+from logo_batch.training import TrainConfig, train
+from logo_batch.training.datasets import build_datasets
+from logo_batch.training.fitting import compile_model
 
 BATCH = 16
 
@@ -38,7 +39,7 @@ def _config(data_dir, tmp_path, **overrides) -> TrainConfig:
 
 def test_training_batches_are_full_and_validation_is_padded_exactly(synthetic_data_dir, tmp_path):
     cfg = _config(synthetic_data_dir, tmp_path)
-    datasets = train_module._datasets(cfg, distribute.task_info(), replicas=2)
+    datasets = build_datasets(cfg, distribute.task_info(), replicas=2)
     assert datasets.steps == 3 and datasets.validation_steps == 2
     images, labels = datasets.train.element_spec
     assert images.shape[0] == BATCH and labels.shape[0] == BATCH  # static: XLA compiles once
@@ -63,7 +64,7 @@ def test_zero_weight_padding_keeps_keras_metrics_exact():
     y = keras.utils.to_categorical(rng.integers(0, 3, BATCH + 1), 3).astype("float32")
     keras.utils.set_random_seed(0)
     model = keras.Sequential([keras.Input((5,)), keras.layers.Dense(3, activation="softmax")])
-    train_module._compile(model, types.SimpleNamespace(label_smoothing=0.1), 1e-3, jit=False)
+    compile_model(model, types.SimpleNamespace(label_smoothing=0.1), 1e-3, jit=False)
     plain = model.evaluate(x, y, batch_size=BATCH, verbose=0, return_dict=True)
     padded_ds = data.pad_with_zero_weights(
         tf.data.Dataset.from_tensor_slices((x, y)), BATCH + 1, BATCH
@@ -81,4 +82,4 @@ def test_a_global_batch_not_divisible_by_the_replicas_is_a_clear_error(
     monkeypatch.setattr(distribute, "make_strategy", lambda name: strategy)
     config = _config(synthetic_data_dir, tmp_path / "run")
     with pytest.raises(ValueError, match="--batch-size 16 .* divisible by the 3 replicas"):
-        train_module.train(config)
+        train(config)

@@ -9,9 +9,9 @@ import keras
 import numpy as np
 import pytest
 
-from logo_batch import train as train_module
+from logo_batch import models
 from logo_batch.bundle import load_bundle
-from logo_batch.train import TrainConfig, train
+from logo_batch.training import TrainConfig, export, train
 
 
 def _config(data_dir, output_dir, **overrides) -> TrainConfig:
@@ -86,16 +86,16 @@ def test_run_killed_before_its_export_finishes_with_its_trained_weights(
     synthetic_data_dir, tmp_path, monkeypatch, head, phases, last
 ):
     config = _config(synthetic_data_dir, tmp_path, head=head, **phases)
-    real_save = train_module.save_bundle
+    real_save = export.save_bundle
 
     def killed(*args, **kwargs):
         raise KeyboardInterrupt("killed while writing the bundle")
 
-    monkeypatch.setattr(train_module, "save_bundle", killed)
+    monkeypatch.setattr(export, "save_bundle", killed)
     with pytest.raises(KeyboardInterrupt):
         train(config)
     assert not (tmp_path / "bundle").exists()
-    monkeypatch.setattr(train_module, "save_bundle", real_save)
+    monkeypatch.setattr(export, "save_bundle", real_save)
     epochs = Epochs()
     result = train(config, callbacks=[epochs])
     assert epochs.started == []  # every phase had finished: none is run again
@@ -114,7 +114,7 @@ def test_run_killed_between_phases_continues_from_the_first_phase(
     def killed(model, fraction):
         raise KeyboardInterrupt("killed between the phases")
 
-    monkeypatch.setattr(train_module.models, "set_fine_tune", killed)
+    monkeypatch.setattr(models, "set_fine_tune", killed)
     with pytest.raises(KeyboardInterrupt):
         train(config)
     monkeypatch.undo()

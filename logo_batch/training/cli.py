@@ -1,0 +1,77 @@
+"""``logo-batch train``: the command line of :func:`logo_batch.training.train`."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+
+from logo_batch import distribute, models
+from logo_batch.training.config import TrainConfig
+from logo_batch.training.trainer import train
+
+
+def configure_parser(parser: argparse.ArgumentParser) -> None:
+    d = TrainConfig(data_dir="", output_dir="")
+    a = parser.add_argument
+    a("--data-dir", required=True, help="TFDS data_dir holding the prepared dataset")
+    a("--output-dir", required=True, help="run folder (rerun the same command to resume)")
+    a("--config", default=d.config, choices=("crops", "images"))
+    a("--image-size", type=int, default=None, help="pixels (default 224; seed head 128)")
+    a("--backbone", default=d.backbone, choices=sorted(models.BACKBONES))
+    a("--weights", default=d.weights, help="imagenet, none, or a base weights file (no top)")
+    a("--head", default=d.head, choices=models.HEADS)
+    a("--dropout", type=float, default=d.dropout)
+    a("--epochs", type=int, default=None, help="head-phase epochs (30 on features, else 10)")
+    a("--fine-tune-epochs", type=int, default=None, help="default 12; 0 for the seed head")
+    a("--fine-tune-fraction", type=float, default=d.fine_tune_fraction)
+    a("--batch-size", type=int, default=d.batch_size, help="global batch size")
+    a("--learning-rate", type=float, default=d.learning_rate)
+    a("--fine-tune-learning-rate", type=float, default=d.fine_tune_learning_rate)
+    a("--lr-schedule", choices=("cosine", "constant"), default=None)
+    a("--label-smoothing", type=float, default=None)
+    a("--class-weights", action="store_true", help="balanced class weights")
+    a("--no-augment", dest="augment", action="store_false")
+    a(
+        "--head-on-images",
+        dest="head_on_features",
+        action="store_false",
+        help="train the head on augmented images, not on cached features of the frozen base",
+    )
+    a("--blur", type=float, default=d.blur, help="random Gaussian blur strength (0 = off)")
+    a("--cache", default=d.cache, help="memory, none, or a folder for file caches")
+    a("--shuffle-buffer", type=int, default=d.shuffle_buffer)
+    a("--early-stopping-patience", type=int, default=d.early_stopping_patience)
+    a("--rejection-keep", type=float, default=d.rejection_keep)
+    a("--mixed-precision", choices=distribute.SWITCH_VALUES, default=d.mixed_precision)
+    a("--xla", choices=distribute.SWITCH_VALUES, default=d.xla)
+    a("--strategy", choices=distribute.STRATEGIES, default=d.strategy)
+    a("--seed", type=int, default=d.seed)
+    a("--steps-per-epoch", type=int, default=None)
+    for role in ("train", "validation", "test"):
+        a(
+            f"--{role}-split",
+            default=getattr(d, f"{role}_split"),
+            help=f"TFDS split for {role} (slicing works: {role}[:50%%])",
+        )
+    a("--no-serving-export", dest="export_serving", action="store_false")
+    a("--dataset", default=d.dataset, help=argparse.SUPPRESS)
+
+
+def run(args: argparse.Namespace) -> int:
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    config = TrainConfig(**{k: v for k, v in vars(args).items() if k in fields})
+    try:
+        result = train(config)
+    except (FileNotFoundError, ValueError, models.WeightsError) as error:
+        print(f"logo-batch train: error: {error}", file=sys.stderr)
+        return 1
+    if result.is_chief:
+        test = result.metrics["test"]
+        print(f"bundle: {result.bundle_dir}")
+        print(
+            f"test accuracy: top-1 {test.get('accuracy', float('nan')):.4f}, "
+            f"top-5 {test.get('top5_accuracy', float('nan')):.4f} "
+            f"({test.get('num_logo', test.get('num_examples', '?'))} logo images)"
+        )
+    return 0

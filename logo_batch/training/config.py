@@ -1,0 +1,124 @@
+"""The training configuration: every option of a run and the recipe's defaults."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass
+
+from logo_batch import data as data_lib
+from logo_batch import evaluate, models
+
+# Fields that must match to resume a run in the same output folder.
+RESUME_FIELDS = ("dataset", "config", "image_size", "backbone", "head", "dropout", "seed")
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run needs; ``None`` fields take the recipe's default."""
+
+    data_dir: str
+    output_dir: str
+    config: str = "crops"
+    dataset: str = data_lib.DATASET_NAME
+    image_size: int | None = None  # default 224 (MobileNetV2 native); 128 for the seed head
+    backbone: str = "mobilenet_v2"
+    weights: str = models.WEIGHTS_IMAGENET
+    head: str = "default"
+    dropout: float = 0.2
+    epochs: int | None = None  # head phase; default 30 on cached features, else 10
+    fine_tune_epochs: int | None = None  # default 12; 0 for the seed head
+    fine_tune_fraction: float = 0.5
+    batch_size: int = 32  # global batch size
+    learning_rate: float = 1e-3
+    fine_tune_learning_rate: float = 1e-4
+    lr_schedule: str | None = None  # cosine (default) or constant (seed)
+    label_smoothing: float | None = None  # default 0.1; 0 for the seed head
+    class_weights: bool = False
+    augment: bool = True
+    head_on_features: bool = True  # pretrained base + default head: linear-probe first
+    blur: float = 0.0
+    cache: str = data_lib.CACHE_MEMORY  # memory, none, or a folder for file caches
+    shuffle_buffer: int = 2048
+    early_stopping_patience: int = 5
+    rejection_keep: float = evaluate.DEFAULT_KEEP
+    mixed_precision: str = "auto"
+    xla: str = "auto"
+    strategy: str = "auto"
+    seed: int = 42
+    steps_per_epoch: int | None = None  # default: one pass over the training split
+    train_split: str = "train"
+    validation_split: str = "validation"
+    test_split: str = "test"
+    export_serving: bool = True
+    verbose: int | str = "auto"
+
+    def resolved(self) -> TrainConfig:
+        """A copy with the recipe defaults filled in."""
+        seed_head = self.head == "seed"
+        features = head_phase_on_features(self)
+        return dataclasses.replace(
+            self,
+            image_size=(128 if seed_head else 224) if self.image_size is None else self.image_size,
+            epochs=(30 if features else 10) if self.epochs is None else self.epochs,
+            fine_tune_epochs=(0 if seed_head else 12)
+            if self.fine_tune_epochs is None
+            else self.fine_tune_epochs,
+            lr_schedule=self.lr_schedule or ("constant" if seed_head else "cosine"),
+            label_smoothing=(0.0 if seed_head else 0.1)
+            if self.label_smoothing is None
+            else self.label_smoothing,
+        )
+
+    def validate(self) -> None:
+        """Raises ``ValueError`` naming the option when a value cannot work."""
+        checks = [
+            ("image_size", self.image_size, self.image_size is None or self.image_size >= 32,
+             "at least 32 pixels"),
+            ("epochs", self.epochs, self.epochs is None or self.epochs >= 0, ">= 0"),
+            ("fine_tune_epochs", self.fine_tune_epochs,
+             self.fine_tune_epochs is None or self.fine_tune_epochs >= 0, ">= 0"),
+            ("batch_size", self.batch_size, self.batch_size >= 1, ">= 1"),
+            ("learning_rate", self.learning_rate, self.learning_rate > 0, "> 0"),
+            ("fine_tune_learning_rate", self.fine_tune_learning_rate,
+             self.fine_tune_learning_rate > 0, "> 0"),
+            ("fine_tune_fraction", self.fine_tune_fraction, 0 < self.fine_tune_fraction <= 1,
+             "in (0, 1]"),
+            ("dropout", self.dropout, 0 <= self.dropout < 1, "in [0, 1)"),
+            ("label_smoothing", self.label_smoothing,
+             self.label_smoothing is None or 0 <= self.label_smoothing < 1, "in [0, 1)"),
+            ("blur", self.blur, self.blur >= 0, ">= 0"),
+            ("shuffle_buffer", self.shuffle_buffer, self.shuffle_buffer >= 1, ">= 1"),
+            ("early_stopping_patience", self.early_stopping_patience,
+             self.early_stopping_patience >= 1, ">= 1"),
+            ("rejection_keep", self.rejection_keep, 0 < self.rejection_keep <= 1, "in (0, 1]"),
+            ("steps_per_epoch", self.steps_per_epoch,
+             self.steps_per_epoch is None or self.steps_per_epoch >= 1, ">= 1"),
+        ]  # fmt: skip
+        for name, value, ok, rule in checks:
+            if not ok:
+                raise ValueError(f"--{name.replace('_', '-')} must be {rule}, not {value}")
+        if self.epochs == 0 and self.fine_tune_epochs == 0:
+            raise ValueError("--epochs and --fine-tune-epochs are both 0: nothing to train")
+        weights = os.fspath(self.weights)
+        if weights not in (models.WEIGHTS_IMAGENET, models.WEIGHTS_NONE):
+            if not os.path.isfile(weights):
+                raise ValueError(
+                    f"--weights {weights}: no such file (use imagenet, none, or a weights file)"
+                )
+
+
+def head_phase_on_features(cfg: TrainConfig) -> bool:
+    """Whether the head phase fits the head on cached features of the frozen base.
+
+    With a pretrained base and the default head (pooling, dropout, dense), the head
+    is a linear probe: it is fitted to convergence on the pooled features of the
+    un-augmented training images, computed once (a few KB per image), in seconds
+    instead of one full forward pass of the base per epoch. Fine-tuning with
+    augmentation follows (LP-FT: Kumar et al., ICLR 2022).
+    """
+    return (
+        cfg.head_on_features
+        and cfg.head == "default"
+        and os.fspath(cfg.weights) != models.WEIGHTS_NONE
+    )

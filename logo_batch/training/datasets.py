@@ -1,0 +1,86 @@
+"""The tf.data pipelines of a run: training, validation, and the frozen-feature input."""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+
+import tensorflow as tf
+
+from logo_batch import data as data_lib
+from logo_batch import distribute
+from logo_batch.augment import AugmentConfig, make_augment_fn
+from logo_batch.training.config import TrainConfig, head_phase_on_features
+
+
+@dataclass(frozen=True)
+class TrainingData:
+    """The datasets of a run and how many steps make an epoch of each."""
+
+    splits: dict[str, data_lib.SplitInfo]
+    train: tf.data.Dataset  # repeated, shuffled, augmented full batches
+    validation: tf.data.Dataset  # full batches, zero-weight padding at the end
+    plain_train: tf.data.Dataset | None  # un-augmented, for the head's features
+    steps: int
+    validation_steps: int
+
+
+def build_datasets(cfg: TrainConfig, task: distribute.TaskInfo, replicas: int) -> TrainingData:
+    splits = {
+        name: data_lib.load_split(cfg.data_dir, cfg.config, split, dataset=cfg.dataset)
+        for name, split in (
+            ("train", cfg.train_split),
+            ("validation", cfg.validation_split),
+            ("test", cfg.test_split),
+        )
+    }
+    train_info = splits["train"]
+    num_classes = len(train_info.logo_class_names)
+    cache = cfg.cache
+    if cache not in (data_lib.CACHE_MEMORY, data_lib.CACHE_NONE) and not task.is_chief:
+        cache = os.path.join(cache, task.name)  # workers must not share file caches
+    counts = {}  # logo examples per split (labels only are read)
+    for name in ("train", "validation"):
+        labels = data_lib.split_labels(splits[name].records)
+        counts[name] = labels[labels < num_classes]
+        if not counts[name].size:
+            raise ValueError(f"{cfg.data_dir}: split {splits[name].split!r} has no logo examples")
+    weights = data_lib.class_weights(counts["train"], num_classes) if cfg.class_weights else None
+    common = {
+        "image_size": cfg.image_size,
+        "batch_size": cfg.batch_size,
+        "num_classes": num_classes,
+        "one_hot": True,
+        "cache": cache,
+    }
+    augment = None
+    if cfg.augment:
+        augment = make_augment_fn(AugmentConfig(blur=cfg.blur), seed=cfg.seed)
+    train_ds = data_lib.make_dataset(
+        train_info.records,
+        training=True,
+        augment=augment,
+        shuffle_buffer=cfg.shuffle_buffer,
+        seed=cfg.seed,
+        sample_weights=weights,
+        cache_name=f"{cfg.config}_{cfg.train_split}",
+        repeat=True,  # then full batches only: every replica gets its share
+        **common,
+    )
+    val_ds = data_lib.make_dataset(
+        splits["validation"].records,
+        cache_name=f"{cfg.config}_{cfg.validation_split}",
+        pad_to_batches=counts["validation"].size,  # full batches, exact weighted metrics
+        **common,
+    )
+    validation_steps = math.ceil(counts["validation"].size / cfg.batch_size)
+    if replicas > 1:  # distributed iterators must not run dry: fixed step counts
+        val_ds = val_ds.repeat()
+    steps = cfg.steps_per_epoch or math.ceil(counts["train"].size / cfg.batch_size)
+    plain_train_ds = None  # un-augmented, uncached: read once for the head's features
+    if head_phase_on_features(cfg):
+        plain_train_ds = data_lib.make_dataset(
+            train_info.records, **{**common, "cache": data_lib.CACHE_NONE}
+        )
+    return TrainingData(splits, train_ds, val_ds, plain_train_ds, steps, validation_steps)

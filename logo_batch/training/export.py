@@ -1,0 +1,98 @@
+"""The end of a run: a float32 copy of the model, its metrics and the bundle."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+import pandas as pd
+import tensorflow as tf
+
+from logo_batch import data as data_lib
+from logo_batch import evaluate, models
+from logo_batch.bundle import BundleMetadata, save_bundle
+from logo_batch.training.config import TrainConfig
+from logo_batch.training.run_folder import BUNDLE_DIR, METRICS_FILE, atomic_write
+
+
+def export_model(cfg: TrainConfig, num_classes: int, weights: list[np.ndarray]) -> keras.Model:
+    """A float32, non-distributed copy of the trained model for the bundle."""
+    keras.mixed_precision.set_global_policy("float32")
+    export = models.build_model(
+        cfg.backbone, num_classes, cfg.image_size, models.WEIGHTS_NONE, cfg.head, cfg.dropout
+    )
+    export.set_weights(weights)
+    return export
+
+
+def evaluate_model(
+    cfg: TrainConfig, model: keras.Model, splits: dict[str, data_lib.SplitInfo], work: Path
+) -> tuple[dict[str, Any], float]:
+    """Validation and test metrics (test report files in ``work``) and the threshold
+    for ``unknown``, chosen on validation."""
+    class_names = splits["train"].logo_class_names
+    val_scores, val_labels = evaluate.predict_dataset(
+        model, splits["validation"].records, cfg.image_size, cfg.batch_size
+    )
+    threshold = evaluate.choose_threshold(val_scores, val_labels, cfg.rejection_keep)
+    val_metrics = evaluate.compute_metrics(val_scores, val_labels, threshold)
+    test_scores, test_labels = evaluate.predict_dataset(
+        model, splits["test"].records, cfg.image_size, cfg.batch_size
+    )
+    test_metrics = evaluate.write_report(
+        test_scores, test_labels, class_names, work, threshold=threshold, prefix="test"
+    )
+    return {"validation": val_metrics, "test": test_metrics}, threshold
+
+
+def write_bundle(
+    cfg: TrainConfig,
+    model: keras.Model,
+    splits: dict[str, data_lib.SplitInfo],
+    metrics: dict[str, Any],
+    threshold: float,
+    work: Path,
+    history: pd.DataFrame,
+    training: dict[str, Any],
+) -> Path:
+    """Writes the bundle (atomically) and ``metrics.json``; returns the bundle folder.
+
+    ``training`` holds how the run trained (phases, strategy, precision), recorded in
+    the bundle's metadata with the configuration and the epoch times.
+    """
+    info = splits["train"]
+    metadata = BundleMetadata(
+        class_names=info.logo_class_names,
+        image_size=cfg.image_size,
+        backbone=cfg.backbone,
+        weights=os.fspath(cfg.weights),
+        head=cfg.head,
+        dataset={
+            "name": info.dataset,
+            "config": info.config,
+            "version": info.version,
+            "splits": {
+                name: {"split": s.split, "num_examples": s.num_examples}
+                for name, s in splits.items()
+            },
+        },
+        metrics=metrics,
+        rejection_threshold=threshold,
+        training={
+            "config": dataclasses.asdict(cfg),
+            **training,
+            "epoch_seconds": history["seconds"].tolist() if "seconds" in history else [],
+            "rejection_rule": f"top score keeping {cfg.rejection_keep:.0%} of correct "
+            "validation predictions",
+            "tensorflow": tf.__version__,
+            "keras": keras.__version__,
+        },
+    )
+    bundle_dir = save_bundle(model, metadata, work / BUNDLE_DIR, export_serving=cfg.export_serving)
+    atomic_write(work / METRICS_FILE, json.dumps(metrics, indent=2) + "\n")
+    return bundle_dir
