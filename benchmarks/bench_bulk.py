@@ -23,10 +23,10 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.common import (
-    REAL_ARCHIVE,
     Row,
     Section,
     extract_images,
+    real_archive,
     replicate_folder,
     timed,
     verdict,
@@ -134,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=2000)
     parser.add_argument("--baseline-images", type=int, default=300)
-    parser.add_argument("--archive", type=Path, default=REAL_ARCHIVE)
+    parser.add_argument("--archive", type=Path, default=real_archive())
     parser.add_argument("--work", type=Path, default=Path("/tmp/logo_batch_bench"))
     args, beam_args = parser.parse_known_args(argv)
     section = bench_bulk(args.archive, args.work, args.images, args.baseline_images, beam_args)

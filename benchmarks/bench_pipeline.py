@@ -113,9 +113,9 @@ def load_split_filenames(data_dir: Path, config: str, split: str) -> list[bytes]
     """The source file names of a split, in record order (for the article's loader)."""
     import tensorflow_datasets as tfds
 
-    import tfds_flickr27  # noqa: F401
+    from tfds_flickr27 import DATASET_NAME  # importing it registers the builder
 
-    builder = tfds.builder(f"flickr_logos27/{config}", data_dir=str(data_dir))
+    builder = tfds.builder(f"{DATASET_NAME}/{config}", data_dir=str(data_dir))
     ds = builder.as_dataset(split=split, decoders={"image": tfds.decode.SkipDecoding()})
     return [ex["filename"] for ex in ds.as_numpy_iterator()]
 

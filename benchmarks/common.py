@@ -14,8 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-REAL_ARCHIVE = REPO.parent / "shared" / "data" / "flickr_logos_27_dataset.tar.gz"
-ARCHIVE_NAME = "flickr_logos_27_dataset.tar.gz"
+SHARED_DATA = REPO.parent / "shared" / "data"  # where the real archive is, when it is
 
 
 @dataclass
@@ -71,34 +70,32 @@ def timed(fn: Callable[[], object]) -> tuple[float, object]:
     return time.perf_counter() - start, result
 
 
+def real_archive() -> Path:
+    """Where the real FlickrLogos-27 archive is when it is there (``../shared/data``).
+
+    A function, not a constant: importing the dataset package imports TensorFlow,
+    which must wait until the benchmark has set ``TF_CPP_MIN_LOG_LEVEL``.
+    """
+    from tfds_flickr27 import ARCHIVE_NAME
+
+    return SHARED_DATA / ARCHIVE_NAME
+
+
 def data_source(archive: str | None) -> tuple[Path, str]:
     """The archive to benchmark on: the given one, else the real one, else generated."""
     if archive:
         return Path(archive), "given archive"
-    if REAL_ARCHIVE.is_file():
-        return REAL_ARCHIVE, "real FlickrLogos-27"
+    if real_archive().is_file():
+        return real_archive(), "real FlickrLogos-27"
     return Path(), "generated"
-
-
-def manual_dir_for(archive: Path, work: Path, name: str = "manual") -> Path:
-    """A TFDS manual dir holding ``archive`` under the official file name (a symlink)."""
-    manual = work / name
-    manual.mkdir(parents=True, exist_ok=True)
-    link = manual / ARCHIVE_NAME
-    if link.is_symlink() or link.exists():
-        link.unlink()
-    link.symlink_to(archive.resolve())
-    return manual
 
 
 def extract_images(archive: Path, target: Path) -> list[Path]:
     """Extracts the archive's JPEGs to ``target`` (once); returns their paths."""
-    from tfds_flickr27.archive import iter_images, scan
+    from tfds_flickr27.archive import extract_images, scan
 
     if not (target.is_dir() and any(target.iterdir())):
-        target.mkdir(parents=True, exist_ok=True)
-        for name, data in iter_images(archive, scan(archive).sha256):
-            (target / name).write_bytes(data)
+        extract_images(archive, scan(archive).sha256, target)
     return sorted(target.glob("*.jpg"))
 
 
@@ -125,14 +122,16 @@ def replicate_archive(archive: Path, target: Path, factor: int) -> Path:
     """
     import io
 
+    from tfds_flickr27.archive import IMAGES_ARCHIVE, TRAINING_FILE
+
     members: dict[str, bytes] = {}
     with tarfile.open(archive, "r|gz") as outer:
         for member in outer:
             if member.isfile():
                 members[member.name] = outer.extractfile(member).read()
     names = {Path(n).name: n for n in members}
-    images_key = names["flickr_logos_27_dataset_images.tar.gz"]
-    train_key = names["flickr_logos_27_dataset_training_set_annotation.txt"]
+    images_key = names[IMAGES_ARCHIVE]
+    train_key = names[TRAINING_FILE]
     inner_out = io.BytesIO()
     with (
         tarfile.open(fileobj=io.BytesIO(members[images_key]), mode="r:gz") as inner,

@@ -21,12 +21,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from benchmarks.common import (
-    ARCHIVE_NAME,
     REPO,
     Section,
     data_source,
     extract_images,
-    manual_dir_for,
     replicate_archive,
     replicate_folder,
 )
@@ -88,8 +86,9 @@ def main(argv: list[str] | None = None) -> int:
     only = {int(n) for n in args.only.split(",")}
     started = time.time()
 
-    from logo_batch.synthetic import write_synthetic_archive
-    from tfds_flickr27 import build_dataset
+    from tfds_flickr27 import ARCHIVE_NAME, CONFIG_NAMES, IMAGES, build_dataset
+    from tfds_flickr27.download import link_manual_dir
+    from tfds_flickr27.synthetic import write_synthetic_archive
 
     work = args.work
     archive, kind = data_source(args.archive)
@@ -97,9 +96,9 @@ def main(argv: list[str] | None = None) -> int:
         archive = write_synthetic_archive(
             work / "generated" / ARCHIVE_NAME, images_per_class=30, image_size=400
         )
-    manual = manual_dir_for(archive, work, f"manual_{kind.split()[0]}")
+    manual = link_manual_dir(archive, work / f"manual_{kind.split()[0]}")
     data_dir = work / "tfds" / kind.split()[0]
-    build_dataset("images", data_dir, manual)
+    build_dataset(IMAGES, data_dir, manual)
     image_dir = work / "images" / kind.split()[0]
     originals = extract_images(archive, image_dir)
     image_size = 128  # the article's input size
@@ -115,11 +114,11 @@ def main(argv: list[str] | None = None) -> int:
     if 1 in only:
         from benchmarks.bench_pipeline import bench_input
 
-        report(bench_input(data_dir, "images", image_dir, image_size, 32, epochs + 1))
+        report(bench_input(data_dir, IMAGES, image_dir, image_size, 32, epochs + 1))
     if 2 in only:
         from benchmarks.bench_pipeline import bench_feed
 
-        report(bench_feed(data_dir, "images", image_size, 32, epochs, "mobilenet_v2"))
+        report(bench_feed(data_dir, IMAGES, image_size, 32, epochs, "mobilenet_v2"))
     if 3 in only:
         from benchmarks.bench_bulk import bench_bulk
 
@@ -128,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     if 4 in only:
         from benchmarks.bench_build import bench_build
 
-        report(bench_build(archive, manual, work, ("images", "crops")))
+        report(bench_build(archive, manual, work, CONFIG_NAMES))
     if 5 in only:
         from benchmarks.bench_bulk import make_bundle
         from benchmarks.bench_memory import bench_memory
@@ -137,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
         scale = 300 if args.quick else 1000
         archive4 = replicate_archive(archive, work / "x4" / ARCHIVE_NAME, 4)
         data4 = work / "tfds" / f"{kind.split()[0]}_x4"
-        build_dataset("images", data4, archive4.parent)
+        build_dataset(IMAGES, data4, archive4.parent)
         folders = {
             "1x": work / "mem_1x",
             "4x": work / "mem_4x",

@@ -19,10 +19,9 @@ import numpy as np
 import tensorflow as tf
 
 from logo_batch.preprocessing import decode_image_tf, resize_image
+from tfds_flickr27 import DATASET_NAME, NONE_LABEL
 
 AUTOTUNE = tf.data.AUTOTUNE
-DATASET_NAME = "flickr_logos27"
-NONE_CLASS = "none"
 CACHE_MEMORY = "memory"
 CACHE_NONE = "none"
 
@@ -42,22 +41,18 @@ class SplitInfo:
     @property
     def logo_class_names(self) -> list[str]:
         """The classes the model predicts: every label name except ``none``."""
-        return [name for name in self.class_names if name != NONE_CLASS]
+        return [name for name in self.class_names if name != NONE_LABEL]
 
     @property
     def none_index(self) -> int | None:
         """Label index of the ``none`` class (no logo), if the dataset has one."""
-        return self.class_names.index(NONE_CLASS) if NONE_CLASS in self.class_names else None
+        return self.class_names.index(NONE_LABEL) if NONE_LABEL in self.class_names else None
 
 
 def _builder(dataset: str, config: str, data_dir: str | os.PathLike):
     """A TFDS builder for prepared data; falls back to reading the files directly."""
     import tensorflow_datasets as tfds
 
-    try:
-        import tfds_flickr27  # noqa: F401  (registers the builder when it exists)
-    except ImportError:
-        pass
     name = f"{dataset}/{config}"
     try:
         builder = tfds.builder(name, data_dir=os.fspath(data_dir))

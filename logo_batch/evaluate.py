@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from logo_batch import data as data_lib
+from tfds_flickr27 import CONFIG_NAMES, DATASET_NAME, IMAGES
 
 DEFAULT_KEEP = 0.95
 
@@ -145,9 +146,9 @@ def evaluate_bundle(
     bundle_dir: str | os.PathLike,
     data_dir: str | os.PathLike,
     *,
-    config: str = "images",
+    config: str = IMAGES,
     split: str = "test",
-    dataset: str = data_lib.DATASET_NAME,
+    dataset: str = DATASET_NAME,
     batch_size: int = 64,
     threshold: float | None = None,
     output_dir: str | os.PathLike | None = None,
@@ -177,9 +178,9 @@ def evaluate_bundle(
 def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("bundle", help="model bundle folder (made by logo-batch train)")
     parser.add_argument("--data-dir", required=True, help="TFDS data_dir with the dataset")
-    parser.add_argument("--config", default="images", choices=("images", "crops"))
+    parser.add_argument("--config", default=IMAGES, choices=CONFIG_NAMES)
     parser.add_argument("--split", default="test")
-    parser.add_argument("--dataset", default=data_lib.DATASET_NAME, help=argparse.SUPPRESS)
+    parser.add_argument("--dataset", default=DATASET_NAME, help=argparse.SUPPRESS)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument(
         "--threshold", type=float, default=None, help="rejection threshold (default: the bundle's)"

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-REAL_ARCHIVE = (
-    Path(__file__).resolve().parents[1].parent / "shared/data/flickr_logos_27_dataset.tar.gz"
-)
+# The real archive, when it is there: SHARED_DATA / tfds_flickr27.ARCHIVE_NAME (the name
+# is read in the fixture: importing tfds_flickr27 imports TensorFlow).
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared/data"
 # Enough images per class for a tiny model to learn, small enough to build in seconds.
 SYNTHETIC_IMAGES_PER_CLASS = 8
 
@@ -21,19 +21,23 @@ def real_archive() -> Path:
     Tests get the path from this fixture (never ``from conftest import ...``: pytest
     imports conftest files itself, and a second import makes a second module).
     """
-    if not REAL_ARCHIVE.is_file():
-        pytest.skip(f"real FlickrLogos-27 archive not found at {REAL_ARCHIVE}")
-    return REAL_ARCHIVE
+    from tfds_flickr27 import ARCHIVE_NAME
+
+    path = SHARED_DATA / ARCHIVE_NAME
+    if not path.is_file():
+        pytest.skip(f"real FlickrLogos-27 archive not found at {path}")
+    return path
 
 
 @pytest.fixture(scope="session")
 def synthetic_archive(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A generated archive in the FlickrLogos-27 layout (manual dir = its parent)."""
-    from logo_batch.synthetic import write_synthetic_archive
+    from tfds_flickr27 import ARCHIVE_NAME
+    from tfds_flickr27.synthetic import write_synthetic_archive
 
     directory = tmp_path_factory.mktemp("synthetic_manual")
     return write_synthetic_archive(
-        directory / "flickr_logos_27_dataset.tar.gz",
+        directory / ARCHIVE_NAME,
         images_per_class=SYNTHETIC_IMAGES_PER_CLASS,
         seed=0,
     )

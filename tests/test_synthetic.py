@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from logo_batch import cli, synthetic
+from logo_batch import cli
+from tfds_flickr27 import synthetic
 
 ROOT = "flickr_logos_27_dataset"
 

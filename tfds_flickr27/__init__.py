@@ -24,23 +24,25 @@ import tensorflow_datasets as tfds  # noqa: E402
 from tensorflow_datasets.core.utils import gcs_utils  # noqa: E402
 
 from tfds_flickr27.annotations import CLASS_NAMES, LABEL_NAMES, NONE_LABEL  # noqa: E402
-from tfds_flickr27.flickr_logos27_dataset_builder import (  # noqa: E402
+from tfds_flickr27.flickr_logos27_dataset_builder import Builder, Flickr27Config  # noqa: E402
+from tfds_flickr27.names import (  # noqa: E402
     ARCHIVE_NAME,
+    CONFIG_NAMES,
+    CROPS,
+    DATASET_NAME,
+    IMAGES,
     URL,
-    Builder,
-    Flickr27Config,
 )
 
 gcs_utils._is_gcs_disabled = True
-
-DATASET_NAME = "flickr_logos27"
-CONFIG_NAMES = ("images", "crops")
 
 __all__ = [
     "ARCHIVE_NAME",
     "CLASS_NAMES",
     "CONFIG_NAMES",
+    "CROPS",
     "DATASET_NAME",
+    "IMAGES",
     "LABEL_NAMES",
     "NONE_LABEL",
     "URL",

@@ -334,3 +334,18 @@ def iter_images(path: str | os.PathLike, wanted: Collection[str]) -> Iterator[tu
                 break  # the annotation files after the images are not needed here
     if found != wanted:
         raise ArchiveError(f"{archive}: images not found: {sorted(wanted - found)[:5]}")
+
+
+def extract_images(
+    path: str | os.PathLike, wanted: Collection[str], target: str | os.PathLike
+) -> list[str]:
+    """Writes the ``wanted`` images of the archive to the folder ``target`` (created if
+    needed) under their file names; returns the paths written, in archive order."""
+    target = os.fspath(target)
+    os.makedirs(target, exist_ok=True)
+    written = []
+    for filename, data in iter_images(path, wanted):
+        written.append(os.path.join(target, filename))
+        with open(written[-1], "wb") as out:
+            out.write(data)
+    return written

@@ -12,10 +12,10 @@ from PIL import Image
 
 from tfds_flickr27 import annotations as ann
 from tfds_flickr27 import archive as archive_lib
+from tfds_flickr27 import download as download_lib
 from tfds_flickr27 import splits as splits_lib
+from tfds_flickr27.names import ARCHIVE_NAME, CROPS, DATASET_NAME, IMAGES, URL
 
-URL = "http://image.ntua.gr/iva/datasets/flickr_logos/flickr_logos_27_dataset.tar.gz"
-ARCHIVE_NAME = "flickr_logos_27_dataset.tar.gz"
 CROP_JPEG_QUALITY = 95
 
 log = logging.getLogger(__name__)
@@ -33,7 +33,7 @@ class Flickr27Config(tfds.core.BuilderConfig):
     annotated images, or of the boxes, fails the build instead.
     """
 
-    kind: str = "images"
+    kind: str = IMAGES
     margin: float = 0.15
     square: bool = True
     max_skipped_fraction: float = archive_lib.MAX_SKIPPED_FRACTION
@@ -42,6 +42,7 @@ class Flickr27Config(tfds.core.BuilderConfig):
 class Builder(tfds.core.GeneratorBasedBuilder):
     """FlickrLogos-27: 27 logo classes, whole images or logo crops."""
 
+    name = DATASET_NAME
     VERSION = tfds.core.Version("1.1.0")
     RELEASE_NOTES = {
         "1.0.0": "Initial release: `images` and `crops` configs.",
@@ -58,24 +59,24 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     """
     BUILDER_CONFIGS = [
         Flickr27Config(
-            name="images",
-            kind="images",
+            name=IMAGES,
+            kind=IMAGES,
             description="Whole images: train/validation (80/20 per class) from the training "
             "set; test = the official query set (135 logo + 135 `none` images).",
         ),
         Flickr27Config(
-            name="crops",
-            kind="crops",
+            name=CROPS,
+            kind=CROPS,
             description="One logo crop per distinct box (square, 15% margin); "
             "train/validation/test 70/15/15 of training-set images per class.",
         ),
     ]
-    DEFAULT_CONFIG_NAME = "images"
+    DEFAULT_CONFIG_NAME = IMAGES
 
     def _info(self) -> tfds.core.DatasetInfo:
         label = tfds.features.ClassLabel(names=ann.LABEL_NAMES)
         image = tfds.features.Image(shape=(None, None, 3), encoding_format="jpeg")
-        if self.builder_config.kind == "images":
+        if self.builder_config.kind == IMAGES:
             features = {
                 "image": image,
                 "label": label,
@@ -105,10 +106,8 @@ class Builder(tfds.core.GeneratorBasedBuilder):
             manual_dir = dl_manager.manual_dir
         except (AssertionError, ValueError):
             manual_dir = None
-        if manual_dir is not None and (manual_dir / ARCHIVE_NAME).exists():
-            return manual_dir / ARCHIVE_NAME
         try:
-            return dl_manager.download(URL)
+            return download_lib.archive_path(manual_dir, dl_manager.download)
         except Exception as error:  # noqa: BLE001 - any download failure gets the same advice
             default = getattr(dl_manager, "_manual_dir", None) or "<data_dir>/downloads/manual"
             raise RuntimeError(
@@ -124,7 +123,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         )
         # Saved as metadata.json next to dataset_info.json: builder.info.metadata.
         self.info.metadata.update(report.as_metadata())
-        if self.builder_config.kind == "images":
+        if self.builder_config.kind == IMAGES:
             plan = splits_lib.plan(index, [("validation", 0.2)], leak_split=splits_lib.EXCLUDED)
             left_out = sorted(f for f, s in plan.items() if s == splits_lib.EXCLUDED)
             log.warning(
@@ -150,7 +149,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         """Yields the examples of the ``files`` (query-set images when ``query``)."""
         if query:
             return self._generate_queries(path, index.query)
-        if self.builder_config.kind == "images":
+        if self.builder_config.kind == IMAGES:
             return self._generate_images(path, index, files)
         return self._generate_crops(path, index, files)
 

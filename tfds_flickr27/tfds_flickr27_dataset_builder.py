@@ -6,9 +6,10 @@ without registering it a second time.
 """
 
 from tfds_flickr27.flickr_logos27_dataset_builder import Builder as _Builder
+from tfds_flickr27.names import DATASET_NAME
 
 
 class Builder(_Builder, skip_registration=True):
     """The ``flickr_logos27`` builder (see ``flickr_logos27_dataset_builder.py``)."""
 
-    name = "flickr_logos27"
+    name = DATASET_NAME
