@@ -111,6 +111,13 @@ def load_bundle(bundle_dir: str | os.PathLike) -> Bundle:
     return Bundle(Path(bundle_dir), model, metadata)
 
 
+def _umask() -> int:
+    """The process umask (reading it means setting it: set it straight back)."""
+    mask = os.umask(0o077)
+    os.umask(mask)
+    return mask
+
+
 def save_bundle(
     model: keras.Model,
     metadata: BundleMetadata,
@@ -126,6 +133,7 @@ def save_bundle(
     final = Path(bundle_dir)
     final.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
+    staging.chmod(0o777 & ~_umask())  # mkdtemp makes it 0700; a bundle is an ordinary folder
     try:
         model.save(staging / MODEL_FILE)
         if export_serving:
