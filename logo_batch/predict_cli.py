@@ -10,20 +10,24 @@ import sys
 from collections.abc import Sequence
 from typing import TextIO
 
+from logo_batch.cli_options import add_option
 from logo_batch.predict import CSV_COLUMNS, Prediction, predict_files
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
+    """Options in both spellings (``--top-k`` = ``--top_k``), as ``logo-batch classify``."""
     parser.add_argument("bundle", help="model bundle folder (made by logo-batch train)")
     parser.add_argument("images", nargs="+", metavar="IMAGE", help="image files to classify")
-    parser.add_argument("--top-k", type=int, default=3, help="labels per image (default 3)")
+    add_option(parser, "--top-k", type=int, default=3, metavar="K", help="labels per image")
     parser.add_argument("--format", choices=("text", "csv", "json"), default="text")
-    parser.add_argument(
+    add_option(
+        parser,
         "--min-score",
         default=None,
+        metavar="S",
         help="label 'unknown' below this top score; 'bundle' = the bundle's rejection threshold",
     )
-    parser.add_argument("--batch-size", type=int, default=32)
+    add_option(parser, "--batch-size", type=int, default=32, metavar="B")
 
 
 def write_predictions(predictions: Sequence[Prediction], fmt: str, out: TextIO) -> None:
