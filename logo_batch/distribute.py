@@ -64,20 +64,21 @@ class TaskInfo:
 
 
 def task_info() -> TaskInfo:
-    """Reads ``TF_CONFIG`` (absent → a single chief)."""
-    raw = os.environ.get("TF_CONFIG", "")
-    if not raw:
+    """Reads ``TF_CONFIG`` with TensorFlow's own resolver (absent → a single chief).
+
+    Workers are the ``chief`` and ``worker`` tasks (not ``evaluator`` or ``ps``).
+    """
+    if not os.environ.get("TF_CONFIG", ""):
         return TaskInfo(None, 0, 1)
+    resolver = tf.distribute.cluster_resolver.TFConfigClusterResolver()
     try:
-        tf_config = json.loads(raw)
+        cluster = resolver.cluster_spec()
+        task_type, task_id = resolver.task_type, resolver.task_id
     except json.JSONDecodeError as error:
         raise ValueError(f"TF_CONFIG is not valid JSON: {error}") from error
-    cluster = tf_config.get("cluster", {})
-    task = tf_config.get("task", {})
-    workers = sum(len(cluster.get(kind, [])) for kind in ("chief", "worker"))
-    return TaskInfo(
-        task.get("type"), int(task.get("index", 0)), max(workers, 1), "chief" in cluster
-    )
+    jobs = set(cluster.jobs)
+    workers = sum(cluster.num_tasks(kind) for kind in ("chief", "worker") if kind in jobs)
+    return TaskInfo(task_type, task_id or 0, max(workers, 1), "chief" in jobs)
 
 
 def make_strategy(name: str = "auto") -> tf.distribute.Strategy:
