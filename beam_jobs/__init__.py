@@ -2,14 +2,14 @@
 
 Importing the jobs imports TensorFlow, Keras and Beam, whose start-up chatter (CUDA
 stub and CPU-feature lines, optional cloud clients not installed) is noise for a
-command-line job: it is captured here (:mod:`beam_jobs.quiet`) and kept in
-:data:`STARTUP_LOG`, which ``--verbose`` prints. TensorFlow's later C++ INFO and
+command-line job: it is captured here (``logo_batch.console.native_stderr_captured``)
+and kept in :data:`STARTUP_LOG`, which ``--verbose`` prints. TensorFlow's later C++ INFO and
 WARNING lines are off unless ``TF_CPP_MIN_LOG_LEVEL`` is set.
 """
 
 import os as _os
 
-from beam_jobs.quiet import stderr_captured as _stderr_captured
+from logo_batch.console import native_stderr_captured as _stderr_captured
 
 _os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 

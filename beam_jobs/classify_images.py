@@ -89,6 +89,7 @@ from apache_beam.options.pipeline_options import (
 from apache_beam.portability import python_urns
 from apache_beam.runners.portability.fn_api_runner import FnApiRunner
 
+from logo_batch import console
 from logo_batch.bundle import METADATA_FILE, BundleMetadata, model_path, read_metadata
 from logo_batch.cli_options import add_option, unknown_beam_options, unknown_option_message
 from logo_batch.layers import ScalePixels
@@ -1205,7 +1206,7 @@ def _configure_logging(verbose: bool) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    verbose = bool(getattr(args, "verbose", False))
+    verbose = bool(getattr(args, "verbose", False)) or console.is_verbose()
     extra = list(getattr(args, "extra_args", []))
     unknown = unknown_beam_options(extra)
     if unknown:

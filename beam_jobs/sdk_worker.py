@@ -12,7 +12,8 @@ module instead, which runs the same worker main after two things:
   (``pidfd_open``; elsewhere it checks every second) for the case where the worker's
   parent is a shell rather than the driver;
 - **quiet logs** (``--quiet``): the worker's own stderr shows errors only, and
-  TensorFlow's C++ start-up lines are captured (:mod:`beam_jobs.quiet`) or off.
+  TensorFlow's C++ start-up lines are captured
+  (``logo_batch.console.native_stderr_captured``) or off.
 
     python -m beam_jobs.sdk_worker --driver_pid PID [--quiet]
 """
@@ -133,7 +134,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.driver_pid is not None:
         exit_with_driver(args.driver_pid)
     if args.quiet:
-        from beam_jobs.quiet import stderr_captured
+        from logo_batch.console import native_stderr_captured as stderr_captured
 
         with stderr_captured():  # TensorFlow's and Beam's start-up lines
             import tensorflow  # noqa: F401  (the job's code needs it: import it now)

@@ -16,6 +16,7 @@ import os
 import sys
 import tempfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 VERBOSE_ENV = "LOGO_BATCH_VERBOSE"
 
@@ -35,26 +36,43 @@ def set_verbose(verbose: bool) -> None:
         logging.getLogger(name).setLevel(logging.ERROR)
 
 
+@dataclass
+class Captured:
+    """What a :func:`native_stderr_captured` block wrote to file descriptor 2."""
+
+    text: str = ""
+
+
 @contextlib.contextmanager
-def native_stderr_captured(enabled: bool = True) -> Iterator[None]:
-    """Captures file descriptor 2 (C++ logging too); replays it if the block fails."""
-    if not enabled:
-        yield
+def native_stderr_captured(enabled: bool = True) -> Iterator[Captured]:
+    """Captures file descriptor 2 (C++ logging too) into ``.text``; replays it if the
+    block fails, so the reason an import failed never vanishes."""
+    captured = Captured()
+    try:
+        if not enabled:
+            raise ValueError("capture disabled")
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError, AttributeError):  # disabled, or no usable stderr
+        yield captured
         return
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile() as captured:
-        os.dup2(captured.fileno(), 2)
+    failed = False
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 2)
         try:
-            yield
+            yield captured
         except BaseException:
-            os.dup2(saved, 2)
-            captured.seek(0)
-            sys.stderr.write(captured.read().decode(errors="replace"))
+            failed = True
             raise
         finally:
+            with contextlib.suppress(Exception):
+                sys.stderr.flush()
             os.dup2(saved, 2)
             os.close(saved)
+            sink.seek(0)
+            captured.text = sink.read().decode("utf-8", "replace")
+            if failed:
+                sys.stderr.write(captured.text)
 
 
 def start_tensorflow_quietly() -> None:
