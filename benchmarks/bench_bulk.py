@@ -73,16 +73,16 @@ def time_ceiling(bundle_dir: Path, paths: list[Path], count: int) -> float:
     bundle = load_bundle(bundle_dir)
     inputs = np.stack([preprocess_image_file(p, IMAGE_SIZE) for p in paths[: BATCH_SIZE * 4]])
     batches = [inputs[i : i + BATCH_SIZE] for i in range(0, len(inputs), BATCH_SIZE)]
-    predict_scores(bundle, batches[0])  # warm up
+    predict_scores(bundle.model, batches[0])  # warm up
     done, start = 0, time.perf_counter()
     while done < count:
-        done += len(predict_scores(bundle, batches[(done // BATCH_SIZE) % len(batches)]))
+        done += len(predict_scores(bundle.model, batches[(done // BATCH_SIZE) % len(batches)]))
     return time.perf_counter() - start
 
 
 def time_beam(bundle_dir: Path, folder: Path, output: Path, beam_args: list[str]) -> float:
     """The Beam job end to end; seconds."""
-    from beam_jobs.classify_images import JobConfig, run_job
+    from beam_jobs.job import JobConfig, run_job
 
     config = JobConfig(input=str(folder), model=str(bundle_dir), output=str(output))
     seconds, summary = timed(lambda: run_job(config, beam_args))

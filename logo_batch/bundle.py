@@ -87,12 +87,16 @@ def model_path(bundle_dir: str | os.PathLike) -> str:
 
 
 def read_metadata(bundle_dir: str | os.PathLike) -> BundleMetadata:
-    """Reads ``metadata.json``; raises a clear error when the folder is not a bundle."""
-    path = Path(bundle_dir) / METADATA_FILE
-    if not path.is_file():
+    """Reads ``metadata.json`` of a local or remote (``gs://``, ...) bundle; raises a
+    clear error when the folder is not a bundle."""
+    import tensorflow as tf  # its file system reads local folders and gs://, s3://, ...
+
+    path = f"{os.fspath(bundle_dir).rstrip('/')}/{METADATA_FILE}"
+    if not tf.io.gfile.exists(path):
         raise FileNotFoundError(f"{bundle_dir}: not a logo-batch model bundle (no {METADATA_FILE})")
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        with tf.io.gfile.GFile(path, "rb") as handle:
+            data = json.loads(handle.read().decode("utf-8"))
     except json.JSONDecodeError as error:
         raise ValueError(f"{path}: invalid JSON: {error}") from error
     metadata = BundleMetadata.from_dict(data)

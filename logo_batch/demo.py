@@ -136,7 +136,7 @@ def run_demo(args: argparse.Namespace) -> int:
     """The whole product, end to end."""
     import pandas as pd
 
-    from beam_jobs.classify_images import JobConfig, run_job
+    from beam_jobs.job import JobConfig, run_job
     from logo_batch.training import TrainConfig, train
     from tfds_flickr27 import CROPS, DATASET_NAME, IMAGES
 
@@ -150,9 +150,13 @@ def run_demo(args: argparse.Namespace) -> int:
     weights = choose_weights(args.weights or os.environ.get(WEIGHTS_ENV), args.image_size)
     # One folder per data and recipe: a rerun finds its finished run and keeps it.
     weights_name = Path(weights).name.split(".")[0] if os.path.isfile(weights) else weights
-    run_dir = out / "runs" / (
-        f"{data_dir.name}-{weights_name}-{args.image_size}px"
-        f"-{args.epochs}+{args.fine_tune_epochs}ep"
+    run_dir = (
+        out
+        / "runs"
+        / (
+            f"{data_dir.name}-{weights_name}-{args.image_size}px"
+            f"-{args.epochs}+{args.fine_tune_epochs}ep"
+        )
     )
     say(
         f"training on {DATASET_NAME}/{CROPS} ({kind} data) into {run_dir}\n"

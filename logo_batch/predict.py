@@ -9,11 +9,15 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from logo_batch.bundle import Bundle
 from logo_batch.preprocessing import DEFAULT_MAX_PIXELS, ImageDecodeError, preprocess_image_file
+
+if TYPE_CHECKING:
+    import keras
 
 UNKNOWN_LABEL = "unknown"
 CSV_COLUMNS = ("path", "label", "score", "top_labels", "top_scores", "error")
@@ -72,9 +76,10 @@ def error_prediction(path: str, error: str) -> Prediction:
     return Prediction(path=path, error=error)
 
 
-def predict_scores(bundle: Bundle, images: np.ndarray) -> np.ndarray:
-    """Softmax scores of a batch of model inputs ``float32 [B, S, S, 3]``."""
-    return np.asarray(bundle.model(images, training=False), dtype=np.float32)
+def predict_scores(model: keras.Model, images: np.ndarray) -> np.ndarray:
+    """Softmax scores of a batch of model inputs ``float32 [B, S, S, 3]`` (one model
+    call: what ``logo-batch predict`` and the Beam job's model handler both run)."""
+    return np.asarray(model(images, training=False), dtype=np.float32)
 
 
 def predict_files(
@@ -94,7 +99,7 @@ def predict_files(
     def flush() -> None:
         if not batch_inputs:
             return
-        scores = predict_scores(bundle, np.stack(batch_inputs))
+        scores = predict_scores(bundle.model, np.stack(batch_inputs))
         for path, row in zip(batch_paths, scores, strict=True):
             results.append(
                 scores_to_prediction(

@@ -17,7 +17,7 @@ import pytest
 from beam_support import CLASSES, IN_PROCESS, make_bundle, read_csv
 from image_files import gray_png, noise_jpeg, permissions_enforced, truncated_jpeg
 
-from beam_jobs import classify_images as job
+from beam_jobs import classify_images, inputs, job, paths
 from logo_batch import cli
 from logo_batch.bundle import BundleMetadata, save_bundle
 
@@ -86,7 +86,7 @@ def test_listing_reports_a_folder_it_cannot_read(tmp_path, monkeypatch):
         return real_scandir(path)
 
     monkeypatch.setattr(os, "scandir", scandir)
-    listed = sorted(job.list_local_files(str(tmp_path)))
+    listed = sorted(inputs.list_local_files(str(tmp_path)))
     assert listed == [
         (str(tmp_path / "locked"), "cannot read folder: Permission denied"),
         (str(tmp_path / "ok" / "a.jpg"), ""),
@@ -135,9 +135,9 @@ def test_file_name_that_is_not_utf8_becomes_a_row(bundle, tmp_path):
     assert "corrupt or truncated" in rows.loc[bad, "error"]  # the file was read
     assert rows.loc[slash, "error"] == ""
     # Lossless: the documented unescaping gives the original bytes back.
-    assert job.path_bytes(cafe) == raw + b"/caf\xe9.jpg"
-    assert job.path_bytes(bad) == raw + b"/bad\xff\xfe.jpg"
-    assert job.path_bytes(slash) == raw + b"/back\\slash.jpg"
+    assert paths.path_bytes(cafe) == raw + b"/caf\xe9.jpg"
+    assert paths.path_bytes(bad) == raw + b"/bad\xff\xfe.jpg"
+    assert paths.path_bytes(slash) == raw + b"/back\\slash.jpg"
     assert (summary.matched, summary.failed) == (3, 1)
 
 
@@ -405,7 +405,7 @@ def test_options_accept_dash_and_underscore_spellings(bundle, tmp_path, capsys):
     assert sum(len(r) for r in rows) == 3
     assert all(len(labels.split(";")) == 2 for r in rows for labels in r.top_labels)
     # `python -m beam_jobs.classify_images` (main) takes the same spellings.
-    assert job.main([*argv, "--output", str(out / "b.csv"), *IN_PROCESS]) == 0
+    assert classify_images.main([*argv, "--output", str(out / "b.csv"), *IN_PROCESS]) == 0
     assert len(list(out.glob("b-*-of-00002.csv"))) == 2
     # predict takes the underscore spelling too.
     image = str(folder / "0.jpg")
@@ -426,7 +426,7 @@ def _exit_code(function, argv) -> int:
 @pytest.mark.parametrize("entry", ["cli", "module"])
 def test_unknown_option_is_an_error(bundle, tmp_path, capsys, entry, monkeypatch):
     _no_pipeline(monkeypatch)
-    main = (lambda argv: cli.main(["classify", *argv])) if entry == "cli" else job.main
+    main = (lambda argv: cli.main(["classify", *argv])) if entry == "cli" else classify_images.main
     argv = ["--input", str(tmp_path), "--model", str(bundle), "--output", str(tmp_path / "o.csv")]
     argv += ["--top-kk", "3", *IN_PROCESS]
     assert _exit_code(main, argv) == 2

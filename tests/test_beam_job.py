@@ -30,7 +30,7 @@ from image_files import (
     truncated_jpeg,
 )
 
-from beam_jobs import classify_images as job
+from beam_jobs import inputs, job, runner
 from logo_batch import cli
 from logo_batch.bundle import load_bundle
 from logo_batch.predict import CSV_COLUMNS, UNKNOWN_LABEL, predict_files
@@ -223,9 +223,9 @@ def test_no_matching_images_fails(bundle, tmp_path):
 
 
 def test_input_patterns():
-    assert job.input_pattern("/data/logos") == "/data/logos/**"
-    assert job.input_pattern("gs://bucket/logos/") == "gs://bucket/logos/**"
-    assert job.input_pattern("/data/*/img_??.jpg") == "/data/*/img_??.jpg"
+    assert inputs.input_pattern("/data/logos") == "/data/logos/**"
+    assert inputs.input_pattern("gs://bucket/logos/") == "gs://bucket/logos/**"
+    assert inputs.input_pattern("/data/*/img_??.jpg") == "/data/*/img_??.jpg"
     assert job.output_paths("/o/r.csv", 2) == ["/o/r-00000-of-00002.csv", "/o/r-00001-of-00002.csv"]
 
 
@@ -235,24 +235,24 @@ def test_runner_choice(monkeypatch):
 
     monkeypatch.setenv("PYTHONPATH", "")
     for cores in (4, 1):  # the rule, not this machine: one worker process per core
-        monkeypatch.setattr(job, "local_cores", lambda cores=cores: cores)
+        monkeypatch.setattr(runner, "local_cores", lambda cores=cores: cores)
         monkeypatch.delenv("TF_NUM_INTRAOP_THREADS", raising=False)
-        options, runner = job.pipeline_options([])
+        options, chosen = runner.pipeline_options([])
         direct = options.view_as(DirectOptions)
-        assert isinstance(runner, FnApiRunner)  # never DirectRunner, which tries Prism first
+        assert isinstance(chosen, FnApiRunner)  # never DirectRunner, which tries Prism first
         assert direct.direct_running_mode == "multi_processing"
         assert direct.direct_num_workers == cores
         assert os.environ["TF_NUM_INTRAOP_THREADS"] == "1"  # cores // workers
-    monkeypatch.setattr(job, "local_cores", lambda: 4)
+    monkeypatch.setattr(runner, "local_cores", lambda: 4)
     monkeypatch.delenv("TF_NUM_INTRAOP_THREADS", raising=False)
-    options, runner = job.pipeline_options(["--direct_num_workers", "2"])
+    options, chosen = runner.pipeline_options(["--direct_num_workers", "2"])
     assert os.environ["TF_NUM_INTRAOP_THREADS"] == "2"  # 4 cores shared by 2 workers
-    options, runner = job.pipeline_options(["--direct_num_workers", "3"])
+    options, chosen = runner.pipeline_options(["--direct_num_workers", "3"])
     assert options.view_as(DirectOptions).direct_num_workers == 3
-    options, runner = job.pipeline_options(["--runner", "DaskRunner", "--dask_npartitions", "4"])
-    assert runner is None and options.view_as(StandardOptions).runner == job.DASK_RUNNER
-    options, runner = job.pipeline_options(["--runner", "DataflowRunner", "--setup_file", "x"])
-    assert runner is None and options.view_as(StandardOptions).runner == "DataflowRunner"
+    options, chosen = runner.pipeline_options(["--runner", "DaskRunner", "--dask_npartitions", "4"])
+    assert chosen is None and options.view_as(StandardOptions).runner == runner.DASK_RUNNER
+    options, chosen = runner.pipeline_options(["--runner", "DataflowRunner", "--setup_file", "x"])
+    assert chosen is None and options.view_as(StandardOptions).runner == "DataflowRunner"
 
 
 def test_dask_runner_on_a_local_cluster(bundle, image_folder, local_run, tmp_path):

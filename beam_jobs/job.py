@@ -1,0 +1,214 @@
+"""The classification job: its configuration, the pipeline as it reads, and its driver."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import apache_beam as beam
+from apache_beam.io.filesystems import FileSystems
+
+from beam_jobs.csv_output import (
+    MANIFEST_FILE,
+    WriteCsvShards,
+    WriteManifest,
+    check_output,
+    count_csv_rows,
+    delete_quietly,
+    output_paths,
+    previous_outputs,
+    remove_stale_temp_folders,
+    shard_name,
+    temp_folder,
+    write_csv,
+)
+from beam_jobs.errors import ClassifyJobError
+from beam_jobs.inputs import is_local, local_path, resolve_input
+from beam_jobs.model import check_model_file
+from beam_jobs.runner import pipeline_options, query_metrics
+from beam_jobs.transforms import (
+    ClassifyBatches,
+    DecodeImageBatches,
+    FormatRows,
+    GroupIntoBatches,
+    MatchImageFiles,
+)
+from logo_batch.bundle import BundleMetadata, read_metadata
+from logo_batch.preprocessing import (
+    DEFAULT_MAX_PIXELS,
+)
+
+COUNTER_ORDER = (
+    "files_matched",
+    "listing_errors",
+    "images_read",
+    "images_failed_to_decode",
+    "images_classified",
+    "images_failed",
+    "model_loads",
+)
+
+
+@dataclass
+class JobConfig:
+    input: str
+    model: str
+    output: str
+    num_shards: int = 1
+    top_k: int = 5
+    min_score: float | None = None
+    max_error_fraction: float = 1.0
+    batch_size: int = 32
+    max_pixels: int = DEFAULT_MAX_PIXELS
+
+
+@dataclass
+class JobSummary:
+    matched: int
+    written: int
+    failed: int
+    outputs: list[str]
+    seconds: float
+    metrics: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def classified(self) -> int:
+        return self.written - self.failed
+
+    @property
+    def error_fraction(self) -> float:
+        return self.failed / self.matched if self.matched else 0.0
+
+    def line(self) -> str:
+        rate = self.matched / self.seconds if self.seconds > 0 else float("nan")
+        where = self.outputs[0] if len(self.outputs) == 1 else f"{len(self.outputs)} shards"
+        return (
+            f"classify: {self.matched} image files matched, {self.classified} classified, "
+            f"{self.failed} failed ({self.error_fraction:.1%}); {self.written} rows written "
+            f"to {where} in {self.seconds:.1f} s ({rate:.1f} images/s)"
+        )
+
+    def counters_line(self) -> str:
+        """The job's Beam counters (as the runner reported them)."""
+        if not self.metrics:
+            return "classify counters: not reported by this runner"
+        names = [name for name in COUNTER_ORDER if name in self.metrics]
+        names += sorted(set(self.metrics) - set(names))
+        return "classify counters: " + " ".join(f"{n}={self.metrics[n]}" for n in names)
+
+
+def build_pipeline(
+    pipeline: beam.Pipeline, config: JobConfig, metadata: BundleMetadata, temp_dir: str
+):
+    """Adds the classification job to ``pipeline``; returns the manifest PCollection."""
+    entries = pipeline | "MatchImageFiles" >> MatchImageFiles(resolve_input(config.input))
+    matched = entries | "CountMatchedFiles" >> beam.combiners.Count.Globally()
+    return (
+        entries
+        | "GroupIntoBatches" >> GroupIntoBatches(matched, config.batch_size)
+        | "DecodeImageBatches" >> DecodeImageBatches(metadata.image_size, config.max_pixels)
+        | "ClassifyBatches"
+        >> ClassifyBatches(
+            config.model, metadata.class_names, top_k=config.top_k, min_score=config.min_score
+        )
+        | "FormatRows" >> FormatRows()
+        | "WriteCsvShards" >> WriteCsvShards(temp_dir, config.num_shards)
+        | "WriteManifest" >> WriteManifest(matched, FileSystems.join(temp_dir, MANIFEST_FILE))
+    )
+
+
+def run_job(
+    config: JobConfig, pipeline_args: Sequence[str] = (), *, quiet: bool = False
+) -> JobSummary:
+    """Runs the job; the CSV file(s) appear at ``config.output`` only if it succeeds.
+
+    Before the pipeline starts: resolves ``--input``, checks the output location and
+    the model file, and removes the temporary folders killed runs of this output
+    left (raises :class:`ClassifyJobError` for a bad input, output or model).
+    Raises :class:`ClassifyJobError` when no image matched, when the rows written
+    differ from the files matched (nothing is moved into place), or, after writing,
+    when the error fraction is above ``config.max_error_fraction``. ``quiet``: the
+    local runner's workers log errors only.
+    """
+    if config.num_shards < 1 or config.batch_size < 1 or config.top_k < 1:
+        raise ValueError("--num_shards, --batch_size and --top_k must be at least 1")
+    if is_local(config.output):  # workers may run elsewhere: absolute local paths
+        config = dataclasses.replace(config, output=local_path(config.output))
+    spec = resolve_input(config.input)
+    if spec.local:
+        config = dataclasses.replace(config, input=spec.pattern or spec.root)
+    check_output(config.output, config.num_shards)
+    try:
+        metadata = read_metadata(config.model)
+    except (OSError, ValueError) as error:
+        raise ClassifyJobError(str(error)) from error
+    check_model_file(config.model)
+    remove_stale_temp_folders(config.output)
+    temp_dir = temp_folder(config.output)
+    try:
+        FileSystems.mkdirs(temp_dir)
+    except Exception as error:  # noqa: BLE001  (BeamIOError and friends)
+        raise ClassifyJobError(f"cannot write {config.output}: {error}") from error
+    options, runner = pipeline_options(pipeline_args, quiet=quiet)
+    started = time.monotonic()
+    try:
+        pipeline = beam.Pipeline(runner=runner, options=options)
+        build_pipeline(pipeline, config, metadata, temp_dir)
+        result = pipeline.run()
+        try:
+            result.wait_until_finish()
+        finally:
+            client = getattr(result, "client", None)  # the Dask runner's; never closed
+            if client is not None:
+                client.close()
+        seconds = time.monotonic() - started
+        summary = verify_and_move(config, temp_dir, seconds, query_metrics(result))
+    finally:
+        delete_quietly(temp_dir)
+    if summary.error_fraction > config.max_error_fraction:
+        raise ClassifyJobError(
+            f"{summary.failed} of {summary.matched} files failed "
+            f"({summary.error_fraction:.1%}), above --max_error_fraction "
+            f"{config.max_error_fraction:g}; the CSV was written to {config.output} "
+            f"and lists every error",
+            summary,
+        )
+    return summary
+
+
+def verify_and_move(config: JobConfig, temp_dir: str, seconds: float, metrics) -> JobSummary:
+    manifest_path = FileSystems.join(temp_dir, MANIFEST_FILE)
+    if not FileSystems.exists(manifest_path):
+        raise ClassifyJobError(f"the pipeline finished without writing {manifest_path}")
+    with FileSystems.open(manifest_path) as handle:
+        manifest = json.loads(handle.read().decode("utf-8"))
+    matched = int(manifest["matched"])
+    if matched == 0:
+        raise ClassifyJobError(f"no image files matched {resolve_input(config.input).describe()}")
+    sources, finals = [], output_paths(config.output, config.num_shards)
+    written = failed = 0
+    for index in range(config.num_shards):
+        name = shard_name(index, config.num_shards)
+        source = FileSystems.join(temp_dir, name)
+        if name not in manifest["shards"]:
+            write_csv(source, [])  # a shard no row hashed to: header only
+        rows, errors = count_csv_rows(source)
+        claimed = manifest["shards"].get(name, {"rows": 0})["rows"]
+        if rows != claimed:
+            raise ClassifyJobError(f"{name}: {rows} rows on disk, the writer reported {claimed}")
+        written, failed = written + rows, failed + errors
+        sources.append(source)
+    if written != matched:
+        raise ClassifyJobError(
+            f"{matched} image files matched but {written} rows were written: "
+            f"{abs(matched - written)} rows {'missing' if written < matched else 'extra'}; "
+            f"nothing written to {config.output}"
+        )
+    stale = [path for path in previous_outputs(config.output) if path not in finals]
+    FileSystems.rename(sources, finals)
+    if stale:  # an earlier run's shards (another --num_shards): not part of this output
+        FileSystems.delete(stale)
+    return JobSummary(matched, written, failed, finals, seconds, metrics)
