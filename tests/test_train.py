@@ -13,34 +13,16 @@ import keras
 import numpy as np
 import pandas as pd
 import pytest
+from training_support import Record, tiny_config
 
 from logo_batch import data, evaluate
 from logo_batch.bundle import load_bundle, read_metadata
 from logo_batch.cli import main
 from logo_batch.predict import predict_files
-from logo_batch.training import TrainConfig, train
+from logo_batch.training import train
 
 CHANCE = 1 / 27
 REPO = Path(__file__).resolve().parents[1]
-
-
-def _config(data_dir, output_dir, **overrides) -> TrainConfig:
-    values = dict(
-        data_dir=str(data_dir),
-        output_dir=str(output_dir),
-        backbone="tiny_cnn",
-        weights="none",
-        image_size=32,
-        epochs=8,
-        fine_tune_epochs=2,
-        batch_size=32,
-        learning_rate=3e-3,
-        fine_tune_learning_rate=1e-3,
-        export_serving=False,
-        verbose=0,
-    )
-    values.update(overrides)
-    return TrainConfig(**values)
 
 
 class Interrupt(keras.callbacks.Callback):
@@ -55,29 +37,10 @@ class Interrupt(keras.callbacks.Callback):
             raise KeyboardInterrupt(f"killed after epoch {epoch}")
 
 
-class Record(keras.callbacks.Callback):
-    """Records the epochs a run starts and what the compiled model looks like."""
-
-    def __init__(self):
-        super().__init__()
-        self.epochs: list[int] = []
-        self.seen: dict = {}
-
-    def on_train_begin(self, logs=None):
-        self.seen = {
-            "jit_compile": self.model.jit_compile,
-            "policy": self.model.dtype_policy.name,
-            "optimizer": type(self.model.optimizer).__name__,
-        }
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.epochs.append(epoch)
-
-
 @pytest.fixture(scope="module")
 def trained(synthetic_data_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("run")
-    return train(_config(synthetic_data_dir, out, export_serving=True))
+    return train(tiny_config(synthetic_data_dir, out, export_serving=True))
 
 
 def test_training_learns_and_writes_the_run_folder(trained):
@@ -152,7 +115,9 @@ def test_evaluate_query_set_reports_rejection(trained, synthetic_data_dir, capsy
 
 
 def test_interrupted_run_resumes_in_both_phases(synthetic_data_dir, tmp_path):
-    config = _config(synthetic_data_dir, tmp_path, epochs=3, fine_tune_epochs=2, steps_per_epoch=2)
+    config = tiny_config(
+        synthetic_data_dir, tmp_path, epochs=3, fine_tune_epochs=2, steps_per_epoch=2
+    )
     with pytest.raises(KeyboardInterrupt):
         train(config, callbacks=[Interrupt(at_epoch=1)])  # in the head phase
     record = Record()
@@ -170,11 +135,13 @@ def test_interrupted_run_resumes_in_both_phases(synthetic_data_dir, tmp_path):
 
 
 def test_resume_refuses_a_different_model(synthetic_data_dir, tmp_path):
-    config = _config(synthetic_data_dir, tmp_path, epochs=1, fine_tune_epochs=0, steps_per_epoch=1)
+    config = tiny_config(
+        synthetic_data_dir, tmp_path, epochs=1, fine_tune_epochs=0, steps_per_epoch=1
+    )
     with pytest.raises(KeyboardInterrupt):
         train(config, callbacks=[Interrupt(at_epoch=0)])
     with pytest.raises(ValueError, match="image_size"):
-        train(_config(synthetic_data_dir, tmp_path, image_size=48))
+        train(tiny_config(synthetic_data_dir, tmp_path, image_size=48))
 
 
 @pytest.mark.parametrize(
@@ -186,7 +153,7 @@ def test_resume_refuses_a_different_model(synthetic_data_dir, tmp_path):
 )
 def test_mixed_precision_and_xla_runs(synthetic_data_dir, tmp_path, switch, expected):
     record = Record()
-    config = _config(
+    config = tiny_config(
         synthetic_data_dir, tmp_path, epochs=2, fine_tune_epochs=0, steps_per_epoch=2, **switch
     )
     result = train(config, callbacks=[record])
@@ -249,7 +216,7 @@ def test_real_crops_short_run_learns(real_archive, tmp_path):
     import tfds_flickr27
 
     tfds_flickr27.build_dataset("crops", tmp_path / "tfds", manual_dir=real_archive.parent)
-    config = _config(
+    config = tiny_config(
         tmp_path / "tfds", tmp_path / "run", image_size=64, epochs=6, fine_tune_epochs=0
     )
     result = train(config)

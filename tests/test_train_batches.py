@@ -12,6 +12,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from training_support import tiny_config
 
 from logo_batch import data, distribute
 from logo_batch.training import TrainConfig, train
@@ -22,19 +23,13 @@ BATCH = 16
 
 
 def _config(data_dir, tmp_path, **overrides) -> TrainConfig:
+    """Splits of k*B+1 examples: the last batch of each would hold one example."""
     values = dict(
-        data_dir=str(data_dir),
-        output_dir=str(tmp_path),
-        backbone="tiny_cnn",
-        weights="none",
-        image_size=32,
         batch_size=BATCH,
         train_split=f"train[:{2 * BATCH + 1}]",
         validation_split=f"validation[:{BATCH + 1}]",
-        verbose=0,
     )
-    values.update(overrides)
-    return TrainConfig(**values).resolved()
+    return tiny_config(data_dir, tmp_path, **{**values, **overrides}).resolved()
 
 
 def test_training_batches_are_full_and_validation_is_padded_exactly(synthetic_data_dir, tmp_path):

@@ -8,6 +8,7 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
+from training_support import Record, tiny_config
 
 from logo_batch import models
 from logo_batch.bundle import load_bundle
@@ -15,33 +16,8 @@ from logo_batch.training import TrainConfig, export, train
 
 
 def _config(data_dir, output_dir, **overrides) -> TrainConfig:
-    values = dict(
-        data_dir=str(data_dir),
-        output_dir=str(output_dir),
-        backbone="tiny_cnn",
-        weights="none",
-        image_size=32,
-        epochs=2,
-        fine_tune_epochs=1,
-        steps_per_epoch=2,
-        batch_size=16,
-        learning_rate=3e-3,
-        export_serving=False,
-        verbose=0,
-    )
-    values.update(overrides)
-    return TrainConfig(**values)
-
-
-class Epochs(keras.callbacks.Callback):
-    """Records every epoch a run starts."""
-
-    def __init__(self):
-        super().__init__()
-        self.started: list[int] = []
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.started.append(epoch)
+    values = dict(epochs=2, fine_tune_epochs=1, steps_per_epoch=2, batch_size=16)
+    return tiny_config(data_dir, output_dir, **{**values, **overrides})
 
 
 def _snapshot(run: Path) -> dict[str, tuple[int, str]]:
@@ -70,9 +46,9 @@ def test_rerun_of_a_finished_run_changes_nothing(synthetic_data_dir, tmp_path):
     first = train(config)
     before = _snapshot(tmp_path)
     assert "bundle/model.keras" in before and "metrics.json" in before
-    epochs = Epochs()
+    epochs = Record()
     again = train(config, callbacks=[epochs])
-    assert epochs.started == []  # nothing trained again
+    assert epochs.epochs == []  # nothing trained again
     assert again.metrics == first.metrics
     assert again.bundle_dir == first.bundle_dir
     assert _snapshot(tmp_path) == before  # not one output file rewritten
@@ -96,9 +72,9 @@ def test_run_killed_before_its_export_finishes_with_its_trained_weights(
         train(config)
     assert not (tmp_path / "bundle").exists()
     monkeypatch.setattr(export, "save_bundle", real_save)
-    epochs = Epochs()
+    epochs = Record()
     result = train(config, callbacks=[epochs])
-    assert epochs.started == []  # every phase had finished: none is run again
+    assert epochs.epochs == []  # every phase had finished: none is run again
     bundle = load_bundle(result.bundle_dir)
     end_weights = tmp_path / "checkpoints" / f"{last}_end.weights.h5"
     reference = keras.models.clone_model(bundle.model)

@@ -1,0 +1,46 @@
+"""Shared by the training tests: a tiny, fast configuration and recording callbacks."""
+
+from __future__ import annotations
+
+import keras
+
+from logo_batch.training import TrainConfig
+
+
+def tiny_config(data_dir, output_dir, **overrides) -> TrainConfig:
+    """A tiny CNN at 32 px on the synthetic dataset: seconds per run."""
+    values = dict(
+        data_dir=str(data_dir),
+        output_dir=str(output_dir),
+        backbone="tiny_cnn",
+        weights="none",
+        image_size=32,
+        epochs=8,
+        fine_tune_epochs=2,
+        batch_size=32,
+        learning_rate=3e-3,
+        fine_tune_learning_rate=1e-3,
+        export_serving=False,
+        verbose=0,
+    )
+    values.update(overrides)
+    return TrainConfig(**values)
+
+
+class Record(keras.callbacks.Callback):
+    """Records the epochs a run starts and what the compiled model looks like."""
+
+    def __init__(self):
+        super().__init__()
+        self.epochs: list[int] = []
+        self.seen: dict = {}
+
+    def on_train_begin(self, logs=None):
+        self.seen = {
+            "jit_compile": self.model.jit_compile,
+            "policy": self.model.dtype_policy.name,
+            "optimizer": type(self.model.optimizer).__name__,
+        }
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epochs.append(epoch)
