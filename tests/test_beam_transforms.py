@@ -1,0 +1,99 @@
+"""Single transforms of the Beam job, each in a TestPipeline with assert_that."""
+
+from __future__ import annotations
+
+import json
+
+import apache_beam as beam
+import numpy as np
+import pytest
+from apache_beam.runners.portability.fn_api_runner import FnApiRunner
+from apache_beam.testing import test_pipeline
+from apache_beam.testing.util import assert_that, equal_to
+from image_files import encode, halves
+
+from beam_jobs import csv_output, inputs, transforms
+from logo_batch.predict import error_prediction, scores_to_prediction
+
+
+def _pipeline() -> test_pipeline.TestPipeline:
+    return test_pipeline.TestPipeline(runner=FnApiRunner())  # in process; never Prism
+
+
+def test_match_image_files_lists_what_the_local_listing_lists(tmp_path):
+    (tmp_path / "sub").mkdir()
+    for name in ("a.jpg", "sub/b.PNG", "notes.txt"):
+        (tmp_path / name).write_bytes(b"x")
+    expected = list(inputs.list_local_files(str(tmp_path)))
+    assert sorted(path for path, _ in expected) == [
+        str(tmp_path / "a.jpg"),
+        str(tmp_path / "sub/b.PNG"),
+    ]
+    with _pipeline() as p:
+        entries = p | transforms.MatchImageFiles(str(tmp_path))
+        assert_that(entries, equal_to(expected))
+
+
+@pytest.mark.parametrize("count", [1, 8, 37])
+def test_group_into_batches_keeps_every_entry_once_in_batches_of_at_most_b(count):
+    entries = [(f"/photos/{i:03d}.jpg", "") for i in range(count)]
+
+    def check(batches):
+        assert all(1 <= len(batch) <= 8 for batch in batches)
+        flat = [entry for batch in batches for entry in batch]
+        assert sorted(flat) == entries  # every entry, once
+
+    with _pipeline() as p:
+        pcoll = p | beam.Create(entries)
+        matched = pcoll | beam.combiners.Count.Globally()
+        batches = pcoll | transforms.GroupIntoBatches(matched, batch_size=8)
+        assert_that(batches, check)
+
+
+def test_decode_image_batches_passes_errors_on_and_decodes_the_rest(tmp_path):
+    good = tmp_path / "good.jpg"
+    good.write_bytes(encode(halves(40, 30, (255, 0, 0), (0, 0, 255)), "JPEG"))
+    (tmp_path / "bad.jpg").write_bytes(b"not an image")
+    batch = ((str(good), ""), (str(tmp_path / "bad.jpg"), ""), ("/gone.jpg", "listing error"))
+
+    def check(decoded):
+        (only,) = decoded
+        assert [path for path, _ in only.inputs] == [str(good)]
+        assert only.inputs[0][1].shape == (16, 16, 3)
+        errors = dict(only.errors)
+        assert errors["/gone.jpg"] == "listing error" and errors[str(tmp_path / "bad.jpg")]
+
+    with _pipeline() as p:
+        decoded = p | beam.Create([batch]) | transforms.DecodeImageBatches(16)
+        assert_that(decoded, check)
+
+
+def test_format_rows_gives_the_prediction_rows():
+    predictions = [
+        scores_to_prediction("/a.jpg", np.array([0.7, 0.3]), ["x", "y"], top_k=2),
+        error_prediction("/b.jpg", "corrupt"),
+    ]
+    with _pipeline() as p:
+        rows = p | beam.Create(predictions) | transforms.FormatRows()
+        assert_that(rows, equal_to([prediction.to_row() for prediction in predictions]))
+
+
+def test_csv_shards_and_manifest_account_for_every_row(tmp_path):
+    rows = [
+        scores_to_prediction(f"/p/{i}.jpg", np.array([0.9, 0.1]), ["x", "y"]).to_row()
+        for i in range(11)
+    ] + [error_prediction("/p/bad.jpg", "corrupt").to_row()]
+    manifest_path = str(tmp_path / csv_output.MANIFEST_FILE)
+    with _pipeline() as p:
+        matched = p | "Matched" >> beam.Create([len(rows)])
+        written = p | beam.Create(rows) | csv_output.WriteCsvShards(str(tmp_path), num_shards=3)
+        _ = written | csv_output.WriteManifest(matched, manifest_path)
+    manifest = json.loads((tmp_path / csv_output.MANIFEST_FILE).read_text())
+    assert manifest["matched"] == 12
+    assert sum(shard["rows"] for shard in manifest["shards"].values()) == 12
+    assert sum(shard["errors"] for shard in manifest["shards"].values()) == 1
+    on_disk = 0
+    for name, shard in manifest["shards"].items():
+        assert csv_output.count_csv_rows(str(tmp_path / name)) == (shard["rows"], shard["errors"])
+        on_disk += shard["rows"]
+    assert on_disk == 12
