@@ -47,6 +47,9 @@ class BundleMetadata:
     dataset: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
     rejection_threshold: float | None = None
+    # The class a model learned for "no logo" (the last of class_names), or None for a
+    # model that only knows brands.
+    background_class: str | None = None
     preprocessing: dict[str, str] = field(default_factory=lambda: dict(PREPROCESSING))
     training: dict[str, Any] = field(default_factory=dict)
     format_version: int = BUNDLE_FORMAT_VERSION
