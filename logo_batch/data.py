@@ -181,6 +181,7 @@ def make_dataset(
     drop_remainder: bool = False,
     repeat: bool = False,
     pad_to_batches: int | None = None,
+    extra: tf.data.Dataset | None = None,
 ) -> tf.data.Dataset:
     """Batches of ``(images float32 [B, S, S, 3] in [0, 255], labels[, weights])``.
 
@@ -193,7 +194,9 @@ def make_dataset(
     before batching with ``drop_remainder`` (every batch full: fixed shapes, no
     replica without data). For evaluation, ``pad_to_batches=N`` (the number of
     examples kept) pads the last batch with zero-weight examples instead (see
-    :func:`pad_with_zero_weights`): every batch full, metrics exact.
+    :func:`pad_with_zero_weights`): every batch full, metrics exact. ``extra``: decoded
+    ``(image float32 [S, S, 3], label int32)`` examples (e.g. :func:`background_windows`)
+    joined to the records' before the cache.
     """
     if one_hot and num_classes is None:
         raise ValueError("one_hot labels need num_classes")
@@ -207,6 +210,8 @@ def make_dataset(
         num_parallel_calls=AUTOTUNE,
         deterministic=not training,
     )
+    if extra is not None:
+        ds = ds.concatenate(extra)
     ds = apply_cache(ds, cache, f"{cache_name}_{image_size}px")
     if training:
         ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
@@ -239,3 +244,113 @@ def make_dataset(
     # TFDS splits may be a single file: shard by element across workers.
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
     return ds.with_options(options).prefetch(AUTOTUNE)
+
+
+# ----------------------------------------------------------------- background windows
+
+# Background windows: side as a fraction of the photo's short side, aspect (w / h),
+# and how much of any logo box a window may cover (of the box's area).
+BACKGROUND_SCALES = (0.2, 0.6)
+BACKGROUND_ASPECTS = (0.7, 1.4)
+BACKGROUND_MAX_OVERLAP = 0.05
+_CANDIDATES = 64  # windows drawn per photo; the first ``per_image`` clear of boxes are kept
+
+
+def load_photos(
+    data_dir: str | os.PathLike, split: str, *, dataset: str = DATASET_NAME
+) -> tf.data.Dataset:
+    """Photos of the ``images`` config as ``(jpeg_bytes, boxes float32 [N, 4])``.
+
+    Boxes are TFDS's normalized ``(ymin, xmin, ymax, xmax)`` of every logo in the photo.
+    """
+    import tensorflow_datasets as tfds
+
+    builder = _builder(dataset, "images", data_dir)
+    if split.split("[", 1)[0] not in builder.info.splits:
+        raise ValueError(f"{builder.data_dir}: split {split!r} not in {dataset}/images")
+    ds = builder.as_dataset(split=split, decoders={"image": tfds.decode.SkipDecoding()})
+    return ds.map(
+        lambda ex: (ex["image"], tf.cast(ex["objects"]["bbox"], tf.float32)),
+        num_parallel_calls=AUTOTUNE,
+    )
+
+
+def background_boxes(
+    boxes: tf.Tensor, height: tf.Tensor, width: tf.Tensor, per_image: int, seed: tf.Tensor
+) -> tf.Tensor:
+    """Up to ``per_image`` windows ``int32 [n, 4]`` (y0, x0, y1, x1) of a photo that hold
+    no logo: each covers at most ``BACKGROUND_MAX_OVERLAP`` of every box's area.
+
+    Deterministic for a given ``seed`` (``int32 [2]``, stateless random numbers).
+    """
+    h, w = tf.cast(height, tf.float32), tf.cast(width, tf.float32)
+    seeds = tf.random.experimental.stateless_split(seed, 4)
+    uniform = [tf.random.stateless_uniform([_CANDIDATES], s, 0.0, 1.0) for s in tf.unstack(seeds)]
+    low, high = BACKGROUND_SCALES
+    side = tf.minimum(h, w) * (low + (high - low) * uniform[0])
+    aspect = tf.exp(
+        tf.math.log(BACKGROUND_ASPECTS[0])
+        + (tf.math.log(BACKGROUND_ASPECTS[1]) - tf.math.log(BACKGROUND_ASPECTS[0])) * uniform[1]
+    )
+    win_w = tf.minimum(side * tf.sqrt(aspect), w)
+    win_h = tf.minimum(side / tf.sqrt(aspect), h)
+    x0 = (w - win_w) * uniform[2]
+    y0 = (h - win_h) * uniform[3]
+    y1, x1 = y0 + win_h, x0 + win_w
+    # Overlap of every candidate with every box, as a fraction of the box's area.
+    by0, bx0 = boxes[:, 0] * h, boxes[:, 1] * w
+    by1, bx1 = boxes[:, 2] * h, boxes[:, 3] * w
+    inter_h = tf.maximum(0.0, tf.minimum(y1[:, None], by1) - tf.maximum(y0[:, None], by0))
+    inter_w = tf.maximum(0.0, tf.minimum(x1[:, None], bx1) - tf.maximum(x0[:, None], bx0))
+    box_area = tf.maximum((by1 - by0) * (bx1 - bx0), 1.0)
+    covered = tf.reduce_max(
+        tf.concat([inter_h * inter_w / box_area, tf.zeros([_CANDIDATES, 1])], axis=1), axis=1
+    )
+    clear = covered <= BACKGROUND_MAX_OVERLAP
+    windows = tf.cast(tf.round(tf.stack([y0, x0, y1, x1], axis=1)), tf.int32)
+    return tf.boolean_mask(windows, clear)[:per_image]
+
+
+def count_background_windows(photos: tf.data.Dataset, per_image: int, seed: int) -> int:
+    """How many windows :func:`background_windows` gives (reads JPEG headers only)."""
+
+    def count(index, jpeg, boxes):
+        shape = tf.image.extract_jpeg_shape(jpeg)
+        seeds = tf.stack([seed, tf.cast(index, tf.int32)])
+        return tf.shape(background_boxes(boxes, shape[0], shape[1], per_image, seeds))[0]
+
+    counts = photos.enumerate().map(lambda i, ex: count(i, ex[0], ex[1]))
+    return int(sum(counts.as_numpy_iterator()))
+
+
+def background_windows(
+    photos: tf.data.Dataset, image_size: int, per_image: int, label: int, seed: int
+) -> tf.data.Dataset:
+    """``(image float32 [S, S, 3], label)`` windows with no logo, cut from the photos.
+
+    Each photo gives up to ``per_image`` windows (:func:`background_boxes`), cropped and
+    resized with the shared :func:`resize_image`, all labelled ``label`` (the
+    background class). The same seed gives the same windows.
+    """
+
+    def windows(index, jpeg, boxes):
+        image = decode_image_tf(jpeg)
+        shape = tf.shape(image)
+        found = background_boxes(
+            boxes, shape[0], shape[1], per_image, tf.stack([seed, tf.cast(index, tf.int32)])
+        )
+
+        def crop(window):
+            y0, x0, y1, x1 = tf.unstack(window)
+            cut = image[y0 : tf.maximum(y1, y0 + 1), x0 : tf.maximum(x1, x0 + 1)]
+            return resize_image(cut, image_size)
+
+        images = tf.map_fn(
+            crop, found, fn_output_signature=tf.TensorSpec([image_size, image_size, 3], tf.float32)
+        )
+        labels = tf.fill([tf.shape(found)[0]], tf.constant(label, tf.int32))
+        return tf.data.Dataset.from_tensor_slices((images, labels))
+
+    return photos.enumerate().flat_map(
+        lambda index, example: windows(index, example[0], example[1])
+    )

@@ -39,6 +39,13 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         help="train the head on augmented images, not on cached features of the frozen base",
     )
     a("--blur", type=float, default=d.blur, help="random Gaussian blur strength (0 = off)")
+    a(
+        "--background",
+        type=int,
+        default=d.background,
+        metavar="N",
+        help="learn a 'none' class from N windows with no logo per training photo (0 = off)",
+    )
     a("--cache", default=d.cache, help="memory, none, or a folder for file caches")
     a("--shuffle-buffer", type=int, default=d.shuffle_buffer)
     a("--early-stopping-patience", type=int, default=d.early_stopping_patience)

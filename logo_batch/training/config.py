@@ -10,7 +10,9 @@ from logo_batch import data as data_lib
 from logo_batch import evaluate, models
 
 # Fields that must match to resume a run in the same output folder.
-RESUME_FIELDS = ("dataset", "config", "image_size", "backbone", "head", "dropout", "seed")
+RESUME_FIELDS = (
+    "dataset", "config", "image_size", "backbone", "head", "dropout", "seed", "background",
+)  # fmt: skip
 
 
 @dataclass
@@ -37,6 +39,7 @@ class TrainConfig:
     class_weights: bool = False
     augment: bool = True
     head_on_features: bool = True  # pretrained base + default head: linear-probe first
+    background: int = 0  # windows with no logo per training photo, learned as class none
     blur: float = 0.0
     cache: str = data_lib.CACHE_MEMORY  # memory, none, or a folder for file caches
     shuffle_buffer: int = 2048
@@ -88,6 +91,7 @@ class TrainConfig:
             ("label_smoothing", self.label_smoothing,
              self.label_smoothing is None or 0 <= self.label_smoothing < 1, "in [0, 1)"),
             ("blur", self.blur, self.blur >= 0, ">= 0"),
+            ("background", self.background, self.background >= 0, ">= 0"),
             ("shuffle_buffer", self.shuffle_buffer, self.shuffle_buffer >= 1, ">= 1"),
             ("early_stopping_patience", self.early_stopping_patience,
              self.early_stopping_patience >= 1, ">= 1"),

@@ -6,12 +6,14 @@ import math
 import os
 from dataclasses import dataclass
 
+import numpy as np
 import tensorflow as tf
 
 from logo_batch import data as data_lib
 from logo_batch import distribute
 from logo_batch.augment import AugmentConfig, make_augment_fn
 from logo_batch.training.config import TrainConfig, head_phase_on_features
+from tfds_flickr27 import NONE_LABEL
 
 
 @dataclass(frozen=True)
@@ -19,6 +21,8 @@ class TrainingData:
     """The datasets of a run and how many steps make an epoch of each."""
 
     splits: dict[str, data_lib.SplitInfo]
+    class_names: list[str]  # what the model predicts: the brands (+ the background class)
+    background_class: str | None  # the last class when windows with no logo are learned
     train: tf.data.Dataset  # repeated, shuffled, augmented full batches
     validation: tf.data.Dataset  # full batches, zero-weight padding at the end
     plain_train: tf.data.Dataset | None  # un-augmented, for the head's features
@@ -36,17 +40,33 @@ def build_datasets(cfg: TrainConfig, task: distribute.TaskInfo, replicas: int) -
         )
     }
     train_info = splits["train"]
-    num_classes = len(train_info.logo_class_names)
+    brands = train_info.logo_class_names
+    background = NONE_LABEL if cfg.background else None
+    class_names = [*brands, *([background] if background else [])]
+    num_classes = len(class_names)
     cache = cfg.cache
     if cache not in (data_lib.CACHE_MEMORY, data_lib.CACHE_NONE) and not task.is_chief:
         cache = os.path.join(cache, task.name)  # workers must not share file caches
-    counts = {}  # logo examples per split (labels only are read)
-    for name in ("train", "validation"):
+    counts = {}  # examples per split, by label (labels only are read)
+    extra: dict[str, tf.data.Dataset | None] = {"train": None, "validation": None}
+    for offset, name in enumerate(("train", "validation")):
         labels = data_lib.split_labels(splits[name].records)
-        counts[name] = labels[labels < num_classes]
-        if not counts[name].size:
+        labels = labels[labels < len(brands)]
+        if not labels.size:
             raise ValueError(f"{cfg.data_dir}: split {splits[name].split!r} has no logo examples")
+        if background:  # windows with no logo from the same split's photos, class "none"
+            photos = data_lib.load_photos(
+                cfg.data_dir, splits[name].split.split("[", 1)[0], dataset=cfg.dataset
+            )
+            seed = cfg.seed + offset
+            found = data_lib.count_background_windows(photos, cfg.background, seed)
+            extra[name] = data_lib.background_windows(
+                photos, cfg.image_size, cfg.background, len(brands), seed
+            )
+            labels = np.concatenate([labels, np.full(found, len(brands))])
+        counts[name] = labels
     weights = data_lib.class_weights(counts["train"], num_classes) if cfg.class_weights else None
+    suffix = f"_bg{cfg.background}" if background else ""
     common = {
         "image_size": cfg.image_size,
         "batch_size": cfg.batch_size,
@@ -64,13 +84,15 @@ def build_datasets(cfg: TrainConfig, task: distribute.TaskInfo, replicas: int) -
         shuffle_buffer=cfg.shuffle_buffer,
         seed=cfg.seed,
         sample_weights=weights,
-        cache_name=f"{cfg.config}_{cfg.train_split}",
+        cache_name=f"{cfg.config}_{cfg.train_split}{suffix}",
+        extra=extra["train"],
         repeat=True,  # then full batches only: every replica gets its share
         **common,
     )
     val_ds = data_lib.make_dataset(
         splits["validation"].records,
-        cache_name=f"{cfg.config}_{cfg.validation_split}",
+        cache_name=f"{cfg.config}_{cfg.validation_split}{suffix}",
+        extra=extra["validation"],
         pad_to_batches=counts["validation"].size,  # full batches, exact weighted metrics
         **common,
     )
@@ -81,6 +103,8 @@ def build_datasets(cfg: TrainConfig, task: distribute.TaskInfo, replicas: int) -
     plain_train_ds = None  # un-augmented, uncached: read once for the head's features
     if head_phase_on_features(cfg):
         plain_train_ds = data_lib.make_dataset(
-            train_info.records, **{**common, "cache": data_lib.CACHE_NONE}
+            train_info.records, extra=extra["train"], **{**common, "cache": data_lib.CACHE_NONE}
         )
-    return TrainingData(splits, train_ds, val_ds, plain_train_ds, steps, validation_steps)
+    return TrainingData(
+        splits, class_names, background, train_ds, val_ds, plain_train_ds, steps, validation_steps
+    )

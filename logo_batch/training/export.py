@@ -13,10 +13,10 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from logo_batch import data as data_lib
 from logo_batch import evaluate, models
 from logo_batch.bundle import BundleMetadata, save_bundle
 from logo_batch.training.config import TrainConfig
+from logo_batch.training.datasets import TrainingData
 from logo_batch.training.run_folder import BUNDLE_DIR, METRICS_FILE, atomic_write
 
 
@@ -31,11 +31,11 @@ def export_model(cfg: TrainConfig, num_classes: int, weights: list[np.ndarray]) 
 
 
 def evaluate_model(
-    cfg: TrainConfig, model: keras.Model, splits: dict[str, data_lib.SplitInfo], work: Path
+    cfg: TrainConfig, model: keras.Model, datasets: TrainingData, work: Path
 ) -> tuple[dict[str, Any], float]:
     """Validation and test metrics (test report files in ``work``) and the threshold
     for ``unknown``, chosen on validation."""
-    class_names = splits["train"].logo_class_names
+    splits, class_names = datasets.splits, datasets.class_names
     val_scores, val_labels = evaluate.predict_dataset(
         model, splits["validation"].records, cfg.image_size, cfg.batch_size
     )
@@ -53,7 +53,7 @@ def evaluate_model(
 def write_bundle(
     cfg: TrainConfig,
     model: keras.Model,
-    splits: dict[str, data_lib.SplitInfo],
+    datasets: TrainingData,
     metrics: dict[str, Any],
     threshold: float,
     work: Path,
@@ -65,9 +65,11 @@ def write_bundle(
     ``training`` holds how the run trained (phases, strategy, precision), recorded in
     the bundle's metadata with the configuration and the epoch times.
     """
+    splits = datasets.splits
     info = splits["train"]
     metadata = BundleMetadata(
-        class_names=info.logo_class_names,
+        class_names=datasets.class_names,
+        background_class=datasets.background_class,
         image_size=cfg.image_size,
         backbone=cfg.backbone,
         weights=os.fspath(cfg.weights),

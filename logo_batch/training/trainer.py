@@ -58,7 +58,7 @@ def train(config: TrainConfig, *, callbacks: Sequence = ()) -> TrainResult:
     previous_policy = keras.mixed_precision.global_policy().name
     try:
         datasets = build_datasets(cfg, task, replicas)
-        class_names = datasets.splits["train"].logo_class_names
+        class_names = datasets.class_names
         distribute.set_mixed_precision(mixed)
         with strategy.scope():  # variables, optimizer and fit in the strategy's scope
             model = models.build_model(
@@ -78,7 +78,7 @@ def train(config: TrainConfig, *, callbacks: Sequence = ()) -> TrainResult:
     finally:
         keras.mixed_precision.set_global_policy(previous_policy)
 
-    metrics, threshold = export.evaluate_model(cfg, model, datasets.splits, work)
+    metrics, threshold = export.evaluate_model(cfg, model, datasets, work)
     how = {
         "phases": completed,
         "mixed_precision": mixed,
@@ -86,8 +86,6 @@ def train(config: TrainConfig, *, callbacks: Sequence = ()) -> TrainResult:
         "strategy": type(strategy).__name__,
         "replicas": replicas,
     }
-    bundle_dir = export.write_bundle(
-        cfg, model, datasets.splits, metrics, threshold, work, history, how
-    )
+    bundle_dir = export.write_bundle(cfg, model, datasets, metrics, threshold, work, history, how)
     run_folder.mark_finished(state_path)
     return TrainResult(work, bundle_dir, metrics, history, True, completed)

@@ -1,0 +1,50 @@
+"""Windows with no logo, learned as the class ``none``."""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+from training_support import tiny_config
+
+from logo_batch import data
+from logo_batch.bundle import load_bundle
+from logo_batch.training import train
+
+
+def test_background_boxes_avoid_every_logo_and_stay_inside_the_photo():
+    boxes = tf.constant([[0.1, 0.1, 0.5, 0.4], [0.6, 0.5, 0.9, 0.95]], tf.float32)
+    height, width = 300, 400
+    found = data.background_boxes(boxes, height, width, 8, tf.constant([1, 2])).numpy()
+    assert 0 < len(found) <= 8
+    y0, x0, y1, x1 = found.T
+    assert (y0 >= 0).all() and (x0 >= 0).all() and (y1 <= height).all() and (x1 <= width).all()
+    assert (y1 > y0).all() and (x1 > x0).all()
+    short = min(height, width)
+    sides = np.sqrt((y1 - y0) * (x1 - x0))
+    assert (sides >= 0.15 * short).all() and (sides <= 0.75 * short).all()
+    for by0, bx0, by1, bx1 in boxes.numpy() * [height, width, height, width]:
+        inter_h = np.clip(np.minimum(y1, by1) - np.maximum(y0, by0), 0, None)
+        inter_w = np.clip(np.minimum(x1, bx1) - np.maximum(x0, bx0), 0, None)
+        covered = inter_h * inter_w / ((by1 - by0) * (bx1 - bx0))
+        assert (covered <= data.BACKGROUND_MAX_OVERLAP + 0.01).all()  # rounding to pixels
+    again = data.background_boxes(boxes, height, width, 8, tf.constant([1, 2])).numpy()
+    assert np.array_equal(found, again)  # the same seed, the same windows
+
+
+def test_background_windows_are_counted_without_decoding_and_labelled(synthetic_data_dir):
+    photos = data.load_photos(synthetic_data_dir, "validation")
+    windows = list(data.background_windows(photos, 32, 3, 27, seed=7))
+    assert len(windows) == data.count_background_windows(photos, 3, seed=7) > 0
+    assert all(label.numpy() == 27 and image.shape == (32, 32, 3) for image, label in windows)
+
+
+def test_training_with_background_learns_the_class_none(synthetic_data_dir, tmp_path):
+    config = tiny_config(
+        synthetic_data_dir, tmp_path, background=2, epochs=2, fine_tune_epochs=0, steps_per_epoch=2
+    )
+    result = train(config)
+    bundle = load_bundle(result.bundle_dir)
+    assert bundle.metadata.background_class == "none"
+    assert bundle.class_names[-1] == "none" and len(bundle.class_names) == 28
+    assert bundle.model.output_shape[-1] == 28
+    assert result.metrics["test"]["num_logo"] > 0  # brands still scored on the crops test
