@@ -1,6 +1,6 @@
 """Shared pieces of the Beam job tests: a tiny model bundle, CSV reading, runner flags.
 
-Not a test module itself: `test_beam_job` and `test_beam_*` import it.
+Not a test module itself: `test_beam_*`, `test_whole_photo` and `test_predict` import it.
 """
 
 from __future__ import annotations
@@ -33,3 +33,24 @@ def make_bundle(path: Path) -> Path:
 
 def read_csv(path: Path) -> pd.DataFrame:
     return pd.read_csv(path, keep_default_na=False, dtype=str, encoding="utf-8")
+
+
+BACKGROUND_CLASSES = ["adidas", "apple", "cocacola", "none"]
+
+
+def make_background_bundle(path: Path, *, rejection_threshold: float | None = None) -> Path:
+    """A tiny 4-class bundle whose last class is the learned background ``none``."""
+    keras.utils.set_random_seed(1)
+    inputs = keras.Input((IMAGE_SIZE, IMAGE_SIZE, 3), dtype="float32")
+    x = ScalePixels("tf")(inputs)
+    x = keras.layers.Conv2D(4, 3, activation="relu")(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    outputs = keras.layers.Dense(len(BACKGROUND_CLASSES), activation="softmax")(x)
+    metadata = BundleMetadata(
+        class_names=BACKGROUND_CLASSES,
+        image_size=IMAGE_SIZE,
+        backbone="tiny",
+        rejection_threshold=rejection_threshold,
+        background_class="none",
+    )
+    return save_bundle(keras.Model(inputs, outputs), metadata, path, export_serving=False)
