@@ -1,4 +1,9 @@
-"""``logo-batch predict BUNDLE IMAGE...``: classify image files (text, CSV or JSON)."""
+"""``logo-batch predict BUNDLE IMAGE...``: classify image files (text, CSV or JSON).
+
+``--mode whole`` classifies each photo through a grid of windows
+(:mod:`logo_batch.whole_photo`), ``--mode single`` resizes each file whole to one
+input; ``auto`` (the default) is whole for a bundle with a background class.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +16,14 @@ from collections.abc import Sequence
 from typing import TextIO
 
 from logo_batch.cli_options import add_option
-from logo_batch.predict import CSV_COLUMNS, Prediction, predict_files
+from logo_batch.predict import (
+    CSV_COLUMNS,
+    MODES,
+    Prediction,
+    effective_min_score,
+    predict_files,
+    resolve_mode,
+)
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
@@ -25,9 +37,27 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         "--min-score",
         default=None,
         metavar="S",
-        help="label 'unknown' below this top score; 'bundle' = the bundle's rejection threshold",
+        help="below this top score the label is 'none' (whole mode, a bundle with a "
+        "background class) or 'unknown'; 'bundle' = the bundle's rejection threshold "
+        "(the default in whole mode)",
     )
-    add_option(parser, "--batch-size", type=int, default=32, metavar="B")
+    add_option(
+        parser,
+        "--mode",
+        choices=MODES,
+        default="auto",
+        help="whole: each photo through a grid of 14 windows (logos small or absent); "
+        "single: each file resized whole (logo crops); auto (default): whole for a "
+        "bundle with a background class, else single",
+    )
+    add_option(
+        parser,
+        "--batch-size",
+        type=int,
+        default=32,
+        metavar="B",
+        help="model inputs per model call (files in single mode, windows in whole mode)",
+    )
 
 
 def write_predictions(predictions: Sequence[Prediction], fmt: str, out: TextIO) -> None:
@@ -45,7 +75,8 @@ def write_predictions(predictions: Sequence[Prediction], fmt: str, out: TextIO) 
                 out.write(f"{p.path}: ERROR {p.error}\n")
                 continue
             top = ", ".join(f"{n} {s:.3f}" for n, s in zip(p.top_labels, p.top_scores, strict=True))
-            out.write(f"{p.path}: {p.label} ({p.score:.3f})  [{top}]\n")
+            box = "" if p.box is None else "  box " + " ".join(map(str, p.box))
+            out.write(f"{p.path}: {p.label} ({p.score:.3f})  [{top}]{box}\n")
 
 
 def _min_score(value: str | None, bundle) -> float | None:
@@ -63,13 +94,21 @@ def run(args: argparse.Namespace) -> int:
     from logo_batch.bundle import load_bundle
 
     try:
+        if args.batch_size < 1:
+            raise ValueError(f"--batch-size must be at least 1, not {args.batch_size}")
         bundle = load_bundle(args.bundle)
-        min_score = _min_score(args.min_score, bundle)
+        mode = resolve_mode(args.mode, bundle.metadata)
+        min_score = effective_min_score(_min_score(args.min_score, bundle), mode, bundle.metadata)
     except (FileNotFoundError, ValueError) as error:
         print(f"logo-batch predict: error: {error}", file=sys.stderr)
         return 1
     predictions = predict_files(
-        bundle, args.images, top_k=args.top_k, min_score=min_score, batch_size=args.batch_size
+        bundle,
+        args.images,
+        top_k=args.top_k,
+        min_score=min_score,
+        batch_size=args.batch_size,
+        mode=mode,
     )
     write_predictions(predictions, args.format, sys.stdout)
     failed = sum(bool(p.error) for p in predictions)
