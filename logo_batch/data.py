@@ -323,34 +323,28 @@ def count_background_windows(photos: tf.data.Dataset, per_image: int, seed: int)
     return int(sum(counts.as_numpy_iterator()))
 
 
+def background_crops(photos: tf.data.Dataset, per_image: int, seed: int) -> tf.data.Dataset:
+    """``uint8 [h, w, 3]`` windows with no logo cut from the photos (see
+    :func:`background_boxes`), up to ``per_image`` each; the same seed gives the same."""
+
+    def crops(index, jpeg, boxes):
+        image = decode_image_tf(jpeg)
+        shape = tf.shape(image)
+        seeds = tf.stack([seed, tf.cast(index, tf.int32)])
+        found = background_boxes(boxes, shape[0], shape[1], per_image, seeds)
+        return tf.data.Dataset.from_tensor_slices(found).map(
+            lambda window: image[window[0] : window[2], window[1] : window[3]]
+        )
+
+    return photos.enumerate().flat_map(lambda index, example: crops(index, *example))
+
+
 def background_windows(
     photos: tf.data.Dataset, image_size: int, per_image: int, label: int, seed: int
 ) -> tf.data.Dataset:
-    """``(image float32 [S, S, 3], label)`` windows with no logo, cut from the photos.
-
-    Each photo gives up to ``per_image`` windows (:func:`background_boxes`), cropped and
-    resized with the shared :func:`resize_image`, all labelled ``label`` (the
-    background class). The same seed gives the same windows.
-    """
-
-    def windows(index, jpeg, boxes):
-        image = decode_image_tf(jpeg)
-        shape = tf.shape(image)
-        found = background_boxes(
-            boxes, shape[0], shape[1], per_image, tf.stack([seed, tf.cast(index, tf.int32)])
-        )
-
-        def crop(window):
-            y0, x0, y1, x1 = tf.unstack(window)
-            cut = image[y0 : tf.maximum(y1, y0 + 1), x0 : tf.maximum(x1, x0 + 1)]
-            return resize_image(cut, image_size)
-
-        images = tf.map_fn(
-            crop, found, fn_output_signature=tf.TensorSpec([image_size, image_size, 3], tf.float32)
-        )
-        labels = tf.fill([tf.shape(found)[0]], tf.constant(label, tf.int32))
-        return tf.data.Dataset.from_tensor_slices((images, labels))
-
-    return photos.enumerate().flat_map(
-        lambda index, example: windows(index, example[0], example[1])
+    """``(image float32 [S, S, 3], label)``: :func:`background_crops` resized with the
+    shared :func:`resize_image`, all labelled ``label`` (the background class)."""
+    return background_crops(photos, per_image, seed).map(
+        lambda crop: (resize_image(crop, image_size), tf.constant(label, tf.int32)),
+        num_parallel_calls=AUTOTUNE,
     )

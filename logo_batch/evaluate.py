@@ -152,14 +152,26 @@ def evaluate_bundle(
     batch_size: int = 64,
     threshold: float | None = None,
     output_dir: str | os.PathLike | None = None,
+    mode: str = "auto",
 ) -> dict[str, Any]:
-    """Evaluates a bundle on a TFDS split (threshold: the bundle's unless given)."""
+    """Evaluates a bundle on a TFDS split (threshold: the bundle's unless given).
+
+    ``mode``: ``single`` (each example resized whole, as the crops were trained),
+    ``whole`` (photos of the ``images`` config scored over windows,
+    :mod:`logo_batch.photo_metrics`), or ``auto`` (whole for the ``images`` config with
+    a bundle that learned a background class).
+    """
     from logo_batch.bundle import load_bundle
 
     bundle = load_bundle(bundle_dir)
+    background = bundle.metadata.background_class
+    if mode == "auto":
+        mode = "whole" if config == IMAGES and background else "single"
+    if mode == "whole":
+        return _evaluate_whole(bundle, data_dir, split, dataset, threshold, output_dir)
     info = data_lib.load_split(data_dir, config, split, dataset=dataset)
     logo_names = info.logo_class_names
-    if list(bundle.class_names) != logo_names:
+    if [n for n in bundle.class_names if n != background] != logo_names:
         raise ValueError(
             f"{bundle_dir}: bundle classes {bundle.class_names} differ from "
             f"{dataset}/{config} classes {logo_names}"
@@ -175,6 +187,46 @@ def evaluate_bundle(
     return {**extra, **compute_metrics(scores, labels, threshold)}
 
 
+def _evaluate_whole(bundle, data_dir, split, dataset, threshold, output_dir) -> dict[str, Any]:
+    """Whole-photo evaluation of an ``images`` split; with ``output_dir``, the metrics
+    and the rejection trade-off plot (chosen threshold marked)."""
+    from logo_batch import photo_metrics
+    from logo_batch.plots import plot_rejection_tradeoff
+
+    meta = bundle.metadata
+    photo_model = photo_metrics.PhotoModel(
+        bundle.model, meta.image_size, list(meta.class_names), meta.background_class
+    )
+    validation = None
+    if threshold is None and "validation_photos" in meta.metrics:
+        threshold = meta.rejection_threshold  # chosen on validation photos at training
+    elif threshold is None:
+        threshold, validation = photo_metrics.calibrate(photo_model, data_dir, dataset=dataset)
+    metrics, scores, labels = photo_metrics.evaluate_photos(
+        photo_model, data_dir, split, threshold, dataset
+    )
+    extra = {"bundle": os.fspath(bundle.path), "dataset": f"{dataset}/{IMAGES}", "split": split}
+    metrics = {**extra, **metrics}
+    if validation is not None:
+        metrics["validation_photos"] = validation
+    if output_dir is not None:
+        out = Path(output_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        curve = photo_metrics.tradeoff(scores, labels)
+        chosen = (
+            threshold,
+            metrics.get("none_rejected", float("nan")),
+            metrics.get("logo_accepted_and_correct", float("nan")),
+        )
+        plot_rejection_tradeoff(
+            curve, chosen, out / f"{split}_rejection_tradeoff.png", f"{split}: whole photos"
+        )
+        (out / f"{split}_metrics.json").write_text(
+            json.dumps({**metrics, "tradeoff": curve}, indent=2) + "\n"
+        )
+    return metrics
+
+
 def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("bundle", help="model bundle folder (made by logo-batch train)")
     parser.add_argument("--data-dir", required=True, help="TFDS data_dir with the dataset")
@@ -186,7 +238,17 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         "--threshold", type=float, default=None, help="rejection threshold (default: the bundle's)"
     )
     parser.add_argument(
-        "--output-dir", default=None, help="also write metrics JSON, per-class CSV, confusion PNG"
+        "--output-dir",
+        default=None,
+        help="also write metrics JSON and plots (per-class CSV and confusion matrix; "
+        "whole photos: the rejection trade-off)",
+    )
+    parser.add_argument(
+        "--mode",
+        choices=("auto", "whole", "single"),
+        default="auto",
+        help="whole: photos scored over windows; single: each example resized whole; "
+        "auto: whole for --config images with a bundle that learned a background class",
     )
 
 
@@ -201,6 +263,7 @@ def run(args: argparse.Namespace) -> int:
             batch_size=args.batch_size,
             threshold=args.threshold,
             output_dir=args.output_dir,
+            mode=args.mode,
         )
     except (FileNotFoundError, ValueError) as error:
         print(f"logo-batch evaluate: error: {error}", file=sys.stderr)

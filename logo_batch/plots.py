@@ -54,3 +54,32 @@ def plot_confusion_matrix(
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+def plot_rejection_tradeoff(
+    curve: dict, chosen: tuple[float, float, float], path: str | os.PathLike, title: str
+) -> None:
+    """Logo photos correct and accepted vs ``none`` photos rejected as the threshold
+    moves (from :func:`logo_batch.photo_metrics.tradeoff`), the chosen threshold marked
+    (``chosen`` = threshold, none rejected, logo photos correct and accepted)."""
+    fig, ax = plt.subplots(figsize=(5.5, 5))
+    ax.plot(curve["none_rejected"], curve["logo_accepted_and_correct"], "-", color="tab:blue")
+    threshold, rejected, correct = chosen
+    ax.plot([rejected], [correct], "o", color="tab:red", label=f"threshold {threshold:.3f}")
+    ax.annotate(
+        f"{correct:.2f} correct, {rejected:.2f} rejected",
+        (rejected, correct),
+        textcoords="offset points",
+        xytext=(-10, -16),
+        ha="right",
+    )
+    ax.set_xlabel("none photos rejected")
+    ax.set_ylabel("logo photos correct and accepted")
+    ax.set_xlim(0, 1.02)
+    ax.set_ylim(0, 1.02)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower left")
+    ax.set_title(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

@@ -13,11 +13,16 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from logo_batch import evaluate, models
+from logo_batch import evaluate, models, photo_metrics
 from logo_batch.bundle import BundleMetadata, save_bundle
 from logo_batch.training.config import TrainConfig
 from logo_batch.training.datasets import TrainingData
 from logo_batch.training.run_folder import BUNDLE_DIR, METRICS_FILE, atomic_write
+
+PHOTO_RULE = (
+    "whole photos: the top brand score maximizing (validation photos correct and accepted "
+    "+ no-logo windows of validation photos rejected) / 2"
+)
 
 
 def export_model(cfg: TrainConfig, num_classes: int, weights: list[np.ndarray]) -> keras.Model:
@@ -47,7 +52,16 @@ def evaluate_model(
     test_metrics = evaluate.write_report(
         test_scores, test_labels, class_names, work, threshold=threshold, prefix="test"
     )
-    return {"validation": val_metrics, "test": test_metrics}, threshold
+    metrics = {"validation": val_metrics, "test": test_metrics}
+    if datasets.background_class:  # whole photos: the threshold is chosen on photos
+        photo_model = photo_metrics.PhotoModel(
+            model, cfg.image_size, class_names, datasets.background_class
+        )
+        split = splits["validation"].split.split("[", 1)[0]
+        threshold, metrics["validation_photos"] = photo_metrics.calibrate(
+            photo_model, cfg.data_dir, split, cfg.dataset
+        )
+    return metrics, threshold
 
 
 def write_bundle(
@@ -89,8 +103,9 @@ def write_bundle(
             "config": dataclasses.asdict(cfg),
             **training,
             "epoch_seconds": history["seconds"].tolist() if "seconds" in history else [],
-            "rejection_rule": f"top score keeping {cfg.rejection_keep:.0%} of correct "
-            "validation predictions",
+            "rejection_rule": PHOTO_RULE
+            if datasets.background_class
+            else f"top score keeping {cfg.rejection_keep:.0%} of correct validation predictions",
             "tensorflow": tf.__version__,
             "keras": keras.__version__,
         },
