@@ -2,7 +2,8 @@
 
     python -m beam_jobs.classify_images --input DIR_OR_GLOB --model BUNDLE \\
         --output results.csv [--num_shards N] [--top_k K] [--min_score S] \\
-        [--max_error_fraction F] [--batch_size B] [-v] [Beam pipeline options...]
+        [--mode auto|whole|single] [--max_error_fraction F] [--batch_size B] [-v] \\
+        [Beam pipeline options...]
 
 Every option of ours takes both spellings (``--num-shards`` = ``--num_shards``); an
 option that is neither ours nor a Beam pipeline option is an error.
@@ -17,9 +18,13 @@ The pipeline (:func:`beam_jobs.job.build_pipeline`), as named composable PTransf
     CountMatchedFiles    Count.Globally                            -> N
     GroupIntoBatches     key = crc32(path) % ceil(N / B), GroupByKey,
                          oversize groups split                     -> tuples of paths
-    DecodeImageBatches   read + preprocess_image_file per file     -> DecodedBatch
+    DecodeImageBatches   read + preprocess_image_file per file (single
+                         mode) or load_image + whole_photo.photo_stack,
+                         a [14, S, S, 3] window stack (whole mode)  -> DecodedBatch
     ClassifyBatches      RunInference(KeyedModelHandler(TFModelHandlerTensor(
                          model.keras)).with_no_batching()), keyed by path;
+                         whole mode: the windows of a batch's photos
+                         scored together (whole_photo.score_window_stacks);
                          decode errors become error predictions    -> Prediction
     FormatRows           Prediction.to_row(), metrics              -> CSV rows
     WriteCsvShards       shard key, GroupByKey, one sorted CSV per
@@ -59,6 +64,7 @@ from beam_jobs.inputs import resolve_input
 from beam_jobs.job import JobConfig, run_job
 from logo_batch import console
 from logo_batch.cli_options import add_option, unknown_beam_options, unknown_option_message
+from logo_batch.predict import MODES
 from logo_batch.preprocessing import (
     DEFAULT_MAX_PIXELS,
 )
@@ -88,7 +94,18 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         type=float,
         default=None,
         metavar="S",
-        help="below this top score the label is unknown",
+        help="below this top score the label is none (whole mode, a bundle with a "
+        "background class) or unknown; default in whole mode: the bundle's rejection "
+        "threshold",
+    )
+    add_option(
+        parser,
+        "--mode",
+        choices=MODES,
+        default="auto",
+        help="whole: each photo through a grid of 14 windows (logos small or absent); "
+        "single: each file resized whole (logo crops); auto (default): whole for a "
+        "bundle with a background class, else single",
     )
     add_option(
         parser,
@@ -99,7 +116,13 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         help="fail (after writing the CSV) when more files than this fraction fail",
     )
     add_option(
-        parser, "--batch_size", type=int, default=32, metavar="B", help="images per model call"
+        parser,
+        "--batch_size",
+        type=int,
+        default=32,
+        metavar="B",
+        help="files per batch; model inputs per model call (files in single mode, "
+        "windows in whole mode)",
     )
     add_option(
         parser,
@@ -158,6 +181,7 @@ def run(args: argparse.Namespace) -> int:
         max_error_fraction=args.max_error_fraction,
         batch_size=args.batch_size,
         max_pixels=args.max_pixels,
+        mode=args.mode,
     )
     try:
         spec = resolve_input(config.input)

@@ -37,9 +37,16 @@ from beam_jobs.transforms import (
     MatchImageFiles,
 )
 from logo_batch.bundle import BundleMetadata, read_metadata
+from logo_batch.predict import (
+    AUTO,
+    background_class_of,
+    effective_min_score,
+    resolve_mode,
+)
 from logo_batch.preprocessing import (
     DEFAULT_MAX_PIXELS,
 )
+from logo_batch.whole_photo import DEFAULT_GRID, Grid
 
 COUNTER_ORDER = (
     "files_matched",
@@ -63,6 +70,9 @@ class JobConfig:
     max_error_fraction: float = 1.0
     batch_size: int = 32
     max_pixels: int = DEFAULT_MAX_PIXELS
+    # auto: whole for a bundle with a background class, single otherwise (resolve_mode).
+    mode: str = AUTO
+    grid: Grid = DEFAULT_GRID
 
 
 @dataclass
@@ -73,6 +83,7 @@ class JobSummary:
     outputs: list[str]
     seconds: float
     metrics: dict[str, int] = field(default_factory=dict)
+    mode: str = ""
 
     @property
     def classified(self) -> int:
@@ -89,6 +100,7 @@ class JobSummary:
             f"classify: {self.matched} image files matched, {self.classified} classified, "
             f"{self.failed} failed ({self.error_fraction:.1%}); {self.written} rows written "
             f"to {where} in {self.seconds:.1f} s ({rate:.1f} images/s)"
+            + (f"; {self.mode} mode" if self.mode else "")
         )
 
     def counters_line(self) -> str:
@@ -103,16 +115,29 @@ class JobSummary:
 def build_pipeline(
     pipeline: beam.Pipeline, config: JobConfig, metadata: BundleMetadata, temp_dir: str
 ):
-    """Adds the classification job to ``pipeline``; returns the manifest PCollection."""
+    """Adds the classification job to ``pipeline``; returns the manifest PCollection.
+
+    ``config.mode`` ``auto`` is resolved here (:func:`logo_batch.predict.resolve_mode`),
+    and in whole mode a ``min_score`` of None means the bundle's rejection threshold.
+    """
+    mode = resolve_mode(config.mode, metadata)
+    min_score = effective_min_score(config.min_score, mode, metadata)
     entries = pipeline | "MatchImageFiles" >> MatchImageFiles(resolve_input(config.input))
     matched = entries | "CountMatchedFiles" >> beam.combiners.Count.Globally()
     return (
         entries
         | "GroupIntoBatches" >> GroupIntoBatches(matched, config.batch_size)
-        | "DecodeImageBatches" >> DecodeImageBatches(metadata.image_size, config.max_pixels)
+        | "DecodeImageBatches"
+        >> DecodeImageBatches(metadata.image_size, config.max_pixels, mode=mode, grid=config.grid)
         | "ClassifyBatches"
         >> ClassifyBatches(
-            config.model, metadata.class_names, top_k=config.top_k, min_score=config.min_score
+            config.model,
+            metadata.class_names,
+            top_k=config.top_k,
+            min_score=min_score,
+            mode=mode,
+            background_class=background_class_of(metadata),
+            batch_size=config.batch_size,
         )
         | "FormatRows" >> FormatRows()
         | "WriteCsvShards" >> WriteCsvShards(temp_dir, config.num_shards)
@@ -145,6 +170,10 @@ def run_job(
         metadata = read_metadata(config.model)
     except (OSError, ValueError) as error:
         raise ClassifyJobError(str(error)) from error
+    try:
+        config = dataclasses.replace(config, mode=resolve_mode(config.mode, metadata))
+    except ValueError as error:
+        raise ClassifyJobError(str(error)) from error
     check_model_file(config.model)
     remove_stale_temp_folders(config.output)
     temp_dir = temp_folder(config.output)
@@ -166,6 +195,7 @@ def run_job(
                 client.close()
         seconds = time.monotonic() - started
         summary = verify_and_move(config, temp_dir, seconds, query_metrics(result))
+        summary.mode = config.mode
     finally:
         delete_quietly(temp_dir)
     if summary.error_fraction > config.max_error_fraction:

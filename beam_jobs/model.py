@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import io
 import os
 import zipfile
+from collections.abc import Sequence
 
 import numpy as np
 from apache_beam.io.filesystems import FileSystems
@@ -16,6 +18,7 @@ from beam_jobs.inputs import is_local, os_reason
 from logo_batch.bundle import model_path
 from logo_batch.layers import ScalePixels
 from logo_batch.predict import predict_scores
+from logo_batch.whole_photo import DEFAULT_BATCH_SIZE, WindowStack, score_window_stacks
 
 
 def bundle_model_uri(bundle_dir: str) -> str:
@@ -24,25 +27,64 @@ def bundle_model_uri(bundle_dir: str) -> str:
     return FileSystems.join(bundle_dir, os.path.basename(model_path(bundle_dir)))
 
 
-def infer_scores(model, batch, inference_args, model_id=None) -> list[PredictionResult]:
-    """RunInference ``inference_fn``: one forward pass over a batch of model inputs.
+def infer_scores(
+    model,
+    batch,
+    inference_args,
+    model_id=None,
+    *,
+    class_names: Sequence[str] | None = None,
+    background_class: str | None = None,
+    window_batch_size: int = DEFAULT_BATCH_SIZE,
+) -> list[PredictionResult]:
+    """RunInference ``inference_fn`` over one batch of examples, of either kind:
 
-    :func:`logo_batch.predict.predict_scores`, as ``logo-batch predict`` calls it; the
-    results carry the softmax vector only (not the input tensor) to keep them small.
+    - model inputs ``[S, S, 3]`` (single mode): one forward pass,
+      :func:`logo_batch.predict.predict_scores` as ``logo-batch predict`` calls it; the
+      inference is the softmax vector (not the input tensor, to keep results small);
+    - :class:`~logo_batch.whole_photo.WindowStack` (whole mode): the windows of all the
+      batch's photos through :func:`~logo_batch.whole_photo.score_window_stacks` (calls
+      of at most ``window_batch_size`` windows), as ``logo-batch predict --mode whole``;
+      the inference is the photo's :class:`~logo_batch.whole_photo.PhotoScores`.
     """
     if inference_args:
         raise ValueError(f"the logo-batch model takes no inference_args: {sorted(inference_args)}")
+    if batch and isinstance(batch[0], WindowStack):
+        if class_names is None:
+            raise ValueError("window stacks need the class names (make_model_handler)")
+        photos = score_window_stacks(
+            model, batch, class_names, background_class, batch_size=window_batch_size
+        )
+        return [PredictionResult(None, photo, model_id) for photo in photos]
     scores = predict_scores(model, np.stack(batch))
     return [PredictionResult(None, row, model_id) for row in scores]
 
 
-def make_model_handler(bundle_dir: str) -> KeyedModelHandler:
+def make_model_handler(
+    bundle_dir: str,
+    *,
+    class_names: Sequence[str] | None = None,
+    background_class: str | None = None,
+    window_batch_size: int = DEFAULT_BATCH_SIZE,
+) -> KeyedModelHandler:
     """Beam's TensorFlow model handler for a bundle, keyed by path, batches pre-made.
+
+    ``class_names`` and ``background_class`` are needed for whole-photo examples
+    (:class:`~logo_batch.whole_photo.WindowStack`), which are scored in model calls of
+    at most ``window_batch_size`` windows.
 
     ``custom_objects`` holds the :class:`~logo_batch.layers.ScalePixels` class itself:
     unpickling the handler in a worker imports :mod:`logo_batch.layers` (which
     registers the layer) before Keras loads the model, in every worker process.
     """
+    inference_fn = infer_scores
+    if class_names is not None:
+        inference_fn = functools.partial(
+            infer_scores,
+            class_names=list(class_names),
+            background_class=background_class,
+            window_batch_size=window_batch_size,
+        )
     handler = TFModelHandlerTensor(
         bundle_model_uri(bundle_dir),
         load_model_args={
@@ -50,7 +92,7 @@ def make_model_handler(bundle_dir: str) -> KeyedModelHandler:
             "safe_mode": True,
             "custom_objects": {"logo_batch>ScalePixels": ScalePixels},
         },
-        inference_fn=infer_scores,
+        inference_fn=inference_fn,
     )
     return KeyedModelHandler(handler).with_no_batching()
 

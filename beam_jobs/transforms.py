@@ -28,16 +28,21 @@ from beam_jobs.inputs import InputSpec, list_local_files, resolve_input
 from beam_jobs.model import make_model_handler
 from beam_jobs.paths import escape_path, stable_hash, unescape_path
 from logo_batch.predict import (
+    SINGLE,
+    WHOLE,
     Prediction,
     error_prediction,
+    photo_to_prediction,
     scores_to_prediction,
 )
 from logo_batch.preprocessing import (
     DEFAULT_MAX_PIXELS,
     ImageDecodeError,
     is_image_path,
+    load_image,
     preprocess_image_file,
 )
+from logo_batch.whole_photo import DEFAULT_GRID, Grid, WindowStack, photo_stack
 
 METRICS_NAMESPACE = "logo_batch"
 
@@ -132,11 +137,22 @@ class GroupIntoBatches(beam.PTransform):
         )
 
 
+def _check_mode(mode: str) -> str:
+    if mode not in (WHOLE, SINGLE):
+        raise ValueError(f"mode must be {WHOLE!r} or {SINGLE!r} here, not {mode!r}")
+    return mode
+
+
 @dataclass
 class DecodedBatch:
-    """Model inputs of the files of a batch that decoded, and the errors of the rest."""
+    """Model inputs of the files of a batch that decoded, and the errors of the rest.
 
-    inputs: list[tuple[str, np.ndarray]] = field(default_factory=list)
+    An input is a ``float32 [S, S, 3]`` array in single mode, a
+    :class:`~logo_batch.whole_photo.WindowStack` (``[W, S, S, 3]`` and the boxes) in
+    whole mode.
+    """
+
+    inputs: list[tuple[str, np.ndarray | WindowStack]] = field(default_factory=list)
     errors: list[tuple[str, str]] = field(default_factory=list)
 
 
@@ -150,9 +166,15 @@ def read_file_bytes(path: str) -> bytes:
         return handle.read()
 
 
-def decode_file(path: str, image_size: int, max_pixels: int) -> np.ndarray:
-    """One file (an escaped CSV path) to a model input; raises
-    :class:`ImageDecodeError` with the reason."""
+def decode_file(
+    path: str,
+    image_size: int,
+    max_pixels: int,
+    mode: str = SINGLE,
+    grid: Grid = DEFAULT_GRID,
+) -> np.ndarray | WindowStack:
+    """One file (an escaped CSV path) to a model input (single mode) or its window
+    stack (whole mode); raises :class:`ImageDecodeError` with the reason."""
     try:
         data = read_file_bytes(unescape_path(path))
     except Exception as error:  # noqa: BLE001  (every filesystem raises its own kind)
@@ -160,13 +182,18 @@ def decode_file(path: str, image_size: int, max_pixels: int) -> np.ndarray:
         cause = next(iter(details.values()), None) or error
         reason = getattr(cause, "strerror", None) or str(cause)
         raise ImageDecodeError(path, f"cannot read file: {reason}") from error
+    if mode == WHOLE:
+        image = load_image(data, name=path, max_pixels=max_pixels)
+        return photo_stack(image, image_size, grid)
     return preprocess_image_file(data, image_size, name=path, max_pixels=max_pixels)
 
 
 class _DecodeBatchFn(beam.DoFn):
-    def __init__(self, image_size: int, max_pixels: int):
+    def __init__(self, image_size: int, max_pixels: int, mode: str, grid: Grid):
         self._image_size = image_size
         self._max_pixels = max_pixels
+        self._mode = mode
+        self._grid = tuple(grid)
         self._read = Metrics.counter(METRICS_NAMESPACE, "images_read")
         self._failed = Metrics.counter(METRICS_NAMESPACE, "images_failed_to_decode")
 
@@ -177,7 +204,10 @@ class _DecodeBatchFn(beam.DoFn):
                 batch.errors.append((path, listing_error))
                 continue
             try:
-                batch.inputs.append((path, decode_file(path, self._image_size, self._max_pixels)))
+                decoded = decode_file(
+                    path, self._image_size, self._max_pixels, self._mode, self._grid
+                )
+                batch.inputs.append((path, decoded))
                 self._read.inc()
             except ImageDecodeError as error:
                 batch.errors.append((path, error.reason))
@@ -187,19 +217,40 @@ class _DecodeBatchFn(beam.DoFn):
 
 class DecodeImageBatches(beam.PTransform):
     """Batches of ``(path, error)`` to :class:`DecodedBatch`; a bad file never fails
-    its batch, and an entry that already has an error is passed on as one."""
+    its batch, and an entry that already has an error is passed on as one.
 
-    def __init__(self, image_size: int, max_pixels: int = DEFAULT_MAX_PIXELS):
+    ``mode``: ``single`` (one input per file) or ``whole`` (each file decoded once
+    into its window stack over ``grid``: B photos x 14 windows of S x S float32 per
+    batch, about B x 8 MB at 224 px).
+    """
+
+    def __init__(
+        self,
+        image_size: int,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
+        *,
+        mode: str = SINGLE,
+        grid: Grid = DEFAULT_GRID,
+    ):
         super().__init__()
         self._image_size = image_size
         self._max_pixels = max_pixels
+        self._mode = _check_mode(mode)
+        self._grid = tuple(grid)
 
     def expand(self, batches):
-        return batches | "Decode" >> beam.ParDo(_DecodeBatchFn(self._image_size, self._max_pixels))
+        return batches | "Decode" >> beam.ParDo(
+            _DecodeBatchFn(self._image_size, self._max_pixels, self._mode, self._grid)
+        )
 
 
 class ClassifyBatches(beam.PTransform):
-    """Decoded batches to one :class:`Prediction` per file, through ``RunInference``."""
+    """Decoded batches to one :class:`Prediction` per file, through ``RunInference``.
+
+    In whole mode the model handler scores the window stacks of a batch in model calls
+    of at most ``batch_size`` windows and the rows are built by
+    :func:`~logo_batch.predict.photo_to_prediction`, as ``logo-batch predict`` does.
+    """
 
     def __init__(
         self,
@@ -208,31 +259,53 @@ class ClassifyBatches(beam.PTransform):
         *,
         top_k: int = 5,
         min_score: float | None = None,
+        mode: str = SINGLE,
+        background_class: str | None = None,
+        batch_size: int = 32,
     ):
         super().__init__()
         self._bundle_dir = bundle_dir
         self._class_names = list(class_names)
         self._top_k = top_k
         self._min_score = min_score
+        self._mode = _check_mode(mode)
+        self._background_class = background_class
+        self._batch_size = batch_size
 
     def expand(self, decoded):
         class_names, top_k, min_score = self._class_names, self._top_k, self._min_score
+        mode, background_class = self._mode, self._background_class
 
         def to_prediction(keyed_result) -> Prediction:
             path, result = keyed_result
+            if mode == WHOLE:
+                return photo_to_prediction(
+                    path,
+                    result.inference,
+                    class_names,
+                    background_class,
+                    top_k=top_k,
+                    min_score=min_score,
+                )
             return scores_to_prediction(
                 path, result.inference, class_names, top_k=top_k, min_score=min_score
             )
 
+        handler = make_model_handler(
+            self._bundle_dir,
+            class_names=class_names,
+            background_class=background_class,
+            window_batch_size=self._batch_size,
+        )
         classified = (
             decoded
             | "ModelInputs" >> beam.Map(lambda batch: batch.inputs)
             | "SkipEmpty" >> beam.Filter(bool)
-            | "RunInference" >> RunInference(make_model_handler(self._bundle_dir))
+            | "RunInference" >> RunInference(handler)
             | "ToPrediction" >> beam.Map(to_prediction)
         )
         failed = decoded | "DecodeErrors" >> beam.FlatMap(
-            lambda batch: [error_prediction(path, reason) for path, reason in batch.errors]
+            lambda batch: [error_prediction(path, reason, mode) for path, reason in batch.errors]
         )
         return (classified, failed) | "AllPredictions" >> beam.Flatten()
 

@@ -29,6 +29,7 @@ from image_files import (
     rgba_png,
     truncated_jpeg,
 )
+from PIL import Image
 
 from beam_jobs import inputs, job, runner
 from logo_batch import cli
@@ -286,3 +287,70 @@ def test_module_command_line_with_worker_processes(bundle, image_folder, tmp_pat
     rows = read_csv(output)
     assert sorted(rows.path) == sorted(expected)
     assert f"classify: {len(expected)} image files matched" in done.stdout + done.stderr
+
+
+@pytest.fixture(scope="module")
+def whole_mode_case(tmp_path_factory):
+    """A background bundle and a small folder of photos (and one bad file)."""
+    from beam_support import make_background_bundle
+
+    root = tmp_path_factory.mktemp("whole")
+    bundle = make_background_bundle(root / "bundle", rejection_threshold=0.3)
+    photos = root / "photos"
+    (photos / "nested").mkdir(parents=True)
+    rng = np.random.default_rng(7)
+    for i, (h, w) in enumerate([(30, 40), (64, 48), (20, 90), (50, 50), (33, 21)]):
+        name = f"nested/p{i}.png" if i % 2 else f"p{i}.png"
+        array = rng.integers(0, 256, (h, w, 3), np.uint8)
+        (photos / name).write_bytes(
+            encode(halves(w, h) if i == 3 else Image.fromarray(array), "PNG")
+        )
+    (photos / "bad.jpg").write_bytes(truncated_jpeg())
+    return bundle, photos
+
+
+def test_whole_mode_rows_equal_predict_whole_mode(whole_mode_case, tmp_path):
+    bundle, photos = whole_mode_case
+    output = tmp_path / "whole.csv"
+    config = job.JobConfig(input=str(photos), model=str(bundle), output=str(output), batch_size=2)
+    summary = job.run_job(config, IN_PROCESS)  # auto: the bundle has a background class
+    assert summary.mode == "whole" and summary.line().endswith("; whole mode")
+    rows = read_csv(output)
+    assert tuple(rows.columns) == CSV_COLUMNS
+    paths = sorted(str(p) for p in photos.rglob("*.*"))
+    assert list(rows["path"]) == paths
+    # min_score None: the bundle's threshold 0.3, as predict's default in whole mode.
+    reference = {
+        p.path: p for p in predict_files(load_bundle(bundle), paths, min_score=0.3, mode="whole")
+    }
+    for row in rows.itertuples():
+        want = reference[row.path]
+        assert (row.error, row.mode) == (want.error, "whole")
+        if want.error:
+            assert row.box == "" and row.label == ""
+            continue
+        assert row.label == want.label and row.label != ""
+        assert row.top_labels.split(";") == want.top_labels
+        assert "none" not in row.top_labels.split(";")
+        assert row.box == " ".join(map(str, want.box))
+        got = [float(s) for s in row.top_scores.split(";")]
+        np.testing.assert_allclose(got, want.top_scores, atol=2e-6)
+
+
+def test_mode_option_of_the_job(whole_mode_case, tmp_path, capsys):
+    bundle, photos = whole_mode_case
+    output = tmp_path / "single.csv"
+    argv = ["classify", "--input", str(photos), "--model", str(bundle), "--output", str(output)]
+    assert cli.main([*argv, "--mode", "single", "--top-k", "4", *IN_PROCESS]) == 0
+    assert "; single mode" in capsys.readouterr().out
+    rows = read_csv(output)
+    good = rows[rows["error"] == ""]
+    assert (rows["mode"] == "single").all() and (rows["box"] == "").all()
+    assert good["top_labels"].str.split(";").map(len).eq(4).all()  # "none" is a class here
+    reference = {p.path: p for p in predict_files(load_bundle(bundle), list(good["path"]),
+                                                  top_k=4, mode="single")}  # fmt: skip
+    for row in good.itertuples():
+        assert row.top_labels.split(";") == reference[row.path].top_labels
+    with pytest.raises(SystemExit):  # argparse: not a choice
+        cli.main([*argv, "--mode", "tiles", *IN_PROCESS])
+    assert "invalid choice: 'tiles'" in capsys.readouterr().err

@@ -97,3 +97,54 @@ def test_csv_shards_and_manifest_account_for_every_row(tmp_path):
         assert csv_output.count_csv_rows(str(tmp_path / name)) == (shard["rows"], shard["errors"])
         on_disk += shard["rows"]
     assert on_disk == 12
+
+
+def test_decode_image_batches_in_whole_mode_makes_window_stacks(tmp_path):
+    from logo_batch.preprocessing import preprocess_image_file
+    from logo_batch.whole_photo import WindowStack, photo_windows
+
+    good = tmp_path / "good.jpg"
+    good.write_bytes(encode(halves(40, 30, (255, 0, 0), (0, 0, 255)), "JPEG"))
+    (tmp_path / "bad.jpg").write_bytes(b"not an image")
+    batch = ((str(good), ""), (str(tmp_path / "bad.jpg"), ""))
+
+    def check(decoded):
+        (only,) = decoded
+        ((path, stack),) = only.inputs
+        assert path == str(good) and isinstance(stack, WindowStack)
+        assert stack.inputs.shape == (14, 16, 16, 3)
+        np.testing.assert_array_equal(stack.windows, photo_windows(30, 40))
+        np.testing.assert_array_equal(stack.inputs[0], preprocess_image_file(good, 16))
+        assert dict(only.errors)[str(tmp_path / "bad.jpg")]
+
+    with _pipeline() as p:
+        decoded = p | beam.Create([batch]) | transforms.DecodeImageBatches(16, mode="whole")
+        assert_that(decoded, check)
+    with pytest.raises(ValueError, match="mode must be"):
+        transforms.DecodeImageBatches(16, mode="auto")
+
+
+def test_infer_scores_on_window_stacks_is_classify_photos(tmp_path):
+    from beam_support import make_background_bundle
+
+    from beam_jobs.model import infer_scores
+    from logo_batch.bundle import load_bundle
+    from logo_batch.whole_photo import classify_photos, photo_stack
+
+    bundle = load_bundle(make_background_bundle(tmp_path / "bg"))
+    rng = np.random.default_rng(2)
+    photos = [rng.integers(0, 256, (h, w, 3), np.uint8) for h, w in [(30, 50), (40, 40), (9, 60)]]
+    stacks = [photo_stack(photo, bundle.image_size) for photo in photos]
+    results = infer_scores(
+        bundle.model, stacks, {}, "m", class_names=bundle.class_names,
+        background_class="none", window_batch_size=10,
+    )  # fmt: skip
+    want = classify_photos(bundle.model, photos, bundle.image_size, bundle.class_names, "none")
+    assert len(results) == 3 and {r.model_id for r in results} == {"m"}
+    for result, photo in zip(results, want, strict=True):
+        np.testing.assert_allclose(result.inference.brand_scores, photo.brand_scores, atol=2e-6)
+        np.testing.assert_array_equal(result.inference.boxes, photo.boxes)
+    single = infer_scores(bundle.model, [s.inputs[0] for s in stacks], {}, "m")
+    assert single[0].inference.shape == (4,)  # single-mode examples as before
+    with pytest.raises(ValueError, match="class names"):
+        infer_scores(bundle.model, stacks, {})
