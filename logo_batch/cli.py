@@ -15,6 +15,8 @@ from collections.abc import Sequence
 from logo_batch import console
 
 VERBOSE_FLAGS = ("-v", "--verbose")
+# Packages of an extra (pyproject.toml) that a command may need: the extra to install.
+OPTIONAL_PACKAGES = {"apache_beam": "beam", "tensorflow_hub": "beam", "dask": "dask"}
 
 COMMANDS: dict[str, tuple[str, str]] = {
     "make-synthetic": (
@@ -57,8 +59,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     name, rest = argv[0], argv[1:]
     module_name, summary = COMMANDS[name]
-    with console.native_stderr_captured(not console.is_verbose()):
-        module = importlib.import_module(module_name)
+    try:
+        with console.native_stderr_captured(not console.is_verbose()):
+            module = importlib.import_module(module_name)
+    except ModuleNotFoundError as error:
+        extra = OPTIONAL_PACKAGES.get((error.name or "").split(".")[0])
+        if extra is None:
+            raise
+        print(
+            f"logo-batch {name}: needs {error.name}, which is not installed: "
+            f"pip install 'logo-batch[{extra}]'",
+            file=sys.stderr,
+        )
+        return 2
     if "tensorflow" in sys.modules:
         console.start_tensorflow_quietly()
     parser = argparse.ArgumentParser(

@@ -53,3 +53,18 @@ def test_help_prints_no_tensorflow_start_up_noise():
     assert proc.returncode == 0
     assert proc.stdout.startswith("usage: logo-batch train")
     assert proc.stderr == ""
+
+
+def test_a_command_whose_extra_is_missing_says_what_to_install(monkeypatch, capsys):
+    import importlib
+
+    real_import = importlib.import_module
+
+    def without_beam(name, *args):
+        if name.startswith("beam_jobs"):
+            raise ModuleNotFoundError("No module named 'apache_beam'", name="apache_beam")
+        return real_import(name, *args)
+
+    monkeypatch.setattr(importlib, "import_module", without_beam)
+    assert main(["classify", "--input", "x", "--model", "m", "--output", "o.csv"]) == 2
+    assert "pip install 'logo-batch[beam]'" in capsys.readouterr().err
