@@ -12,6 +12,7 @@ from PIL import Image
 
 from tfds_flickr27 import annotations as ann
 from tfds_flickr27 import archive as archive_lib
+from tfds_flickr27 import checks
 from tfds_flickr27 import download as download_lib
 from tfds_flickr27 import splits as splits_lib
 from tfds_flickr27.names import ARCHIVE_NAME, CROPS, DATASET_NAME, IMAGES, URL
@@ -36,7 +37,7 @@ class Flickr27Config(tfds.core.BuilderConfig):
     kind: str = IMAGES
     margin: float = 0.15
     square: bool = True
-    max_skipped_fraction: float = archive_lib.MAX_SKIPPED_FRACTION
+    max_skipped_fraction: float = checks.MAX_SKIPPED_FRACTION
 
 
 class Builder(tfds.core.GeneratorBasedBuilder):
@@ -118,7 +119,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
 
     def _split_generators(self, dl_manager: tfds.download.DownloadManager):
         path = self._archive_path(dl_manager)
-        index, report = archive_lib.check(
+        index, report = checks.check(
             archive_lib.scan(path), path, self.builder_config.max_skipped_fraction
         )
         # Saved as metadata.json next to dataset_info.json: builder.info.metadata.
