@@ -3,7 +3,7 @@
 A photo's answer is its top brand (max over its windows, :mod:`logo_batch.whole_photo`)
 when that score reaches the threshold, else ``none``. The threshold is chosen on the
 validation photos (all hold a logo) plus windows with no logo cut from the same
-photos (:func:`logo_batch.data.background_crops`), each taken as a photo: the
+photos (:func:`logo_batch.background.background_crops`), each taken as a photo: the
 threshold that maximizes (validation photos correct and accepted + negatives
 rejected) / 2. The query set's ``none`` photos are test data and never used for it.
 """
@@ -18,6 +18,7 @@ from typing import Any
 import keras
 import numpy as np
 
+from logo_batch import background
 from logo_batch import data as data_lib
 from logo_batch.evaluate import compute_metrics
 from logo_batch.preprocessing import decode_image_tf
@@ -64,7 +65,7 @@ def negative_crops(
 ) -> Iterator[np.ndarray]:
     """Windows with no logo (``uint8``) cut from an ``images`` split's photos."""
     photos = data_lib.load_photos(data_dir, split, dataset=dataset)
-    crops = data_lib.background_crops(photos, NEGATIVES_PER_PHOTO, NEGATIVES_SEED)
+    crops = background.background_crops(photos, NEGATIVES_PER_PHOTO, NEGATIVES_SEED)
     return crops.as_numpy_iterator()
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import tensorflow as tf
 from training_support import tiny_config
 
-from logo_batch import data
+from logo_batch import background, data
 from logo_batch.bundle import load_bundle
 from logo_batch.training import train
 
@@ -14,7 +14,7 @@ from logo_batch.training import train
 def test_background_boxes_avoid_every_logo_and_stay_inside_the_photo():
     boxes = tf.constant([[0.1, 0.1, 0.5, 0.4], [0.6, 0.5, 0.9, 0.95]], tf.float32)
     height, width = 300, 400
-    found = data.background_boxes(boxes, height, width, 8, tf.constant([1, 2])).numpy()
+    found = background.background_boxes(boxes, height, width, 8, tf.constant([1, 2])).numpy()
     assert 0 < len(found) <= 8
     y0, x0, y1, x1 = found.T
     assert (y0 >= 0).all() and (x0 >= 0).all() and (y1 <= height).all() and (x1 <= width).all()
@@ -26,15 +26,15 @@ def test_background_boxes_avoid_every_logo_and_stay_inside_the_photo():
         inter_h = np.clip(np.minimum(y1, by1) - np.maximum(y0, by0), 0, None)
         inter_w = np.clip(np.minimum(x1, bx1) - np.maximum(x0, bx0), 0, None)
         covered = inter_h * inter_w / ((by1 - by0) * (bx1 - bx0))
-        assert (covered <= data.BACKGROUND_MAX_OVERLAP + 0.01).all()  # rounding to pixels
-    again = data.background_boxes(boxes, height, width, 8, tf.constant([1, 2])).numpy()
+        assert (covered <= background.BACKGROUND_MAX_OVERLAP + 0.01).all()  # rounding to pixels
+    again = background.background_boxes(boxes, height, width, 8, tf.constant([1, 2])).numpy()
     assert np.array_equal(found, again)  # the same seed, the same windows
 
 
 def test_background_windows_are_counted_without_decoding_and_labelled(synthetic_data_dir):
     photos = data.load_photos(synthetic_data_dir, "validation")
-    windows = list(data.background_windows(photos, 32, 3, 27, seed=7))
-    assert len(windows) == data.count_background_windows(photos, 3, seed=7) > 0
+    windows = list(background.background_windows(photos, 32, 3, 27, seed=7))
+    assert len(windows) == background.count_background_windows(photos, 3, seed=7) > 0
     assert all(label.numpy() == 27 and image.shape == (32, 32, 3) for image, label in windows)
 
 

@@ -59,8 +59,8 @@ def build_datasets(cfg: TrainConfig, task: distribute.TaskInfo, replicas: int) -
                 cfg.data_dir, splits[name].split.split("[", 1)[0], dataset=cfg.dataset
             )
             seed = cfg.seed + offset
-            found = data_lib.count_background_windows(photos, cfg.background, seed)
-            extra[name] = data_lib.background_windows(
+            found = background.count_background_windows(photos, cfg.background, seed)
+            extra[name] = background.background_windows(
                 photos, cfg.image_size, cfg.background, len(brands), seed
             )
             labels = np.concatenate([labels, np.full(found, len(brands))])
