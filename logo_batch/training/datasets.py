@@ -9,8 +9,8 @@ from dataclasses import dataclass
 import numpy as np
 import tensorflow as tf
 
+from logo_batch import background, distribute
 from logo_batch import data as data_lib
-from logo_batch import distribute
 from logo_batch.augment import AugmentConfig, make_augment_fn
 from logo_batch.training.config import TrainConfig, head_phase_on_features
 from tfds_flickr27 import NONE_LABEL
@@ -41,8 +41,8 @@ def build_datasets(cfg: TrainConfig, task: distribute.TaskInfo, replicas: int) -
     }
     train_info = splits["train"]
     brands = train_info.logo_class_names
-    background = NONE_LABEL if cfg.background else None
-    class_names = [*brands, *([background] if background else [])]
+    background_class = NONE_LABEL if cfg.background else None
+    class_names = [*brands, *([background_class] if background_class else [])]
     num_classes = len(class_names)
     cache = cfg.cache
     if cache not in (data_lib.CACHE_MEMORY, data_lib.CACHE_NONE) and not task.is_chief:
@@ -54,7 +54,7 @@ def build_datasets(cfg: TrainConfig, task: distribute.TaskInfo, replicas: int) -
         labels = labels[labels < len(brands)]
         if not labels.size:
             raise ValueError(f"{cfg.data_dir}: split {splits[name].split!r} has no logo examples")
-        if background:  # windows with no logo from the same split's photos, class "none"
+        if background_class:  # windows with no logo from the same split's photos, class "none"
             photos = data_lib.load_photos(
                 cfg.data_dir, splits[name].split.split("[", 1)[0], dataset=cfg.dataset
             )
@@ -66,7 +66,7 @@ def build_datasets(cfg: TrainConfig, task: distribute.TaskInfo, replicas: int) -
             labels = np.concatenate([labels, np.full(found, len(brands))])
         counts[name] = labels
     weights = data_lib.class_weights(counts["train"], num_classes) if cfg.class_weights else None
-    suffix = f"_bg{cfg.background}" if background else ""
+    suffix = f"_bg{cfg.background}" if background_class else ""
     common = {
         "image_size": cfg.image_size,
         "batch_size": cfg.batch_size,
@@ -106,5 +106,12 @@ def build_datasets(cfg: TrainConfig, task: distribute.TaskInfo, replicas: int) -
             train_info.records, extra=extra["train"], **{**common, "cache": data_lib.CACHE_NONE}
         )
     return TrainingData(
-        splits, class_names, background, train_ds, val_ds, plain_train_ds, steps, validation_steps
+        splits,
+        class_names,
+        background_class,
+        train_ds,
+        val_ds,
+        plain_train_ds,
+        steps,
+        validation_steps,
     )
