@@ -64,7 +64,7 @@ from beam_jobs.inputs import resolve_input
 from beam_jobs.job import JobConfig, run_job
 from logo_batch import console
 from logo_batch.cli_options import add_option, unknown_beam_options, unknown_option_message
-from logo_batch.predict import MODES
+from logo_batch.predict_cli import add_mode_option
 from logo_batch.preprocessing import (
     DEFAULT_MAX_PIXELS,
 )
@@ -98,15 +98,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         "background class) or unknown; default in whole mode: the bundle's rejection "
         "threshold",
     )
-    add_option(
-        parser,
-        "--mode",
-        choices=MODES,
-        default="auto",
-        help="whole: each photo through a grid of 14 windows (logos small or absent); "
-        "single: each file resized whole (logo crops); auto (default): whole for a "
-        "bundle with a background class, else single",
-    )
+    add_mode_option(parser)
     add_option(
         parser,
         "--max_error_fraction",

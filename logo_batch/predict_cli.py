@@ -26,6 +26,19 @@ from logo_batch.predict import (
 )
 
 
+def add_mode_option(parser: argparse.ArgumentParser) -> None:
+    """``--mode auto|whole|single``, as ``logo-batch predict`` and ``classify`` take it."""
+    add_option(
+        parser,
+        "--mode",
+        choices=MODES,
+        default="auto",
+        help="whole: each photo through a grid of 14 windows (logos small or absent); "
+        "single: each file resized whole (logo crops); auto (default): whole for a "
+        "bundle with a background class, else single",
+    )
+
+
 def configure_parser(parser: argparse.ArgumentParser) -> None:
     """Options in both spellings (``--top-k`` = ``--top_k``), as ``logo-batch classify``."""
     parser.add_argument("bundle", help="model bundle folder (made by logo-batch train)")
@@ -41,15 +54,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         "background class) or 'unknown'; 'bundle' = the bundle's rejection threshold "
         "(the default in whole mode)",
     )
-    add_option(
-        parser,
-        "--mode",
-        choices=MODES,
-        default="auto",
-        help="whole: each photo through a grid of 14 windows (logos small or absent); "
-        "single: each file resized whole (logo crops); auto (default): whole for a "
-        "bundle with a background class, else single",
-    )
+    add_mode_option(parser)
     add_option(
         parser,
         "--batch-size",
