@@ -16,6 +16,7 @@ two modes:
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -139,19 +140,12 @@ def photo_to_prediction(
     from logo_batch.whole_photo import brand_names
 
     names = brand_names(class_names, background_class)
-    scores = np.asarray(photo.brand_scores, dtype=np.float64)
-    order = np.argsort(-scores, kind="stable")[: max(1, top_k)]
-    best = float(scores[order[0]])
-    label = names[order[0]]
-    if min_score is not None and best < min_score:
-        label = background_class or UNKNOWN_LABEL
-    return Prediction(
-        path=path,
-        label=label,
-        score=best,
-        top_labels=[names[i] for i in order],
-        top_scores=[float(scores[i]) for i in order],
-        box=tuple(int(v) for v in photo.boxes[order[0]]),
+    row = scores_to_prediction(path, photo.brand_scores, names, top_k=top_k, min_score=None)
+    rejected = min_score is not None and row.score < min_score
+    return dataclasses.replace(
+        row,
+        label=(background_class or UNKNOWN_LABEL) if rejected else row.label,
+        box=tuple(int(v) for v in photo.boxes[names.index(row.top_labels[0])]),
         mode=WHOLE,
     )
 
