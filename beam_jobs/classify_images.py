@@ -32,9 +32,10 @@ The pipeline (:func:`beam_jobs.job.build_pipeline`), as named composable PTransf
     WriteManifest        matched count + rows written per shard    -> manifest.json
 
 Modules: ``inputs`` (what ``--input`` means, local listing), ``paths`` (CSV paths),
-``transforms`` (the PTransforms up to CSV rows), ``model`` (model handler, model
-check), ``csv_output`` (shards, manifest, temporary folders), ``runner`` (local
-runner, options), ``job`` (configuration, pipeline, driver), this module (the CLI).
+``reading`` (files to model inputs), ``transforms`` (model inputs to CSV rows),
+``model`` (model handler, model check), ``csv_output`` (shards, manifest, temporary
+folders), ``runner`` (local runner, options), ``job`` (configuration, pipeline,
+driver), this module (the CLI).
 
 Before the pipeline starts the driver checks ``--input`` (a folder is a folder even
 with ``[`` or ``*`` in its name; only an input that is not a folder globs), the
@@ -45,7 +46,7 @@ one row, and only then moves the CSV file(s) to ``--output``, removing the shard
 earlier run with another ``--num_shards`` wrote there. Any failure leaves nothing new
 at the output path.
 
-Why the batching is done by hand: see :mod:`beam_jobs.transforms`.
+Why the batching is done by hand: see :mod:`beam_jobs.reading`.
 
 Rows are built by :mod:`logo_batch.predict` from inputs made by
 :func:`logo_batch.preprocessing.preprocess_image_file`, exactly as

@@ -28,14 +28,9 @@ from beam_jobs.csv_output import (
 from beam_jobs.errors import ClassifyJobError
 from beam_jobs.inputs import is_local, local_path, resolve_input
 from beam_jobs.model import check_model_file
+from beam_jobs.reading import DecodeImageBatches, GroupIntoBatches, MatchImageFiles
 from beam_jobs.runner import pipeline_options, query_metrics
-from beam_jobs.transforms import (
-    ClassifyBatches,
-    DecodeImageBatches,
-    FormatRows,
-    GroupIntoBatches,
-    MatchImageFiles,
-)
+from beam_jobs.transforms import ClassifyBatches, FormatRows
 from logo_batch.bundle import BundleMetadata, read_metadata
 from logo_batch.predict import (
     AUTO,

@@ -12,7 +12,7 @@ from apache_beam.testing import test_pipeline
 from apache_beam.testing.util import assert_that, equal_to
 from image_files import encode, halves
 
-from beam_jobs import csv_output, inputs, transforms
+from beam_jobs import csv_output, inputs, reading, transforms
 from logo_batch.predict import error_prediction, scores_to_prediction
 
 
@@ -30,7 +30,7 @@ def test_match_image_files_lists_what_the_local_listing_lists(tmp_path):
         str(tmp_path / "sub/b.PNG"),
     ]
     with _pipeline() as p:
-        entries = p | transforms.MatchImageFiles(str(tmp_path))
+        entries = p | reading.MatchImageFiles(str(tmp_path))
         assert_that(entries, equal_to(expected))
 
 
@@ -46,7 +46,7 @@ def test_group_into_batches_keeps_every_entry_once_in_batches_of_at_most_b(count
     with _pipeline() as p:
         pcoll = p | beam.Create(entries)
         matched = pcoll | beam.combiners.Count.Globally()
-        batches = pcoll | transforms.GroupIntoBatches(matched, batch_size=8)
+        batches = pcoll | reading.GroupIntoBatches(matched, batch_size=8)
         assert_that(batches, check)
 
 
@@ -64,7 +64,7 @@ def test_decode_image_batches_passes_errors_on_and_decodes_the_rest(tmp_path):
         assert errors["/gone.jpg"] == "listing error" and errors[str(tmp_path / "bad.jpg")]
 
     with _pipeline() as p:
-        decoded = p | beam.Create([batch]) | transforms.DecodeImageBatches(16)
+        decoded = p | beam.Create([batch]) | reading.DecodeImageBatches(16)
         assert_that(decoded, check)
 
 
@@ -118,10 +118,10 @@ def test_decode_image_batches_in_whole_mode_makes_window_stacks(tmp_path):
         assert dict(only.errors)[str(tmp_path / "bad.jpg")]
 
     with _pipeline() as p:
-        decoded = p | beam.Create([batch]) | transforms.DecodeImageBatches(16, mode="whole")
+        decoded = p | beam.Create([batch]) | reading.DecodeImageBatches(16, mode="whole")
         assert_that(decoded, check)
     with pytest.raises(ValueError, match="mode must be"):
-        transforms.DecodeImageBatches(16, mode="auto")
+        reading.DecodeImageBatches(16, mode="auto")
 
 
 def test_infer_scores_on_window_stacks_is_classify_photos(tmp_path):
