@@ -80,7 +80,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--archive", help="FlickrLogos-27 archive (default: real, else generated)")
     parser.add_argument("--work", type=Path, default=Path("/tmp/logo_batch_bench"))
     parser.add_argument("--only", default="1,2,3,4,5", help="comma-separated benchmark numbers")
-    parser.add_argument("--no-write", action="store_true", help="do not write RESULTS.md")
+    parser.add_argument(
+        "--no-write",
+        action="store_true",
+        help="do not write RESULTS.md (--quick never writes it: a quick run must not "
+        "replace the recorded full run)",
+    )
     args = parser.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     only = {int(n) for n in args.only.split(",")}
@@ -154,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
         )
 
     command = "python -m benchmarks.run " + shlex.join(argv if argv is not None else sys.argv[1:])
-    if not args.no_write:
+    if not (args.no_write or args.quick):
         write_results(sections, command.strip(), f"{kind} ({archive.name})", started)
         print(f"\nwrote {RESULTS}")
     return 0
