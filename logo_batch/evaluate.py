@@ -116,6 +116,20 @@ def compute_metrics(
     return metrics
 
 
+def background_metrics(scores: np.ndarray, labels: np.ndarray, background: int) -> dict[str, float]:
+    """For a model with a background class (column ``background``), on logo examples:
+    top-1 over the brands only (the answer whole-photo mode gives) and how many were
+    called background."""
+    logo = labels < scores.shape[1]
+    logo &= labels != background
+    brands = np.delete(scores[logo], background, axis=1)
+    brand_labels = labels[logo] - (labels[logo] > background)
+    return {
+        "brand_accuracy": float(np.mean(brands.argmax(axis=1) == brand_labels)),
+        "called_background": float(np.mean(scores[logo].argmax(axis=1) == background)),
+    }
+
+
 def write_report(
     scores: np.ndarray,
     labels: np.ndarray,
@@ -180,6 +194,8 @@ def evaluate_bundle(
         threshold = bundle.metadata.rejection_threshold
     scores, labels = predict_dataset(bundle.model, info.records, bundle.image_size, batch_size)
     extra = {"bundle": os.fspath(bundle_dir), "dataset": f"{dataset}/{config}", "split": split}
+    if background:
+        extra.update(background_metrics(scores, labels, bundle.class_names.index(background)))
     if output_dir is not None:
         return write_report(
             scores, labels, logo_names, output_dir, threshold=threshold, prefix=split, extra=extra

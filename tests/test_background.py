@@ -47,4 +47,18 @@ def test_training_with_background_learns_the_class_none(synthetic_data_dir, tmp_
     assert bundle.metadata.background_class == "none"
     assert bundle.class_names[-1] == "none" and len(bundle.class_names) == 28
     assert bundle.model.output_shape[-1] == 28
-    assert result.metrics["test"]["num_logo"] > 0  # brands still scored on the crops test
+    test = result.metrics["test"]
+    assert test["num_logo"] > 0  # brands still scored on the crops test
+    # Over the brands only (what whole-photo mode answers), no crop can be called none.
+    assert test["brand_accuracy"] >= test["accuracy"]
+    assert 0.0 <= test["called_background"] <= 1.0
+
+
+def test_background_metrics_count_brands_only():
+    from logo_batch.evaluate import background_metrics
+
+    scores = np.array([[0.5, 0.1, 0.4], [0.1, 0.3, 0.6], [0.2, 0.7, 0.1]])  # column 2: none
+    labels = np.array([0, 1, 0])
+    metrics = background_metrics(scores, labels, background=2)
+    assert metrics["brand_accuracy"] == 2 / 3  # row 2's best brand is 1 (right), row 3 wrong
+    assert metrics["called_background"] == 1 / 3

@@ -54,6 +54,8 @@ def evaluate_model(
     )
     metrics = {"validation": val_metrics, "test": test_metrics}
     if datasets.background_class:  # whole photos: the threshold is chosen on photos
+        index = class_names.index(datasets.background_class)
+        test_metrics.update(evaluate.background_metrics(test_scores, test_labels, index))
         photo_model = photo_metrics.PhotoModel(
             model, cfg.image_size, class_names, datasets.background_class
         )
