@@ -41,9 +41,11 @@ Before the pipeline starts the driver checks ``--input`` (a folder is a folder e
 with ``[`` or ``*`` in its name; only an input that is not a folder globs), the
 output location (not a folder, writable) and the model file (a complete ``.keras``
 archive), and removes the temporary folders that killed runs of the same output
-left behind. It then re-reads every shard, checks that each matched file has exactly
-one row, and only then moves the CSV file(s) to ``--output``, removing the shards an
-earlier run with another ``--num_shards`` wrote there. Any failure leaves nothing new
+left behind. It then checks, from the counts the shard writers recorded in the
+manifest (never by reading the rows again) and each shard's size on storage, that each
+matched file has exactly one row, and only then moves the CSV file(s) to
+``--output``, removing the shards an earlier run with another ``--num_shards`` wrote
+there. Any failure leaves nothing new
 at the output path.
 
 Why the batching is done by hand: see :mod:`beam_jobs.reading`.

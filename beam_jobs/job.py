@@ -16,8 +16,8 @@ from beam_jobs.csv_output import (
     WriteCsvShards,
     WriteManifest,
     check_output,
-    count_csv_rows,
     delete_quietly,
+    file_size,
     output_paths,
     previous_outputs,
     remove_stale_temp_folders,
@@ -218,13 +218,19 @@ def verify_and_move(config: JobConfig, temp_dir: str, seconds: float, metrics) -
     for index in range(config.num_shards):
         name = shard_name(index, config.num_shards)
         source = FileSystems.join(temp_dir, name)
-        if name not in manifest["shards"]:
-            write_csv(source, [])  # a shard no row hashed to: header only
-        rows, errors = count_csv_rows(source)
-        claimed = manifest["shards"].get(name, {"rows": 0})["rows"]
-        if rows != claimed:
-            raise ClassifyJobError(f"{name}: {rows} rows on disk, the writer reported {claimed}")
-        written, failed = written + rows, failed + errors
+        if name not in manifest["shards"]:  # a shard no row hashed to: header only
+            write_csv(source, [])
+            manifest["shards"][name] = {"rows": 0, "errors": 0, "size": file_size(source)}
+        shard = manifest["shards"][name]
+        try:
+            size = file_size(source)
+        except Exception as error:  # noqa: BLE001  (each file system raises its own)
+            raise ClassifyJobError(f"{name}: the writer reported it, but it is gone") from error
+        if size != shard["size"]:
+            raise ClassifyJobError(
+                f"{name}: {size} bytes on storage, the writer reported {shard['size']}"
+            )
+        written, failed = written + shard["rows"], failed + shard["errors"]
         sources.append(source)
     if written != matched:
         raise ClassifyJobError(

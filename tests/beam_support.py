@@ -54,3 +54,16 @@ def make_background_bundle(path: Path, *, rejection_threshold: float | None = No
         background_class="none",
     )
     return save_bundle(keras.Model(inputs, outputs), metadata, path, export_serving=False)
+
+
+def count_csv_rows(path) -> tuple[int, int]:
+    """Reads a written CSV back: (rows, error rows); checks the header."""
+    import csv as _csv
+
+    from logo_batch.predict import CSV_COLUMNS
+
+    with open(path, newline="", encoding="utf-8") as handle:
+        reader = _csv.DictReader(handle)
+        assert tuple(reader.fieldnames or ()) == CSV_COLUMNS
+        rows = list(reader)
+    return len(rows), sum(bool(row["error"]) for row in rows)

@@ -10,6 +10,7 @@ import pytest
 from apache_beam.runners.portability.fn_api_runner import FnApiRunner
 from apache_beam.testing import test_pipeline
 from apache_beam.testing.util import assert_that, equal_to
+from beam_support import count_csv_rows
 from image_files import encode, halves
 
 from beam_jobs import csv_output, inputs, reading, transforms
@@ -94,7 +95,8 @@ def test_csv_shards_and_manifest_account_for_every_row(tmp_path):
     assert sum(shard["errors"] for shard in manifest["shards"].values()) == 1
     on_disk = 0
     for name, shard in manifest["shards"].items():
-        assert csv_output.count_csv_rows(str(tmp_path / name)) == (shard["rows"], shard["errors"])
+        assert count_csv_rows(tmp_path / name) == (shard["rows"], shard["errors"])
+        assert (tmp_path / name).stat().st_size == shard["size"]
         on_disk += shard["rows"]
     assert on_disk == 12
 
@@ -148,3 +150,21 @@ def test_infer_scores_on_window_stacks_is_classify_photos(tmp_path):
     assert single[0].inference.shape == (4,)  # single-mode examples as before
     with pytest.raises(ValueError, match="class names"):
         infer_scores(bundle.model, stacks, {})
+
+
+def test_the_driver_checks_the_writers_counts_and_sizes_without_reading_rows(tmp_path):
+    from beam_jobs import job
+    from beam_jobs.errors import ClassifyJobError
+
+    rows = [error_prediction(f"/p/{i}.jpg", "corrupt").to_row() for i in range(3)]
+    manifest_path = str(tmp_path / csv_output.MANIFEST_FILE)
+    with _pipeline() as p:
+        matched = p | "Matched" >> beam.Create([3])
+        written = p | beam.Create(rows) | csv_output.WriteCsvShards(str(tmp_path), num_shards=1)
+        _ = written | csv_output.WriteManifest(matched, manifest_path)
+    config = job.JobConfig(input=str(tmp_path), model="unused", output=str(tmp_path / "out.csv"))
+    shard = tmp_path / csv_output.shard_name(0, 1)
+    shard.write_bytes(shard.read_bytes()[:-10])  # cut short after the writer reported it
+    with pytest.raises(ClassifyJobError, match="bytes on storage, the writer reported"):
+        job.verify_and_move(config, str(tmp_path), 1.0, {})
+    assert not (tmp_path / "out.csv").exists()
