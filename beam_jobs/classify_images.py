@@ -66,7 +66,12 @@ from beam_jobs.errors import ClassifyJobError
 from beam_jobs.inputs import resolve_input
 from beam_jobs.job import JobConfig, run_job
 from logo_batch import console
-from logo_batch.cli_options import add_option, unknown_beam_options, unknown_option_message
+from logo_batch.cli_options import (
+    add_option,
+    matching_args,
+    unknown_beam_options,
+    unknown_option_message,
+)
 from logo_batch.predict_cli import add_mode_option
 from logo_batch.preprocessing import (
     DEFAULT_MAX_PIXELS,
@@ -166,18 +171,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"classify: error: {message}", file=sys.stderr)
         return 2
     _configure_logging(verbose)
-    config = JobConfig(
-        input=args.input,
-        model=args.model,
-        output=args.output,
-        num_shards=args.num_shards,
-        top_k=args.top_k,
-        min_score=args.min_score,
-        max_error_fraction=args.max_error_fraction,
-        batch_size=args.batch_size,
-        max_pixels=args.max_pixels,
-        mode=args.mode,
-    )
+    config = JobConfig(**matching_args(JobConfig, args))
     try:
         spec = resolve_input(config.input)
         print(f"classify: {spec.describe()} with model {config.model} -> {config.output}")

@@ -12,7 +12,9 @@ from __future__ import annotations
 import argparse
 import difflib
 import importlib
-from collections.abc import Sequence
+import inspect
+from collections.abc import Callable, Sequence
+from typing import Any
 
 # Runners whose options live in a module Beam does not import by itself.
 _RUNNER_OPTION_MODULES = {
@@ -87,3 +89,10 @@ def unknown_option_message(options: Sequence[str], ours: Sequence[str], beam_arg
     message = "unrecognized arguments: " + " ".join(options)
     message += " (neither an option of this command nor a Beam pipeline option)"
     return message + "".join(f"; {hint}" for hint in hints)
+
+
+def matching_args(target: Callable, args: argparse.Namespace) -> dict[str, Any]:
+    """The parsed options named like ``target``'s parameters (a function, or a
+    dataclass's fields): the one way a command turns its options into a call."""
+    names = inspect.signature(target).parameters
+    return {name: value for name, value in vars(args).items() if name in names}

@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from logo_batch import data as data_lib
+from logo_batch.cli_options import matching_args
 from tfds_flickr27 import CONFIG_NAMES, DATASET_NAME, IMAGES
 
 DEFAULT_KEEP = 0.95
@@ -270,17 +271,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     try:
-        metrics = evaluate_bundle(
-            args.bundle,
-            args.data_dir,
-            config=args.config,
-            split=args.split,
-            dataset=args.dataset,
-            batch_size=args.batch_size,
-            threshold=args.threshold,
-            output_dir=args.output_dir,
-            mode=args.mode,
-        )
+        metrics = evaluate_bundle(args.bundle, **matching_args(evaluate_bundle, args))
     except (FileNotFoundError, ValueError) as error:
         print(f"logo-batch evaluate: error: {error}", file=sys.stderr)
         return 1

@@ -22,15 +22,9 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Writes the archive and prints where it is."""
+    from logo_batch.cli_options import matching_args
     from tfds_flickr27.synthetic import write_synthetic_archive
 
-    path = write_synthetic_archive(
-        args.output,
-        images_per_class=args.images_per_class,
-        query_per_class=args.query_per_class,
-        none_queries=args.none_queries,
-        image_size=args.image_size,
-        seed=args.seed,
-    )
+    path = write_synthetic_archive(args.output, **matching_args(write_synthetic_archive, args))
     print(f"wrote {path} ({path.stat().st_size:,} bytes)")
     return 0

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 
 from logo_batch import distribute, models
+from logo_batch.cli_options import matching_args
 from logo_batch.training.config import TrainConfig
 from logo_batch.training.trainer import train
 
@@ -66,8 +66,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    fields = {f.name for f in dataclasses.fields(TrainConfig)}
-    config = TrainConfig(**{k: v for k, v in vars(args).items() if k in fields})
+    config = TrainConfig(**matching_args(TrainConfig, args))
     try:
         result = train(config)
     except (FileNotFoundError, ValueError, models.WeightsError) as error:
