@@ -56,7 +56,10 @@ def test_rerun_of_a_finished_run_changes_nothing(synthetic_data_dir, tmp_path):
 
 @pytest.mark.parametrize(
     ("head", "phases", "last"),
-    [("default", {"epochs": 2, "fine_tune_epochs": 1}, "fine_tune"), ("seed", {}, "head")],
+    [
+        ("default", {"epochs": 2, "fine_tune_epochs": 1}, "fine_tune"),
+        ("seed", {"fine_tune_epochs": None}, "head"),  # the seed recipe: one phase
+    ],
 )
 def test_run_killed_before_its_export_finishes_with_its_trained_weights(
     synthetic_data_dir, tmp_path, monkeypatch, head, phases, last
@@ -75,6 +78,7 @@ def test_run_killed_before_its_export_finishes_with_its_trained_weights(
     epochs = Record()
     result = train(config, callbacks=[epochs])
     assert epochs.epochs == []  # every phase had finished: none is run again
+    assert list(result.phases)[-1] == last
     bundle = load_bundle(result.bundle_dir)
     end_weights = tmp_path / "checkpoints" / f"{last}_end.weights.h5"
     reference = keras.models.clone_model(bundle.model)
