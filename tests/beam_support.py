@@ -19,15 +19,23 @@ CLASSES = ["adidas", "apple", "cocacola"]
 IN_PROCESS = ["--direct_running_mode", "in_memory", "--direct_num_workers", "1"]
 
 
-def make_bundle(path: Path) -> Path:
-    """A tiny 3-class bundle (a conv layer and a dense head) at ``path``."""
-    keras.utils.set_random_seed(0)
+def make_bundle(
+    path: Path,
+    class_names: list[str] = CLASSES,
+    *,
+    seed: int = 0,
+    **metadata_fields,
+) -> Path:
+    """A tiny bundle (a conv layer and a dense head) at ``path``; 3 classes by default."""
+    keras.utils.set_random_seed(seed)
     inputs = keras.Input((IMAGE_SIZE, IMAGE_SIZE, 3), dtype="float32")
     x = ScalePixels("tf")(inputs)
     x = keras.layers.Conv2D(4, 3, activation="relu")(x)
     x = keras.layers.GlobalAveragePooling2D()(x)
-    outputs = keras.layers.Dense(len(CLASSES), activation="softmax")(x)
-    metadata = BundleMetadata(class_names=CLASSES, image_size=IMAGE_SIZE, backbone="tiny")
+    outputs = keras.layers.Dense(len(class_names), activation="softmax")(x)
+    metadata = BundleMetadata(
+        class_names=list(class_names), image_size=IMAGE_SIZE, backbone="tiny", **metadata_fields
+    )
     return save_bundle(keras.Model(inputs, outputs), metadata, path, export_serving=False)
 
 
@@ -40,20 +48,13 @@ BACKGROUND_CLASSES = ["adidas", "apple", "cocacola", "none"]
 
 def make_background_bundle(path: Path, *, rejection_threshold: float | None = None) -> Path:
     """A tiny 4-class bundle whose last class is the learned background ``none``."""
-    keras.utils.set_random_seed(1)
-    inputs = keras.Input((IMAGE_SIZE, IMAGE_SIZE, 3), dtype="float32")
-    x = ScalePixels("tf")(inputs)
-    x = keras.layers.Conv2D(4, 3, activation="relu")(x)
-    x = keras.layers.GlobalAveragePooling2D()(x)
-    outputs = keras.layers.Dense(len(BACKGROUND_CLASSES), activation="softmax")(x)
-    metadata = BundleMetadata(
-        class_names=BACKGROUND_CLASSES,
-        image_size=IMAGE_SIZE,
-        backbone="tiny",
+    return make_bundle(
+        path,
+        BACKGROUND_CLASSES,
+        seed=1,
         rejection_threshold=rejection_threshold,
         background_class="none",
     )
-    return save_bundle(keras.Model(inputs, outputs), metadata, path, export_serving=False)
 
 
 def count_csv_rows(path) -> tuple[int, int]:
