@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from logo_batch.preprocessing import decode_image_tf, resize_image
+from logo_batch.preprocessing import PREPROCESSING_ID, decode_and_resize_tf
 from tfds_flickr27 import DATASET_NAME, NONE_LABEL
 
 AUTOTUNE = tf.data.AUTOTUNE
@@ -107,8 +107,9 @@ def load_split(
 
 
 def decode_and_resize(image_bytes: tf.Tensor, image_size: int) -> tf.Tensor:
-    """JPEG bytes to the model input ``float32 [size, size, 3]`` (the shared path)."""
-    return resize_image(decode_image_tf(image_bytes), image_size)
+    """JPEG bytes to the model input ``float32 [size, size, 3]`` (the shared path: a
+    JPEG decoded DCT-downscaled, see :mod:`logo_batch.preprocessing`)."""
+    return decode_and_resize_tf(image_bytes, image_size)
 
 
 def _clear_stale_locks(prefix: str) -> None:
@@ -212,7 +213,7 @@ def make_dataset(
     )
     if extra is not None:
         ds = ds.concatenate(extra)
-    ds = apply_cache(ds, cache, f"{cache_name}_{image_size}px")
+    ds = apply_cache(ds, cache, f"{cache_name}_{image_size}px_{PREPROCESSING_ID}")
     if training:
         ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
     if repeat:

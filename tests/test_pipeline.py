@@ -8,7 +8,7 @@ import tensorflow as tf
 
 from logo_batch import data
 from logo_batch.augment import AugmentConfig, build_augmenter, make_augment_fn
-from logo_batch.preprocessing import preprocess_image_file
+from logo_batch.preprocessing import PREPROCESSING_ID, preprocess_image_file
 
 SIZE = 32
 
@@ -66,6 +66,29 @@ def test_same_tensor_as_shared_preprocessing(crops_train):
         assert label == got_label
 
 
+def test_same_tensor_as_shared_preprocessing_at_every_dct_ratio():
+    """Photos large enough to be decoded at 1/2, 1/4 and 1/8 (and one that is not):
+    tf.data's model inputs equal the files' through predict and Beam's function."""
+    from image_files import encode
+    from PIL import Image
+
+    from logo_batch.preprocessing import dct_ratio
+
+    rng = np.random.default_rng(5)
+    shapes = [(SIZE + 5, SIZE + 9), (2 * SIZE + 3, 3 * SIZE), (4 * SIZE, 5 * SIZE + 1),
+              (8 * SIZE + 7, 9 * SIZE)]  # fmt: skip
+    assert [dct_ratio(h, w, SIZE) for h, w in shapes] == [1, 2, 4, 8]
+    jpegs = []
+    for height, width in shapes:
+        pixels = np.linspace(0, 255, height * width * 3).reshape(height, width, 3)
+        pixels = np.clip(pixels + rng.normal(0, 25, pixels.shape), 0, 255).astype(np.uint8)
+        jpegs.append(encode(Image.fromarray(pixels), "JPEG", quality=80))
+    records = tf.data.Dataset.from_tensor_slices((jpegs, np.arange(len(jpegs), dtype=np.int64)))
+    images, _ = next(iter(data.make_dataset(records, image_size=SIZE, batch_size=len(jpegs))))
+    for jpeg, image in zip(jpegs, images.numpy(), strict=True):
+        np.testing.assert_array_equal(image, preprocess_image_file(jpeg, SIZE))
+
+
 def test_augmentation_never_flips():
     assert not any("flip" in type(layer).__name__.lower() for layer in build_augmenter().layers)
     image = np.zeros((64, SIZE, SIZE, 3), np.float32)
@@ -102,7 +125,8 @@ def test_file_cache_is_written_and_reused(crops_train, tmp_path):
         crops_train.records, image_size=SIZE, batch_size=16, cache=str(cache), cache_name="t"
     )
     expected = np.concatenate([x.numpy() for x, _ in first])
-    assert list(cache.glob("t_32px*.index")), "no file cache written"
+    # Named after the preprocessing recipe: an earlier recipe's cache is never reused.
+    assert list(cache.glob(f"t_32px_{PREPROCESSING_ID}*.index")), "no file cache written"
     counter = tf.Variable(0, dtype=tf.int64)
     again = data.make_dataset(
         _counting(crops_train.records, counter),
