@@ -358,7 +358,7 @@ def test_box_outside_its_image_is_rejected_with_file_and_line(odd_boxes, tmp_pat
 def test_overhanging_box_is_clipped_to_its_image(odd_boxes, tmp_path, caplog):
     import numpy as np
 
-    from tfds_flickr27.flickr_logos27_dataset_builder import crop_window
+    from tfds_flickr27.crops import crop_window
 
     manual_dir, _, odd = odd_boxes
     over, over_line, clipped, size = odd["over"]

@@ -4,7 +4,7 @@ import pytest
 
 from tfds_flickr27 import annotations as ann
 from tfds_flickr27 import splits
-from tfds_flickr27.flickr_logos27_dataset_builder import crop_window
+from tfds_flickr27.crops import crop_window
 
 TRAINING = (
     "a.jpg Pepsi 1 10 10 50 50 \r\n"

@@ -1,11 +1,12 @@
 """Streaming reads of the FlickrLogos-27 archive (outer tar.gz holding an images tar.gz).
 
-Nothing is extracted to disk. The annotation files come after the images in the stream,
-so :func:`scan` reads the whole archive once (annotations, image sha256, sizes, and a full
-decode of every image) and :func:`iter_images` streams it again for the images a split
-needs. :func:`check` then applies the builder's policy to what the scan found: images
-that do not decode and boxes outside their image are skipped by name, counted, and fail
-the build when they are more than a small fraction.
+Nothing is extracted to disk. :func:`scan` reads the whole archive once: the annotation
+files (which come after the images in the tar), and for every image its sha256, its size
+and a decode check (:func:`tfds_flickr27.jpeg.check_image`, on one thread per core while
+the archive streams); the builder keeps the image bytes it read (``keep_images``) instead
+of reading the archive again. :func:`iter_images` streams the archive for some images
+(:func:`extract_images` writes them to a folder). :mod:`tfds_flickr27.checks` then applies
+the builder's policy to what the scan found.
 
 Every read error (a cut or corrupt gzip or tar stream, at either level) is raised as
 :class:`ArchiveError` naming the archive and the member being read.
@@ -14,7 +15,6 @@ Every read error (a cut or corrupt gzip or tar stream, at either level) is raise
 from __future__ import annotations
 
 import dataclasses
-import gzip
 import hashlib
 import io
 import logging
@@ -24,9 +24,10 @@ import tarfile
 import zlib
 from collections.abc import Collection, Iterator
 
-from PIL import Image, UnidentifiedImageError
-
 from tfds_flickr27 import annotations as ann
+from tfds_flickr27 import gunzip
+from tfds_flickr27.jpeg import check_image
+from tfds_flickr27.parallel import ordered_map
 
 ROOT = "flickr_logos_27_dataset"
 IMAGES_ARCHIVE = f"{ROOT}_images.tar.gz"
@@ -35,7 +36,9 @@ QUERY_FILE = f"{ROOT}_query_set_annotation.txt"
 
 log = logging.getLogger(__name__)
 
-# What a cut or corrupt gzip/tar stream raises (EOFError, BadGzipFile is an OSError).
+_INNER_CHUNK_SIZE = 1 << 14
+
+# What a cut or corrupt gzip/tar stream raises (EOFError, zlib.error, tar and OS errors).
 _READ_ERRORS = (tarfile.TarError, EOFError, OSError, zlib.error)
 
 
@@ -64,6 +67,9 @@ class ArchiveIndex:
     sha256: dict[str, str]  # image filename -> hex digest of its bytes
     size: dict[str, tuple[int, int]]  # decodable image -> (width, height), no EXIF rotation
     unusable: dict[str, Unusable] = dataclasses.field(default_factory=dict)
+    member: dict[str, str] = dataclasses.field(default_factory=dict)  # name in the images tar
+    # image filename -> its bytes; filled only by ``scan(..., keep_images=True)``.
+    images: dict[str, bytes] = dataclasses.field(default_factory=dict, repr=False)
 
 
 def _open(path: str | os.PathLike) -> io.BufferedReader:
@@ -75,15 +81,15 @@ def _open(path: str | os.PathLike) -> io.BufferedReader:
 class _TarStream:
     """A streamed tar.gz whose read errors name ``where`` and the current member.
 
-    The gzip layer is Python's :class:`gzip.GzipFile`, which checks the end-of-stream
-    marker, CRC and length; :meth:`finish` reads to that end, so an archive cut anywhere,
-    even between two members or inside the gzip trailer, fails instead of looking shorter.
+    The gzip layer (:mod:`tfds_flickr27.gunzip`) checks the end-of-stream marker, CRC and
+    length; :meth:`finish` reads to that end, so an archive cut anywhere, even between two
+    members or inside the gzip trailer, fails instead of looking shorter.
     """
 
-    def __init__(self, fileobj, where: str):
+    def __init__(self, fileobj, where: str, chunk_size: int = gunzip.CHUNK_SIZE):
         self.where = where
         self.last: str | None = None
-        self.gzip = gzip.GzipFile(fileobj=fileobj, mode="rb")
+        self.gzip = gunzip.open_gunzip(fileobj, chunk_size)
         try:
             self.tar = tarfile.open(fileobj=self.gzip, mode="r|")
         except _READ_ERRORS as error:
@@ -132,66 +138,76 @@ class _TarStream:
 
 def _iter_inner(archive: str, outer: _TarStream, member: tarfile.TarInfo):
     """Yields ``(basename, member name, bytes)`` of every JPEG in the images tar.gz member."""
-    inner = _TarStream(outer.tar.extractfile(member), f"{archive}: member {member.name}")
+    # Read from the outer stream in small chunks: a cut there names the image being read.
+    inner = _TarStream(
+        outer.tar.extractfile(member), f"{archive}: member {member.name}", _INNER_CHUNK_SIZE
+    )
     for image in inner:
         if image.isfile() and image.name.lower().endswith(".jpg"):
             yield posixpath.basename(image.name), image.name, inner.read(image)
     inner.finish()
 
 
-def check_image(data: bytes) -> tuple[int, int]:
-    """``(width, height)`` of a JPEG that decodes fully; raises ``ValueError`` with why not.
+@dataclasses.dataclass(frozen=True)
+class _Scanned:
+    """One image as the scan saw it: its sha256 and size, or why it does not decode."""
 
-    Decoded twice: by Pillow (what the ``crops`` config crops with) and by TensorFlow's
-    JPEG decoder (what TFDS and the trainer read the ``images`` config with). Either
-    failing, or the two disagreeing on the size, makes the image unusable.
-    """
-    import tensorflow as tf
+    filename: str
+    member: str
+    data: bytes
+    sha256: str
+    size: tuple[int, int] | None
+    reason: str | None
 
+
+def _scan_image(item: tuple[str, str, bytes]) -> _Scanned:
+    filename, member, data = item
+    digest = hashlib.sha256(data).hexdigest()
     try:
-        with Image.open(io.BytesIO(data)) as image:
-            if image.format != "JPEG":
-                raise ValueError(f"not a JPEG but {image.format}")
-            image.load()  # raises on truncated data (Image.LOAD_TRUNCATED_IMAGES is off)
-            size = image.size
-    except UnidentifiedImageError:
-        raise ValueError("cannot identify image data (not a JPEG)") from None
-    except (OSError, SyntaxError, EOFError, Image.DecompressionBombError) as error:
-        raise ValueError(f"Pillow cannot decode it: {error}") from None
-    try:
-        pixels = tf.io.decode_jpeg(data, channels=3, dct_method="INTEGER_ACCURATE")
-    except tf.errors.OpError as error:
-        raise ValueError(f"TensorFlow cannot decode it: {error.message.strip()}") from None
-    if tuple(pixels.shape[:2]) != (size[1], size[0]):
-        raise ValueError(f"decoders disagree on the size: {size} vs {pixels.shape}")
-    return size
+        return _Scanned(filename, member, data, digest, check_image(data), None)
+    except ValueError as error:
+        return _Scanned(filename, member, data, digest, None, str(error))
 
 
-def scan(path: str | os.PathLike) -> ArchiveIndex:
-    """Reads annotations, image hashes and sizes, and decodes every image once.
+def scan(path: str | os.PathLike, *, keep_images: bool = False) -> ArchiveIndex:
+    """Reads annotations, image hashes and sizes, and decode-checks every image, in one
+    pass over the archive (the checks on one thread per core while it streams).
 
     Raises :class:`ArchiveError` if the archive is cut or corrupt, or lacks a member or an
     annotated image. Images that do not decode are listed in ``unusable``, not raised.
+    ``keep_images`` keeps every image's bytes in ``images`` (about the archive's size).
     """
     archive = os.fspath(path)
     texts: dict[str, bytes] = {}
     sha256: dict[str, str] = {}
     size: dict[str, tuple[int, int]] = {}
     unusable: dict[str, Unusable] = {}
+    members: dict[str, str] = {}
+    images: dict[str, bytes] = {}
+    seen: set[str] = set()
+
+    def first_copies(outer: _TarStream, member: tarfile.TarInfo):
+        for filename, member_name, data in _iter_inner(archive, outer, member):
+            if filename in seen:  # iter_images also yields the first copy only
+                log.warning("%s: %s: repeated file name, ignored", archive, member_name)
+                continue
+            seen.add(filename)
+            yield filename, member_name, data
+
     with _open(archive) as raw:
         outer = _TarStream(raw, archive)
         for member in outer:
             name = posixpath.basename(member.name)
             if name == IMAGES_ARCHIVE:
-                for filename, member_name, data in _iter_inner(archive, outer, member):
-                    if filename in sha256:  # iter_images also yields the first copy only
-                        log.warning("%s: %s: repeated file name, ignored", archive, member_name)
-                        continue
-                    sha256[filename] = hashlib.sha256(data).hexdigest()
-                    try:
-                        size[filename] = check_image(data)
-                    except ValueError as error:
-                        unusable[filename] = Unusable(archive, member_name, str(error))
+                for image in ordered_map(_scan_image, first_copies(outer, member)):
+                    sha256[image.filename] = image.sha256
+                    members[image.filename] = image.member
+                    if image.size is None:
+                        unusable[image.filename] = Unusable(archive, image.member, image.reason)
+                    else:
+                        size[image.filename] = image.size
+                    if keep_images:
+                        images[image.filename] = image.data
             elif name in (TRAINING_FILE, QUERY_FILE):
                 texts[name] = outer.read(member)
         outer.finish()
@@ -206,7 +222,7 @@ def scan(path: str | os.PathLike) -> ArchiveIndex:
             f"{archive}: {len(missing)} annotated images are not in {IMAGES_ARCHIVE}, "
             f"e.g. {missing[:5]}"
         )
-    return ArchiveIndex(training, query, sha256, size, unusable)
+    return ArchiveIndex(training, query, sha256, size, unusable, members, images)
 
 
 def iter_images(path: str | os.PathLike, wanted: Collection[str]) -> Iterator[tuple[str, bytes]]:

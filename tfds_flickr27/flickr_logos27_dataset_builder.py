@@ -3,21 +3,22 @@
 from __future__ import annotations
 
 import dataclasses
-import io
 import logging
 import os
 
 import tensorflow_datasets as tfds
-from PIL import Image
 
 from tfds_flickr27 import annotations as ann
 from tfds_flickr27 import archive as archive_lib
 from tfds_flickr27 import checks
 from tfds_flickr27 import download as download_lib
 from tfds_flickr27 import splits as splits_lib
+from tfds_flickr27.crops import crop_jpegs
 from tfds_flickr27.names import ARCHIVE_NAME, CROPS, DATASET_NAME, IMAGES, URL
+from tfds_flickr27.parallel import ordered_map
 
-CROP_JPEG_QUALITY = 95
+# A file's crops: (box, JPEG bytes) in box order.
+Crops = dict[str, list[tuple[ann.Box, bytes]]]
 
 log = logging.getLogger(__name__)
 
@@ -118,13 +119,13 @@ class Builder(tfds.core.GeneratorBasedBuilder):
             ) from error
 
     def _split_generators(self, dl_manager: tfds.download.DownloadManager):
+        # One pass over the archive: annotations, hashes, decode checks and the image bytes.
         path = self._archive_path(dl_manager)
-        index, report = checks.check(
-            archive_lib.scan(path), path, self.builder_config.max_skipped_fraction
-        )
-        # Saved as metadata.json next to dataset_info.json: builder.info.metadata.
-        self.info.metadata.update(report.as_metadata())
+        scanned = archive_lib.scan(path, keep_images=True)
+        fraction = self.builder_config.max_skipped_fraction
+        index, report = checks.check(scanned, path, fraction)
         if self.builder_config.kind == IMAGES:
+            self.info.metadata.update(report.as_metadata())
             plan = splits_lib.plan(index, [("validation", 0.2)], leak_split=splits_lib.EXCLUDED)
             left_out = sorted(f for f, s in plan.items() if s == splits_lib.EXCLUDED)
             log.warning(
@@ -134,36 +135,48 @@ class Builder(tfds.core.GeneratorBasedBuilder):
                 left_out,
             )
             return {
-                "train": self._generate_examples(path, index, _files(plan, "train")),
-                "validation": self._generate_examples(path, index, _files(plan, "validation")),
-                "test": self._generate_examples(path, index, set(index.query), query=True),
+                "train": self._generate_examples(index, _files(plan, "train")),
+                "validation": self._generate_examples(index, _files(plan, "validation")),
+                "test": self._generate_examples(index, set(index.query), query=True),
             }
+        crops, failed = self._make_crops(path, index)
+        if failed:  # TensorFlow decoded them but Pillow does not: skipped like the others
+            scanned.unusable.update(failed)
+            index, report = checks.check(scanned, path, fraction)
+        # Saved as metadata.json next to dataset_info.json: builder.info.metadata.
+        self.info.metadata.update(report.as_metadata())
         plan = splits_lib.plan(index, [("validation", 0.15), ("test", 0.15)], leak_split="test")
         return {
-            split: self._generate_examples(path, index, _files(plan, split))
+            split: self._generate_examples(index, _files(plan, split), crops)
             for split in ("train", "validation", "test")
         }
 
     def _generate_examples(
-        self, path, index: archive_lib.ArchiveIndex, files: set[str], query: bool = False
+        self,
+        index: archive_lib.ArchiveIndex,
+        files: set[str],
+        crops: Crops | None = None,
+        query: bool = False,
     ):
-        """Yields the examples of the ``files`` (query-set images when ``query``)."""
+        """Yields the examples of the ``files``: query images when ``query``, their
+        ``crops`` when given, else whole training images."""
         if query:
-            return self._generate_queries(path, index.query)
-        if self.builder_config.kind == IMAGES:
-            return self._generate_images(path, index, files)
-        return self._generate_crops(path, index, files)
+            return self._generate_queries(index)
+        if crops is None:
+            return self._generate_images(index, files)
+        return self._generate_crops(index, crops, files)
 
-    def _generate_images(self, path, index: archive_lib.ArchiveIndex, files: set[str]):
+    def _generate_images(self, index: archive_lib.ArchiveIndex, files: set[str]):
+        """Yields the whole-image examples of the training-set ``files`` (original bytes)."""
         boxes = _boxes_by_file(index)
-        for filename, data in archive_lib.iter_images(path, files):
+        for filename in sorted(files):
             width, height = index.size[filename]
             labels = index.training.labels[filename]
             own = boxes.get(filename, [])
             yield (
                 filename,
                 {
-                    "image": data,
+                    "image": index.images[filename],
                     "label": ann.primary_label(own, labels),
                     "labels": labels,
                     "objects": [
@@ -173,13 +186,13 @@ class Builder(tfds.core.GeneratorBasedBuilder):
                 },
             )
 
-    def _generate_queries(self, path, queries: dict[str, str]):
-        for filename, data in archive_lib.iter_images(path, queries):
-            label = queries[filename]
+    def _generate_queries(self, index: archive_lib.ArchiveIndex):
+        """Yields the query-set examples (original bytes, no boxes)."""
+        for filename, label in sorted(index.query.items()):
             yield (
                 filename,
                 {
-                    "image": data,
+                    "image": index.images[filename],
                     "label": label,
                     "labels": [] if label == ann.NONE_LABEL else [label],
                     "objects": [],
@@ -187,28 +200,43 @@ class Builder(tfds.core.GeneratorBasedBuilder):
                 },
             )
 
-    def _generate_crops(self, path, index: archive_lib.ArchiveIndex, files: set[str]):
+    def _make_crops(
+        self, path, index: archive_lib.ArchiveIndex
+    ) -> tuple[Crops, dict[str, archive_lib.Unusable]]:
+        """Every kept box's crop (one Pillow decode per image, one thread per core), and
+        the images Pillow cannot decode."""
         config = self.builder_config
         boxes = _boxes_by_file(index)
-        for filename, data in archive_lib.iter_images(path, files):
+
+        def crop(filename: str) -> tuple[str, list[bytes] | str]:
+            data = index.images[filename]
             try:
-                with Image.open(io.BytesIO(data)) as source:
-                    image = source.convert("RGB")
-            except (OSError, SyntaxError, ValueError) as error:  # checked by scan already
-                raise archive_lib.ArchiveError(
-                    f"{os.fspath(path)}: {archive_lib.IMAGES_ARCHIVE}: {filename}: {error}"
-                ) from error
-            for box in boxes.get(filename, []):
-                window = crop_window(box, image.size, config.margin, config.square)
-                buffer = io.BytesIO()
-                image.crop(window).save(buffer, format="JPEG", quality=CROP_JPEG_QUALITY)
+                return filename, crop_jpegs(data, boxes[filename], config.margin, config.square)
+            except ValueError as error:
+                return filename, str(error)
+
+        crops: Crops = {}
+        failed: dict[str, archive_lib.Unusable] = {}
+        for filename, result in ordered_map(crop, sorted(boxes)):
+            if isinstance(result, str):
+                failed[filename] = archive_lib.Unusable(
+                    os.fspath(path), index.member[filename], result
+                )
+            else:
+                crops[filename] = list(zip(boxes[filename], result, strict=True))
+        return crops, failed
+
+    def _generate_crops(self, index: archive_lib.ArchiveIndex, crops: Crops, files: set[str]):
+        """Yields the crop examples of the ``files``' boxes."""
+        for filename in sorted(files & set(crops)):
+            for box, jpeg in crops[filename]:
                 key = f"{filename}/{box.label}/{box.x1}_{box.y1}_{box.x2}_{box.y2}"
                 yield (
                     key,
                     {
-                        "image": buffer.getvalue(),
+                        "image": jpeg,
                         "label": box.label,
-                        "bbox": _bbox(box, *image.size),
+                        "bbox": _bbox(box, *index.size[filename]),
                         "filename": filename,
                     },
                 )
@@ -237,22 +265,3 @@ def _bbox(box: ann.Box, width: int, height: int) -> tfds.features.BBox:
         ymax=clip(box.y2 / height),
         xmax=clip(box.x2 / width),
     )
-
-
-def crop_window(
-    box: ann.Box, size: tuple[int, int], margin: float, square: bool
-) -> tuple[int, int, int, int]:
-    """The crop ``(left, top, right, bottom)`` around ``box`` in an image of ``size``.
-
-    The window is centred on the box, made square (side = the box's longest side) when
-    ``square``, grown by ``margin`` times its side on each side, then shifted to lie in
-    the image; only a window larger than the image is clipped.
-    """
-    spans = []
-    for low, high, limit in ((box.x1, box.x2, size[0]), (box.y1, box.y2, size[1])):
-        side = max(box.x2 - box.x1, box.y2 - box.y1) if square else high - low
-        side = min(side * (1 + 2 * margin), limit)
-        start = min(max((low + high) / 2 - side / 2, 0), limit - side)
-        spans.append((round(start), max(round(start + side), round(start) + 1)))
-    (left, right), (top, bottom) = spans
-    return left, top, min(right, size[0]), min(bottom, size[1])
