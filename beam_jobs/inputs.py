@@ -1,23 +1,26 @@
-"""What ``--input`` means (a folder is a folder, only a non-folder globs) and the local listing.
+"""What the inputs mean and the local listing.
 
-Local inputs are listed by :func:`list_local_files` (unreadable folders, broken links and
-special files become entries with their reason; symlinked folders are followed without
-loops); remote ones by Beam's ``fileio.MatchFiles`` with :func:`input_pattern`.
+An ``--input`` is a folder (a folder even with glob characters in its name) or a glob
+(only an input that is not a folder globs); a ``--file-list`` is a text or CSV file
+naming files (read by :mod:`beam_jobs.file_lists`). Local inputs are listed by
+:func:`list_local_entries` (unreadable folders, broken links and special files become
+entries with their reason; symlinked folders are followed without loops); remote ones
+by Beam's ``fileio.MatchFiles`` with :func:`input_pattern`.
 """
 
 from __future__ import annotations
 
 import os
 import re
-import stat
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from apache_beam.io.filesystem import FileSystem
 from apache_beam.io.filesystems import FileSystems
 
 from beam_jobs.errors import ClassifyJobError
-from beam_jobs.paths import escape_path
+from beam_jobs.file_facts import FileEntry, local_entry
+from beam_jobs.paths import escape_glob, escape_path
 from logo_batch.preprocessing import (
     is_image_path,
 )
@@ -27,11 +30,6 @@ _GLOB_CHARS = ("*", "?", "[")
 
 def has_glob_chars(path: str) -> bool:
     return any(char in path for char in _GLOB_CHARS)
-
-
-def escape_glob(path: str) -> str:
-    """``path`` as a Beam file pattern matching only itself: ``[`` ``*`` ``?`` in brackets."""
-    return re.sub(r"([*?\[])", r"[\1]", path)
 
 
 def input_pattern(input_path: str) -> str:
@@ -113,6 +111,73 @@ def resolve_input(input_path: str) -> InputSpec:
     return InputSpec(input_path, False, pattern=input_pattern(input_path))
 
 
+@dataclass(frozen=True)
+class FileListSpec:
+    """A ``--file-list``: ``path`` (absolute when local) names one file per line or row."""
+
+    path: str
+    local: bool
+
+    def describe(self) -> str:
+        return f"{self.path} (file list)"
+
+
+def resolve_file_list(list_path: str) -> FileListSpec:
+    """Checks that a ``--file-list`` is a file (local or on any Beam file system).
+
+    Raises :class:`ClassifyJobError` naming the list when it is missing or a folder.
+    """
+    if is_local(list_path):
+        path = local_path(list_path)
+        if os.path.isdir(path):
+            raise ClassifyJobError(
+                f"--file-list {list_path}: a folder, not a file list (give folders with --input)"
+            )
+        if not os.path.isfile(path):
+            raise ClassifyJobError(f"--file-list {list_path}: no such file")
+        return FileListSpec(path, True)
+    try:
+        found = FileSystems.exists(list_path)
+    except Exception as error:  # noqa: BLE001  (each file system raises its own)
+        raise ClassifyJobError(f"--file-list {list_path}: cannot read it: {error}") from error
+    if not found:
+        raise ClassifyJobError(f"--file-list {list_path}: no such file")
+    return FileListSpec(list_path, False)
+
+
+Spec = InputSpec | FileListSpec
+
+
+def as_list(value: str | Sequence[str] | None) -> list[str]:
+    """One input (a str) or several as a list."""
+    if value is None:
+        return []
+    return [value] if isinstance(value, str) else list(value)
+
+
+def resolve_inputs(
+    inputs: str | Sequence[str] | None, file_lists: str | Sequence[str] | None = ()
+) -> list[Spec]:
+    """Every ``--input`` (:func:`resolve_input`) then every ``--file-list``
+    (:func:`resolve_file_list`); raises :class:`ClassifyJobError` when there are none."""
+    specs: list[Spec] = [resolve_input(path) for path in as_list(inputs)]
+    specs += [resolve_file_list(path) for path in as_list(file_lists)]
+    if not specs:
+        raise ClassifyJobError("nothing to classify: give --input and/or --file-list")
+    return specs
+
+
+def absolute_input(spec: InputSpec) -> str:
+    """``spec`` as an input string that means the same in any working folder."""
+    if spec.local:
+        return spec.pattern or spec.root
+    return spec.input
+
+
+def describe_inputs(specs: Sequence[Spec]) -> str:
+    return " + ".join(spec.describe() for spec in specs)
+
+
 def os_reason(error: OSError) -> str:
     return error.strerror or str(error)
 
@@ -125,44 +190,28 @@ def _glob_depth(root: str, pattern: str) -> int | None:
     return len(rest) - 1
 
 
-_FILE_KINDS = {
-    stat.S_IFIFO: "a named pipe",
-    stat.S_IFSOCK: "a socket",
-    stat.S_IFCHR: "a character device",
-    stat.S_IFBLK: "a block device",
-}
-
-
-def _file_problem(path: str) -> str:
-    """Why a listed image path cannot be read ("" when it is a regular file)."""
-    try:
-        info = os.stat(path)  # follows symbolic links
-    except FileNotFoundError:
-        if os.path.islink(path):
-            return f"broken symbolic link (to {escape_path(os.readlink(path))})"
-        return ""  # vanished since listed: reading it reports that
-    except OSError as error:  # a link loop, a folder we may not search, ...
-        return f"cannot read file: {os_reason(error)}"
-    if stat.S_ISREG(info.st_mode):
-        return ""
-    return f"not a regular file ({_FILE_KINDS.get(stat.S_IFMT(info.st_mode), 'special file')})"
-
-
 def list_local_files(root: str, pattern: str | None = None) -> Iterator[tuple[str, str]]:
-    """Every image file below the local folder ``root`` as ``(escaped path, error)``.
+    """:func:`list_local_entries` as ``(escaped path, error)``."""
+    for entry in list_local_entries(root, pattern):
+        yield entry.path, entry.error
 
-    ``error`` is "" for a file to classify. Nothing is skipped silently: a folder that
-    cannot be read is an entry with its reason (``cannot read folder: Permission
-    denied``), a broken symbolic link with an image name is an entry with the
-    reason, and so is a named pipe or device with an image name (reading it would
-    block or never end). Symbolic links to folders are followed; each real folder
-    (device, inode) is listed once, so a link to an ancestor cannot loop. With
-    ``pattern`` (Beam glob syntax) only matching paths are kept, and only as deep as
-    the pattern reaches.
+
+def list_local_entries(root: str, pattern: str | None = None) -> Iterator[FileEntry]:
+    """Every image file below the local folder ``root`` as a :class:`FileEntry`.
+
+    ``error`` is "" for a file to classify; size and modification time come from the
+    one ``os.stat`` of each file (:func:`~beam_jobs.file_facts.local_entry`). Nothing
+    is skipped silently: a folder that cannot be read is an entry with its reason
+    (``cannot read folder: Permission denied``), a broken symbolic link with an image
+    name is an entry with the reason, and so is a named pipe or device with an image
+    name (reading it would block or never end). Symbolic links to folders are
+    followed; each real folder (device, inode) is listed once, so a link to an
+    ancestor cannot loop. With ``pattern`` (Beam glob syntax) only matching paths are
+    kept, and only as deep as the pattern reaches.
     """
     if not os.path.isdir(root):
         if os.path.lexists(root) and is_image_path(root):
-            yield escape_path(root), _file_problem(root)
+            yield local_entry(root)
         return
     regex = re.compile(FileSystem.translate_pattern(pattern)) if pattern else None
     max_depth = _glob_depth(root, pattern) if pattern else None
@@ -178,7 +227,7 @@ def list_local_files(root: str, pattern: str | None = None) -> Iterator[tuple[st
             with os.scandir(folder) as scan:
                 entries = sorted(scan, key=lambda entry: entry.name)
         except OSError as error:
-            yield escape_path(folder), f"cannot read folder: {os_reason(error)}"
+            yield FileEntry(escape_path(folder), f"cannot read folder: {os_reason(error)}")
             continue
         subfolders = []
         for entry in entries:
@@ -192,5 +241,5 @@ def list_local_files(root: str, pattern: str | None = None) -> Iterator[tuple[st
                 continue
             if not is_image_path(entry.path) or (regex and not regex.match(entry.path)):
                 continue
-            yield escape_path(entry.path), _file_problem(entry.path)
+            yield local_entry(entry.path)
         stack.extend((path, depth + 1) for path in reversed(subfolders))

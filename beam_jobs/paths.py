@@ -1,4 +1,5 @@
-"""Paths as the CSV writes them (valid UTF-8 whatever bytes a name holds) and hashes them."""
+"""Paths as the CSV writes them (valid UTF-8 whatever bytes a name holds), as Beam patterns
+matching only themselves, and their hashes."""
 
 from __future__ import annotations
 
@@ -35,6 +36,11 @@ def path_bytes(escaped: str) -> bytes:
 def unescape_path(escaped: str) -> str:
     """The path to open for a CSV ``path`` (undecodable bytes as surrogates)."""
     return path_bytes(escaped).decode("utf-8", "surrogateescape")
+
+
+def escape_glob(path: str) -> str:
+    """``path`` as a Beam file pattern matching only itself: ``[`` ``*`` ``?`` in brackets."""
+    return re.sub(r"([*?\[])", r"[\1]", path)
 
 
 def stable_hash(text: str) -> int:

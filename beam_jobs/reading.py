@@ -1,6 +1,7 @@
 """Files to model inputs: the first PTransforms of the job (each usable on its own).
 
-    MatchImageFiles -> GroupIntoBatches -> DecodeImageBatches
+    MatchInputs (MatchImageFiles | ReadFileList, OneEntryPerFile) -> GroupIntoBatches
+    -> DecodeImageBatches
 
 Why the batching is done by hand, not by RunInference's ``BatchElements``:
 ``BatchElements`` flushes its last partial batch in ``finish_bundle``, and Beam's
@@ -23,8 +24,11 @@ from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
-from beam_jobs.inputs import InputSpec, list_local_files, resolve_input
-from beam_jobs.paths import escape_path, stable_hash, unescape_path
+from beam_jobs.file_facts import FileEntry, metadata_entry
+from beam_jobs.file_lists import listed_paths
+from beam_jobs.inputs import FileListSpec, InputSpec, Spec, list_local_entries, resolve_input
+from beam_jobs.paths import stable_hash, unescape_path
+from beam_jobs.progress import LISTED, ProgressCounter
 from beam_jobs.transforms import METRICS_NAMESPACE, check_mode
 from logo_batch.predict import (
     SINGLE,
@@ -43,53 +47,168 @@ BATCHES_PER_GROUP = 4
 
 
 class _ListLocalFn(beam.DoFn):
-    def __init__(self):
-        self._matched = Metrics.counter(METRICS_NAMESPACE, "files_matched")
-        self._errors = Metrics.counter(METRICS_NAMESPACE, "listing_errors")
+    def __init__(self, progress_dir: str | None = None):
+        self._listed = ProgressCounter(progress_dir, LISTED)
 
     def process(self, spec: InputSpec):
-        for path, error in list_local_files(spec.root, spec.pattern):
-            self._matched.inc()
-            if error:
-                self._errors.inc()
-            yield path, error
+        for entry in list_local_entries(spec.root, spec.pattern):
+            self._listed.add()
+            yield entry
+
+    def finish_bundle(self):
+        self._listed.flush()
 
 
 class _RemoteMatchFn(beam.DoFn):
-    def __init__(self):
-        self._matched = Metrics.counter(METRICS_NAMESPACE, "files_matched")
+    def __init__(self, progress_dir: str | None = None):
+        self._listed = ProgressCounter(progress_dir, LISTED)
 
     def process(self, metadata):
         if is_image_path(metadata.path):
-            self._matched.inc()
-            yield escape_path(metadata.path), ""
+            self._listed.add()
+            yield metadata_entry(metadata)
+
+    def finish_bundle(self):
+        self._listed.flush()
 
 
 class MatchImageFiles(beam.PTransform):
-    """Every image file (by extension, any case) of ``--input`` as ``(path, error)``.
+    """Every image file (by extension, any case) of an ``--input`` as a :class:`FileEntry`.
 
     ``path`` is escaped (:func:`escape_path`); ``error`` is "" for a file to read, or
     why the entry cannot be (an unreadable folder, a broken symbolic link): each
-    entry becomes one CSV row. Local inputs are listed by :func:`list_local_files`,
-    remote ones by Beam's ``fileio.MatchFiles``.
+    entry becomes one CSV row. Local inputs are listed by :func:`list_local_entries`,
+    remote ones by Beam's ``fileio.MatchFiles``; both give each file's size and
+    modification time. ``progress_dir``: count the files there (:mod:`beam_jobs.progress`).
     """
 
-    def __init__(self, spec: InputSpec | str):
+    def __init__(self, spec: InputSpec | str, progress_dir: str | None = None):
         super().__init__()
         self._spec = spec if isinstance(spec, InputSpec) else resolve_input(spec)
+        self._progress_dir = progress_dir
 
     def expand(self, pbegin):
         if self._spec.local:
             return (
                 pbegin
                 | "Input" >> beam.Create([self._spec])
-                | "ListLocalFiles" >> beam.ParDo(_ListLocalFn())
+                | "ListLocalFiles" >> beam.ParDo(_ListLocalFn(self._progress_dir))
             )
         return (
             pbegin
             | "MatchFiles" >> fileio.MatchFiles(self._spec.pattern)
-            | "KeepImages" >> beam.ParDo(_RemoteMatchFn())
+            | "KeepImages" >> beam.ParDo(_RemoteMatchFn(self._progress_dir))
         )
+
+
+class _ReadFileListFn(beam.DoFn):
+    def __init__(self, progress_dir: str | None = None):
+        self._listed = ProgressCounter(progress_dir, LISTED)
+
+    def process(self, spec: FileListSpec):
+        for listed in listed_paths(spec):
+            self._listed.add()
+            yield listed
+
+    def finish_bundle(self):
+        self._listed.flush()
+
+
+class ReadFileList(beam.PTransform):
+    """Every path a ``--file-list`` names as a :class:`~beam_jobs.file_lists.ListedPath`
+    (not yet looked at: :class:`OneEntryPerFile` does that, spread over the workers).
+
+    The list is read as a stream by one worker (:func:`~beam_jobs.file_lists.listed_paths`).
+    """
+
+    def __init__(self, spec: FileListSpec, progress_dir: str | None = None):
+        super().__init__()
+        self._spec = spec
+        self._progress_dir = progress_dir
+
+    def expand(self, pbegin):
+        return (
+            pbegin
+            | "List" >> beam.Create([self._spec])
+            | "ReadList" >> beam.ParDo(_ReadFileListFn(self._progress_dir))
+        )
+
+
+class _OneEntryFn(beam.DoFn):
+    def __init__(self):
+        self._duplicates = Metrics.counter(METRICS_NAMESPACE, "duplicate_entries")
+
+    def process(self, keyed):
+        _, found = keyed
+        found = list(found)
+        if len(found) > 1:
+            self._duplicates.inc(len(found) - 1)
+        listed = [item for item in found if isinstance(item, FileEntry)]
+        if listed:  # found in a folder: its entry is already there
+            yield min(listed, key=lambda entry: (bool(entry.error), entry.error))
+        else:
+            yield min(found, key=lambda item: item.list_path).entry()
+
+
+class OneEntryPerFile(beam.PTransform):
+    """One :class:`FileEntry` per path, whatever number of inputs or lists named it.
+
+    A GroupByKey by path: paths named by lists are looked at here (one stat each, so
+    spread over the workers), and a path found several times is classified once
+    (counter ``duplicate_entries``).
+    """
+
+    def expand(self, found):
+        return (
+            found
+            | "KeyByPath" >> beam.Map(lambda item: (item.path, item))
+            | "GroupByPath" >> beam.GroupByKey()
+            | "OneEntry" >> beam.ParDo(_OneEntryFn())
+        )
+
+
+class _CountEntriesFn(beam.DoFn):
+    def __init__(self):
+        self._matched = Metrics.counter(METRICS_NAMESPACE, "files_matched")
+        self._errors = Metrics.counter(METRICS_NAMESPACE, "listing_errors")
+
+    def process(self, entry: FileEntry):
+        self._matched.inc()
+        if entry.error:
+            self._errors.inc()
+        yield entry
+
+
+class MatchInputs(beam.PTransform):
+    """Every file of every input (``--input`` folders and globs, ``--file-list`` lists) as
+    one :class:`FileEntry` per path (counters ``files_matched``, ``listing_errors``).
+
+    One folder or glob is listed as it is; several inputs, or any list, go through
+    :class:`OneEntryPerFile`.
+    """
+
+    def __init__(self, specs: Sequence[Spec], progress_dir: str | None = None):
+        super().__init__()
+        self._specs = list(specs)
+        self._progress_dir = progress_dir
+
+    def expand(self, pbegin):
+        found = []
+        for index, spec in enumerate(self._specs):
+            if isinstance(spec, InputSpec):
+                transform = f"MatchImageFiles{index}" >> MatchImageFiles(spec, self._progress_dir)
+            else:
+                transform = f"ReadFileList{index}" >> ReadFileList(spec, self._progress_dir)
+            found.append(pbegin | transform)
+        if len(found) == 1 and isinstance(self._specs[0], InputSpec):
+            entries = found[0]
+        else:
+            entries = (
+                tuple(found)
+                | "AllInputs" >> beam.Flatten()
+                | "OneEntryPerFile" >> OneEntryPerFile()
+            )
+        return entries | "CountMatched" >> beam.ParDo(_CountEntriesFn())
 
 
 def _split_group(keyed_entries, batch_size: int) -> Iterable[tuple[tuple[str, str], ...]]:
@@ -100,7 +219,8 @@ def _split_group(keyed_entries, batch_size: int) -> Iterable[tuple[tuple[str, st
 
 
 class GroupIntoBatches(beam.PTransform):
-    """``(path, error)`` entries into batches of at most ``batch_size`` with a GroupByKey.
+    """Entries (:class:`FileEntry`, path first) into batches of at most ``batch_size``
+    with a GroupByKey.
 
     ``ceil(N / (BATCHES_PER_GROUP * batch_size))`` keys from a stable hash of the
     path, N the matched count (a side input); each group is cut into batches. Groups
@@ -183,9 +303,9 @@ class _DecodeBatchFn(beam.DoFn):
         self._read = Metrics.counter(METRICS_NAMESPACE, "images_read")
         self._failed = Metrics.counter(METRICS_NAMESPACE, "images_failed_to_decode")
 
-    def process(self, entries: Sequence[tuple[str, str]]):
+    def process(self, entries: Sequence[FileEntry | tuple[str, str]]):
         batch = DecodedBatch()
-        for path, listing_error in entries:
+        for path, listing_error, *_ in entries:
             if listing_error:
                 batch.errors.append((path, listing_error))
                 continue
@@ -202,8 +322,9 @@ class _DecodeBatchFn(beam.DoFn):
 
 
 class DecodeImageBatches(beam.PTransform):
-    """Batches of ``(path, error)`` to :class:`DecodedBatch`; a bad file never fails
-    its batch, and an entry that already has an error is passed on as one.
+    """Batches of entries (:class:`FileEntry`, or ``(path, error)``) to
+    :class:`DecodedBatch`; a bad file never fails its batch, and an entry that already
+    has an error is passed on as one.
 
     ``mode``: ``single`` (one input per file) or ``whole`` (each file decoded once
     into its window stack over ``grid``: B photos x 14 windows of S x S float32 per

@@ -25,8 +25,9 @@ def test_match_image_files_lists_what_the_local_listing_lists(tmp_path):
     (tmp_path / "sub").mkdir()
     for name in ("a.jpg", "sub/b.PNG", "notes.txt"):
         (tmp_path / name).write_bytes(b"x")
-    expected = list(inputs.list_local_files(str(tmp_path)))
-    assert sorted(path for path, _ in expected) == [
+    expected = list(inputs.list_local_entries(str(tmp_path)))
+    assert [entry.size for entry in expected] == [1, 1]  # each file's size, from its stat
+    assert sorted(path for path, *_ in expected) == [
         str(tmp_path / "a.jpg"),
         str(tmp_path / "sub/b.PNG"),
     ]

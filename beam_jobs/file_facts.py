@@ -1,0 +1,141 @@
+"""What a row records of its file besides the classification: size and modification time.
+
+Every row of the job's CSV ends with ``size`` (bytes), ``modified`` (the file's
+modification time, ISO 8601 UTC to the microsecond) and ``fingerprint`` (the model and
+settings that made the row, :mod:`beam_jobs.fingerprint`), so a later run with
+``--previous`` can tell which rows still hold (:mod:`beam_jobs.previous`).
+
+The facts are taken when the file is listed, before it is read: a file that changes
+between the two is recorded with its older facts and is classified again next time.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import stat
+from typing import NamedTuple
+
+import apache_beam as beam
+from apache_beam.io.filesystems import FileSystems
+
+from beam_jobs.paths import escape_glob, escape_path, unescape_path
+from logo_batch.predict import CSV_COLUMNS
+
+FACT_COLUMNS = ("size", "modified", "fingerprint")
+ROW_COLUMNS = (*CSV_COLUMNS, *FACT_COLUMNS)
+"""The job's CSV columns: ``logo-batch predict``'s, then the file facts."""
+
+
+class FileEntry(NamedTuple):
+    """A file to classify: its escaped path (:func:`~beam_jobs.paths.escape_path`), why it
+    cannot be read ("" when it can), its size and modification time (when known)."""
+
+    path: str
+    error: str = ""
+    size: int | None = None
+    modified: str = ""
+
+
+def format_modified(microseconds: int) -> str:
+    """A modification time (microseconds since the epoch) as ``2024-05-01T12:00:00.123456Z``."""
+    seconds, micros = divmod(int(microseconds), 1_000_000)
+    moment = datetime.datetime.fromtimestamp(seconds, tz=datetime.timezone.utc)
+    return moment.replace(microsecond=micros).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def modified_from_seconds(seconds: float | None) -> str:
+    """:func:`format_modified` of a file system's float seconds ("" when unknown)."""
+    return format_modified(round(seconds * 1_000_000)) if seconds else ""
+
+
+_FILE_KINDS = {
+    stat.S_IFIFO: "a named pipe",
+    stat.S_IFSOCK: "a socket",
+    stat.S_IFCHR: "a character device",
+    stat.S_IFBLK: "a block device",
+    stat.S_IFDIR: "a folder",
+}
+
+
+def local_entry(path: str, missing: str = "") -> FileEntry:
+    """The entry of the local file ``path`` (an OS path, any bytes): one ``os.stat``.
+
+    A broken symbolic link, a folder, a pipe or a device is an entry with the reason
+    (reading a pipe would block). A file that does not exist gets ``missing`` as its
+    error ("" while listing a folder: it vanished since it was listed, and reading it
+    says so).
+    """
+    escaped = escape_path(path)
+    try:
+        info = os.stat(path)  # follows symbolic links
+    except FileNotFoundError:
+        if os.path.islink(path):
+            target = escape_path(os.readlink(path))
+            return FileEntry(escaped, f"broken symbolic link (to {target})")
+        return FileEntry(escaped, missing)
+    except OSError as error:  # a link loop, a folder we may not search, a name too long
+        return FileEntry(escaped, f"cannot read file: {error.strerror or error}")
+    if not stat.S_ISREG(info.st_mode):
+        kind = _FILE_KINDS.get(stat.S_IFMT(info.st_mode), "a special file")
+        return FileEntry(escaped, f"not a regular file ({kind})")
+    return FileEntry(escaped, "", info.st_size, format_modified(info.st_mtime_ns // 1000))
+
+
+def remote_entry(path: str, missing: str = "no such file") -> FileEntry:
+    """The entry of a file on a remote Beam file system (``gs://``, ``s3://``, ...)."""
+    try:
+        found = FileSystems.match([escape_glob(path)], [1])[0].metadata_list
+    except Exception as error:  # noqa: BLE001  (each file system raises its own)
+        return FileEntry(path, f"cannot read file: {error}")
+    if not found:
+        return FileEntry(path, missing)
+    return metadata_entry(found[0])
+
+
+def metadata_entry(metadata) -> FileEntry:
+    """The entry of a file Beam matched (``FileMetadata``: path, size, last update)."""
+    modified = modified_from_seconds(getattr(metadata, "last_updated_in_seconds", None))
+    return FileEntry(escape_path(metadata.path), "", metadata.size_in_bytes, modified)
+
+
+def entry_of(path: str, local: bool, missing: str) -> FileEntry:
+    """The entry of an escaped ``path`` named in a file list, local or remote."""
+    raw = unescape_path(path)
+    return local_entry(raw, missing) if local else remote_entry(raw, missing)
+
+
+def with_facts(row: dict[str, str], entry: FileEntry, fingerprint: str) -> dict[str, str]:
+    """``row`` with the columns :data:`FACT_COLUMNS` filled from ``entry``."""
+    size = "" if entry.size is None else str(entry.size)
+    return {**row, "size": size, "modified": entry.modified, "fingerprint": fingerprint}
+
+
+def _join_facts(keyed, fingerprint: str):
+    _, groups = keyed
+    entries = list(groups["entries"])
+    entry = entries[0] if entries else FileEntry("")
+    for row in groups["rows"]:
+        yield with_facts(row, entry, fingerprint)
+
+
+class AddFileFacts(beam.PTransform):
+    """Rows made by ``FormatRows`` plus ``size``, ``modified`` and ``fingerprint``.
+
+    A join by path with the :class:`FileEntry` of each file that was classified
+    (``entries``): a row comes out for each row that came in.
+    """
+
+    def __init__(self, entries, fingerprint: str):
+        super().__init__()
+        self._entries = entries
+        self._fingerprint = fingerprint
+
+    def expand(self, rows):
+        keyed_rows = rows | "KeyRows" >> beam.Map(lambda row: (row["path"], row))
+        keyed_entries = self._entries | "KeyEntries" >> beam.Map(lambda entry: (entry[0], entry))
+        return (
+            {"rows": keyed_rows, "entries": keyed_entries}
+            | "JoinByPath" >> beam.CoGroupByKey()
+            | "AddFacts" >> beam.FlatMap(_join_facts, self._fingerprint)
+        )

@@ -1,0 +1,62 @@
+"""The identity of what makes a row: the model, its metadata and the settings of the run.
+
+Every row of the job's CSV holds it (column ``fingerprint``); ``--previous`` carries a
+row over only when its fingerprint is this run's (:mod:`beam_jobs.previous`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+
+from apache_beam.io.filesystem import CompressionTypes
+from apache_beam.io.filesystems import FileSystems
+
+import logo_batch
+from beam_jobs.errors import ClassifyJobError
+from beam_jobs.model import bundle_model_uri
+from logo_batch.bundle import METADATA_FILE
+
+FINGERPRINT_DIGITS = 16
+_CHUNK = 1 << 20
+
+
+def _hash_file(digest, path: str) -> None:
+    try:
+        with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as handle:
+            for chunk in iter(lambda: handle.read(_CHUNK), b""):
+                digest.update(chunk)
+    except Exception as error:  # noqa: BLE001  (each file system raises its own)
+        message = f"{path}: cannot read it to fingerprint the model: {error}"
+        raise ClassifyJobError(message) from error
+
+
+def job_fingerprint(
+    bundle_dir: str,
+    *,
+    mode: str,
+    grid: Sequence[tuple[int, float]],
+    top_k: int,
+    min_score: float | None,
+    max_pixels: int,
+) -> str:
+    """16 hex digits of SHA-256 over the bundle's ``model.keras`` and ``metadata.json``
+    bytes and every setting that shapes a row: the resolved ``mode``, the whole-photo
+    ``grid``, ``top_k``, the effective ``min_score``, ``max_pixels`` and the version of
+    logo-batch. Two runs with the same fingerprint write the same row for the same file
+    (``--batch_size`` and the runner do not count: they do not change a row).
+    """
+    digest = hashlib.sha256()
+    _hash_file(digest, bundle_model_uri(bundle_dir))
+    _hash_file(digest, FileSystems.join(bundle_dir, METADATA_FILE))
+    settings = {
+        "mode": mode,
+        "grid": [[int(n), float(fraction)] for n, fraction in grid],
+        "top_k": int(top_k),
+        "min_score": None if min_score is None else float(min_score),
+        "max_pixels": int(max_pixels),
+        "logo_batch": logo_batch.__version__,
+    }
+    digest.update(json.dumps(settings, sort_keys=True).encode("utf-8"))
+    return digest.hexdigest()[:FINGERPRINT_DIGITS]
