@@ -121,13 +121,29 @@ def decode_and_resize_tf(image_bytes: tf.Tensor, image_size: int) -> tf.Tensor:
     return resize_image(decode_image_tf(image_bytes, resize_to=image_size), image_size)
 
 
+def _resize(image: tf.Tensor, image_size: int | tf.Tensor) -> tf.Tensor:
+    size = tf.stack([image_size, image_size]) if isinstance(image_size, tf.Tensor) else None
+    resized = tf.image.resize(
+        tf.cast(image, tf.float32),
+        (image_size, image_size) if size is None else size,
+        method="bilinear",
+        antialias=True,
+    )
+    return tf.clip_by_value(resized, 0.0, 255.0)
+
+
+# Called eagerly (predict, Beam, whole-photo windows), the same ops run as one graph:
+# about half the CPU time of running them op by op, and the same kernels, so the same
+# pixels as inside tf.data.
+_resize_graph = tf.function(_resize, reduce_retracing=True)
+
+
 def resize_image(image: tf.Tensor | np.ndarray, image_size: int) -> tf.Tensor:
     """Resizes a ``uint8 [H, W, 3]`` image to ``float32 [size, size, 3]`` in [0, 255]."""
     image = tf.convert_to_tensor(image)
-    resized = tf.image.resize(
-        tf.cast(image, tf.float32), (image_size, image_size), method="bilinear", antialias=True
-    )
-    return tf.clip_by_value(resized, 0.0, 255.0)
+    if tf.executing_eagerly():
+        return _resize_graph(image, tf.constant(image_size, tf.int32))
+    return _resize(image, image_size)
 
 
 def _to_rgb(image: Image.Image) -> Image.Image:
