@@ -1,7 +1,9 @@
 """Classify image folders in bulk with Apache Beam: one CSV row per image file.
 
-    python -m beam_jobs.classify_images --input DIR_OR_GLOB --model BUNDLE \\
-        --output results.csv [--num_shards N] [--top_k K] [--min_score S] \\
+    python -m beam_jobs.classify_images --input DIR_OR_GLOB [DIR_OR_GLOB ...] \\
+        [--file_list LIST.txt|LIST.csv ...] --model BUNDLE --output results.csv \\
+        [--previous OLD.csv] [--progress_interval S] \\
+        [--num_shards N] [--top_k K] [--min_score S] \\
         [--mode auto|whole|single] [--max_error_fraction F] [--batch_size B] [-v] \\
         [Beam pipeline options...]
 
@@ -11,13 +13,22 @@ option that is neither ours nor a Beam pipeline option is an error.
 The pipeline (:func:`beam_jobs.job.build_pipeline`), as named composable PTransforms
 (the layout of Beam's inference examples)::
 
-    MatchImageFiles      local: list_local_files (follows symlinked
-                         folders, reports unreadable folders, broken
-                         links); remote: fileio.MatchFiles; keep image
-                         extensions; paths escaped (escape_path)  -> (path, error)
+    MatchInputs          per --input, MatchImageFiles: local
+                         list_local_entries (follows symlinked folders,
+                         reports unreadable folders, broken links),
+                         remote fileio.MatchFiles, image extensions;
+                         per --file-list, ReadFileList (streamed);
+                         several inputs or a list: OneEntryPerFile
+                         (GroupByKey by path: stat, duplicates once);
+                         paths escaped (escape_path)              -> FileEntry
+                                                     (path, error, size, modified)
     CountMatchedFiles    Count.Globally                            -> N
+    ReusePrevious        (--previous) CoGroupByKey by path with the
+                         earlier output's rows (read by the workers):
+                         unchanged rows carried, the rest classified
+                                                  -> FileEntry to classify, rows
     GroupIntoBatches     key = crc32(path) % ceil(N / B), GroupByKey,
-                         oversize groups split                     -> tuples of paths
+                         oversize groups split                     -> tuples of entries
     DecodeImageBatches   read + preprocess_image_file per file (single
                          mode) or load_image + whole_photo.photo_stack,
                          a [14, S, S, 3] window stack (whole mode)  -> DecodedBatch
@@ -27,11 +38,17 @@ The pipeline (:func:`beam_jobs.job.build_pipeline`), as named composable PTransf
                          scored together (whole_photo.score_window_stacks);
                          decode errors become error predictions    -> Prediction
     FormatRows           Prediction.to_row(), metrics              -> CSV rows
+    AddFileFacts         CoGroupByKey by path with the entries: size,
+                         modified, fingerprint columns; then the rows
+                         carried from --previous are added         -> CSV rows
     WriteCsvShards       shard key, GroupByKey, one sorted CSV per
                          shard in a temporary folder               -> ShardWritten
     WriteManifest        matched count + rows written per shard    -> manifest.json
 
-Modules: ``inputs`` (what ``--input`` means, local listing), ``paths`` (CSV paths),
+Modules: ``inputs`` (what ``--input`` and ``--file-list`` mean, local listing),
+``file_lists`` (reading a list), ``file_facts`` (size, modified time, the job's
+columns), ``fingerprint`` (model and settings identity), ``previous`` (``--previous``),
+``progress`` (progress lines), ``paths`` (CSV paths),
 ``reading`` (files to model inputs), ``transforms`` (model inputs to CSV rows),
 ``model`` (model handler, model check), ``csv_output`` (shards, manifest, temporary
 folders), ``runner`` (local runner, options), ``job`` (configuration, pipeline,
@@ -63,7 +80,7 @@ import sys
 from collections.abc import Sequence
 
 from beam_jobs.errors import ClassifyJobError
-from beam_jobs.inputs import resolve_input
+from beam_jobs.inputs import describe_inputs, resolve_inputs
 from beam_jobs.job import JobConfig, run_job
 from logo_batch import console
 from logo_batch.cli_options import (
@@ -82,7 +99,25 @@ ACCEPTS_EXTRA_ARGS = True  # Beam pipeline options pass through `logo-batch clas
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
     """Our options, each in both spellings (``--num-shards`` = ``--num_shards``)."""
-    add_option(parser, "--input", required=True, help="image folder (recursive) or glob")
+    add_option(
+        parser,
+        "--input",
+        nargs="+",
+        action="extend",
+        default=[],
+        metavar="FOLDER_OR_GLOB",
+        help="image folder(s) (recursive) or glob(s); several are one run",
+    )
+    add_option(
+        parser,
+        "--file_list",
+        nargs="+",
+        action="extend",
+        default=[],
+        metavar="LIST",
+        help="text file(s) of paths, one a line, or CSV file(s) (*.csv: the path column, "
+        "else the first); relative paths are relative to the list's folder",
+    )
     add_option(parser, "--model", required=True, help="model bundle folder")
     add_option(parser, "--output", required=True, help="CSV file to write")
     add_option(
@@ -107,6 +142,21 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         "threshold",
     )
     add_mode_option(parser)
+    add_option(
+        parser,
+        "--previous",
+        metavar="OLD_CSV",
+        help="an earlier output of this job: files unchanged since (same size and "
+        "modified time) with the same model and settings keep their rows, unclassified",
+    )
+    add_option(
+        parser,
+        "--progress_interval",
+        type=float,
+        default=30.0,
+        metavar="S",
+        help="print a progress line every S seconds (0: never)",
+    )
     add_option(
         parser,
         "--max_error_fraction",
@@ -162,6 +212,11 @@ def _configure_logging(verbose: bool) -> None:
         sys.stderr.write(beam_jobs.STARTUP_LOG)  # TensorFlow's and Beam's import lines
 
 
+def _report(line: str) -> None:
+    """Progress lines and notes: one line each, on stderr (stdout keeps the results)."""
+    print(line, file=sys.stderr, flush=True)
+
+
 def run(args: argparse.Namespace) -> int:
     verbose = bool(getattr(args, "verbose", False)) or console.is_verbose()
     extra = list(getattr(args, "extra_args", []))
@@ -170,13 +225,16 @@ def run(args: argparse.Namespace) -> int:
         message = unknown_option_message(unknown, _our_options(), extra)
         print(f"classify: error: {message}", file=sys.stderr)
         return 2
+    if not getattr(args, "input", None) and not getattr(args, "file_list", None):
+        print("classify: error: give --input and/or --file-list", file=sys.stderr)
+        return 2
     _configure_logging(verbose)
     config = JobConfig(**matching_args(JobConfig, args))
     try:
-        spec = resolve_input(config.input)
-        print(f"classify: {spec.describe()} with model {config.model} -> {config.output}")
+        inputs = describe_inputs(resolve_inputs(config.input, config.file_list))
+        print(f"classify: {inputs} with model {config.model} -> {config.output}")
         sys.stdout.flush()
-        summary = run_job(config, extra, quiet=not verbose)
+        summary = run_job(config, extra, quiet=not verbose, report=_report)
     except ClassifyJobError as error:
         if error.summary is not None:
             print(error.summary.line())

@@ -24,11 +24,9 @@ from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
 from beam_jobs.errors import ClassifyJobError
+from beam_jobs.file_facts import ROW_COLUMNS
 from beam_jobs.inputs import escape_glob, is_local, os_reason
 from beam_jobs.paths import stable_hash
-from logo_batch.predict import (
-    CSV_COLUMNS,
-)
 
 MANIFEST_FILE = "manifest.json"
 
@@ -69,7 +67,7 @@ def write_csv(path: str, rows: Iterable[dict[str, str]]) -> tuple[int, int]:
         path, mime_type="text/csv", compression_type=CompressionTypes.UNCOMPRESSED
     ) as raw:
         with io.TextIOWrapper(raw, encoding="utf-8", newline="") as text:
-            writer = csv.DictWriter(text, fieldnames=CSV_COLUMNS, quoting=csv.QUOTE_MINIMAL)
+            writer = csv.DictWriter(text, fieldnames=ROW_COLUMNS, quoting=csv.QUOTE_MINIMAL)
             writer.writeheader()
             for row in sorted(rows, key=lambda r: r["path"]):
                 writer.writerow(row)

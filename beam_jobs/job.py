@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import apache_beam as beam
@@ -26,9 +27,37 @@ from beam_jobs.csv_output import (
     write_csv,
 )
 from beam_jobs.errors import ClassifyJobError
-from beam_jobs.inputs import is_local, local_path, resolve_input
+from beam_jobs.file_facts import AddFileFacts
+from beam_jobs.fingerprint import job_fingerprint
+from beam_jobs.inputs import (
+    InputSpec,
+    absolute_input,
+    describe_inputs,
+    is_local,
+    local_path,
+    resolve_inputs,
+)
 from beam_jobs.model import check_model_file
-from beam_jobs.reading import DecodeImageBatches, GroupIntoBatches, MatchImageFiles
+from beam_jobs.previous import (
+    REUSE_COUNTS_FILE,
+    PreviousOutput,
+    ReusePrevious,
+    open_previous,
+    read_reuse_counts,
+    reuse_note,
+)
+from beam_jobs.progress import (
+    DONE,
+    MATCHED,
+    TO_CLASSIFY,
+    CountProgress,
+    RecordTotal,
+    folder_counts,
+    metrics_counts,
+    printing_progress,
+    progress_folder,
+)
+from beam_jobs.reading import DecodeImageBatches, GroupIntoBatches, MatchInputs
 from beam_jobs.runner import pipeline_options, query_metrics
 from beam_jobs.transforms import ClassifyBatches, FormatRows
 from logo_batch.bundle import BundleMetadata, read_metadata
@@ -46,6 +75,12 @@ from logo_batch.whole_photo import DEFAULT_GRID, Grid
 COUNTER_ORDER = (
     "files_matched",
     "listing_errors",
+    "duplicate_entries",
+    "files_reused",
+    "files_new",
+    "files_changed",
+    "files_retried",
+    "previous_rows_removed",
     "images_read",
     "images_failed_to_decode",
     "images_classified",
@@ -56,7 +91,8 @@ COUNTER_ORDER = (
 
 @dataclass
 class JobConfig:
-    input: str
+    # Folders or globs (one str, or several); () when only file lists are given.
+    input: str | Sequence[str]
     model: str
     output: str
     num_shards: int = 1
@@ -68,6 +104,9 @@ class JobConfig:
     # auto: whole for a bundle with a background class, single otherwise (resolve_mode).
     mode: str = AUTO
     grid: Grid = DEFAULT_GRID
+    file_list: Sequence[str] = ()  # text or CSV files naming files (beam_jobs.file_lists)
+    previous: str | None = None  # an earlier output whose rows still hold (beam_jobs.previous)
+    progress_interval: float = 30.0  # seconds between progress lines; 0: none
 
 
 @dataclass
@@ -79,22 +118,27 @@ class JobSummary:
     seconds: float
     metrics: dict[str, int] = field(default_factory=dict)
     mode: str = ""
+    reused: int = 0  # rows carried over from --previous
+    reuse_note: str = ""  # what --previous gave (beam_jobs.previous.reuse_note)
 
     @property
     def classified(self) -> int:
-        return self.written - self.failed
+        """Files classified by this run (not reused ones)."""
+        return self.written - self.failed - self.reused
 
     @property
     def error_fraction(self) -> float:
         return self.failed / self.matched if self.matched else 0.0
 
     def line(self) -> str:
-        rate = self.matched / self.seconds if self.seconds > 0 else float("nan")
+        done = self.matched - self.reused
+        rate = done / self.seconds if self.seconds > 0 else float("nan")
         where = self.outputs[0] if len(self.outputs) == 1 else f"{len(self.outputs)} shards"
         return (
             f"classify: {self.matched} image files matched, {self.classified} classified, "
             f"{self.failed} failed ({self.error_fraction:.1%}); {self.written} rows written "
             f"to {where} in {self.seconds:.1f} s ({rate:.1f} images/s)"
+            + (f"; {self.reuse_note}" if self.reuse_note else "")
             + (f"; {self.mode} mode" if self.mode else "")
         )
 
@@ -107,21 +151,57 @@ class JobSummary:
         return "classify counters: " + " ".join(f"{n}={self.metrics[n]}" for n in names)
 
 
+def fingerprint_of(config: JobConfig, metadata: BundleMetadata) -> str:
+    """The fingerprint of the rows ``config`` makes (:mod:`beam_jobs.fingerprint`)."""
+    mode = resolve_mode(config.mode, metadata)
+    return job_fingerprint(
+        config.model,
+        mode=mode,
+        grid=config.grid,
+        top_k=config.top_k,
+        min_score=effective_min_score(config.min_score, mode, metadata),
+        max_pixels=config.max_pixels,
+    )
+
+
 def build_pipeline(
-    pipeline: beam.Pipeline, config: JobConfig, metadata: BundleMetadata, temp_dir: str
+    pipeline: beam.Pipeline,
+    config: JobConfig,
+    metadata: BundleMetadata,
+    temp_dir: str,
+    *,
+    fingerprint: str = "",
+    previous: PreviousOutput | None = None,
+    progress_dir: str | None = None,
 ):
     """Adds the classification job to ``pipeline``; returns the manifest PCollection.
 
     ``config.mode`` ``auto`` is resolved here (:func:`logo_batch.predict.resolve_mode`),
     and in whole mode a ``min_score`` of None means the bundle's rejection threshold.
+    ``fingerprint``: the rows' (default :func:`fingerprint_of`); ``previous``: an
+    earlier output whose rows still hold are carried over (:mod:`beam_jobs.previous`);
+    ``progress_dir``: a local folder the DoFns count into (:mod:`beam_jobs.progress`).
     """
     mode = resolve_mode(config.mode, metadata)
     min_score = effective_min_score(config.min_score, mode, metadata)
-    entries = pipeline | "MatchImageFiles" >> MatchImageFiles(resolve_input(config.input))
+    fingerprint = fingerprint or fingerprint_of(config, metadata)
+    specs = resolve_inputs(config.input, config.file_list)
+    entries = pipeline | "MatchInputs" >> MatchInputs(specs, progress_dir)
     matched = entries | "CountMatchedFiles" >> beam.combiners.Count.Globally()
-    return (
-        entries
-        | "GroupIntoBatches" >> GroupIntoBatches(matched, config.batch_size)
+    _ = matched | "ReportMatched" >> RecordTotal(progress_dir, MATCHED)
+    to_classify, carried = entries, None
+    if previous is not None and previous.files:
+        counts_path = FileSystems.join(temp_dir, REUSE_COUNTS_FILE)
+        to_classify, carried = entries | "ReusePrevious" >> ReusePrevious(
+            previous, fingerprint, counts_path
+        )
+        to_classify_count = to_classify | "CountFilesToClassify" >> beam.combiners.Count.Globally()
+    else:
+        to_classify_count = matched
+    _ = to_classify_count | "ReportToClassify" >> RecordTotal(progress_dir, TO_CLASSIFY)
+    rows = (
+        to_classify
+        | "GroupIntoBatches" >> GroupIntoBatches(to_classify_count, config.batch_size)
         | "DecodeImageBatches"
         >> DecodeImageBatches(metadata.image_size, config.max_pixels, mode=mode, grid=config.grid)
         | "ClassifyBatches"
@@ -135,13 +215,24 @@ def build_pipeline(
             batch_size=config.batch_size,
         )
         | "FormatRows" >> FormatRows()
+        | "CountProgress" >> CountProgress(progress_dir, DONE)
+        | "AddFileFacts" >> AddFileFacts(to_classify, fingerprint)
+    )
+    if carried is not None:
+        rows = (rows, carried) | "WithReusedRows" >> beam.Flatten()
+    return (
+        rows
         | "WriteCsvShards" >> WriteCsvShards(temp_dir, config.num_shards)
         | "WriteManifest" >> WriteManifest(matched, FileSystems.join(temp_dir, MANIFEST_FILE))
     )
 
 
 def run_job(
-    config: JobConfig, pipeline_args: Sequence[str] = (), *, quiet: bool = False
+    config: JobConfig,
+    pipeline_args: Sequence[str] = (),
+    *,
+    quiet: bool = False,
+    report: Callable[[str], None] | None = None,
 ) -> JobSummary:
     """Runs the job; the CSV file(s) appear at ``config.output`` only if it succeeds.
 
@@ -151,15 +242,20 @@ def run_job(
     Raises :class:`ClassifyJobError` when no image matched, when the rows written
     differ from the files matched (nothing is moved into place), or, after writing,
     when the error fraction is above ``config.max_error_fraction``. ``quiet``: the
-    local runner's workers log errors only.
+    local runner's workers log errors only. ``report``: where progress lines (every
+    ``config.progress_interval`` seconds, :mod:`beam_jobs.progress`) and notes go;
+    None: nowhere.
     """
     if config.num_shards < 1 or config.batch_size < 1 or config.top_k < 1:
         raise ValueError("--num_shards, --batch_size and --top_k must be at least 1")
     if is_local(config.output):  # workers may run elsewhere: absolute local paths
         config = dataclasses.replace(config, output=local_path(config.output))
-    spec = resolve_input(config.input)
-    if spec.local:
-        config = dataclasses.replace(config, input=spec.pattern or spec.root)
+    specs = resolve_inputs(config.input, config.file_list)
+    folders = [absolute_input(spec) for spec in specs if isinstance(spec, InputSpec)]
+    lists = [spec.path for spec in specs if not isinstance(spec, InputSpec)]
+    config = dataclasses.replace(
+        config, input=folders[0] if len(folders) == 1 else folders, file_list=lists
+    )
     check_output(config.output, config.num_shards)
     try:
         metadata = read_metadata(config.model)
@@ -170,6 +266,10 @@ def run_job(
     except ValueError as error:
         raise ClassifyJobError(str(error)) from error
     check_model_file(config.model)
+    fingerprint = fingerprint_of(config, metadata)
+    previous = open_previous(config.previous, fingerprint) if config.previous else None
+    if previous is not None and previous.note and report is not None:
+        report(f"classify: nothing reused from --previous {previous.name}: {previous.note}")
     remove_stale_temp_folders(config.output)
     temp_dir = temp_folder(config.output)
     try:
@@ -177,22 +277,46 @@ def run_job(
     except Exception as error:  # noqa: BLE001  (BeamIOError and friends)
         raise ClassifyJobError(f"cannot write {config.output}: {error}") from error
     options, runner = pipeline_options(pipeline_args, quiet=quiet)
+    # The local runner runs the whole pipeline inside run(): its DoFns count into files.
+    watch_local = runner is not None and report is not None and config.progress_interval > 0
+    progress_dir = progress_folder() if watch_local else None
     started = time.monotonic()
     try:
         pipeline = beam.Pipeline(runner=runner, options=options)
-        build_pipeline(pipeline, config, metadata, temp_dir)
-        result = pipeline.run()
+        build_pipeline(
+            pipeline,
+            config,
+            metadata,
+            temp_dir,
+            fingerprint=fingerprint,
+            previous=previous,
+            progress_dir=progress_dir,
+        )
+        local_source = (lambda: folder_counts(progress_dir)) if progress_dir else None
+        with printing_progress(local_source, report, config.progress_interval):
+            result = pipeline.run()
         try:
-            result.wait_until_finish()
+            remote_source = None if progress_dir else lambda: metrics_counts(query_metrics(result))
+            with printing_progress(remote_source, report, config.progress_interval):
+                result.wait_until_finish()
         finally:
             client = getattr(result, "client", None)  # the Dask runner's; never closed
             if client is not None:
                 client.close()
         seconds = time.monotonic() - started
-        summary = verify_and_move(config, temp_dir, seconds, query_metrics(result))
+        metrics = query_metrics(result)
+        reuse: dict[str, int] | None = {}
+        if previous is not None and previous.files:
+            reuse = read_reuse_counts(FileSystems.join(temp_dir, REUSE_COUNTS_FILE), metrics)
+        summary = verify_and_move(config, temp_dir, seconds, metrics)
         summary.mode = config.mode
+        if previous is not None:
+            summary.reused = (reuse or {}).get("reused", 0)
+            summary.reuse_note = reuse_note(previous, reuse)
     finally:
         delete_quietly(temp_dir)
+        if progress_dir:
+            shutil.rmtree(progress_dir, ignore_errors=True)
     if summary.error_fraction > config.max_error_fraction:
         raise ClassifyJobError(
             f"{summary.failed} of {summary.matched} files failed "
@@ -212,7 +336,8 @@ def verify_and_move(config: JobConfig, temp_dir: str, seconds: float, metrics) -
         manifest = json.loads(handle.read().decode("utf-8"))
     matched = int(manifest["matched"])
     if matched == 0:
-        raise ClassifyJobError(f"no image files matched {resolve_input(config.input).describe()}")
+        inputs = describe_inputs(resolve_inputs(config.input, config.file_list))
+        raise ClassifyJobError(f"no image files matched {inputs}")
     sources, finals = [], output_paths(config.output, config.num_shards)
     written = failed = 0
     for index in range(config.num_shards):

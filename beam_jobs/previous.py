@@ -218,18 +218,24 @@ class ReusePrevious(beam.PTransform):
         return to_classify, carried
 
 
-def read_reuse_counts(counts_path: str) -> dict[str, int]:
-    """The counts :class:`ReusePrevious` wrote (raises :class:`ClassifyJobError` when the
-    pipeline finished without writing them)."""
-    if not FileSystems.exists(counts_path):
-        raise ClassifyJobError(f"the pipeline finished without writing {counts_path}")
-    with FileSystems.open(counts_path) as handle:
-        return {kind: int(n) for kind, n in json.loads(handle.read().decode("utf-8")).items()}
+def read_reuse_counts(counts_path: str, metrics: dict[str, int]) -> dict[str, int] | None:
+    """The counts :class:`ReusePrevious` wrote; else the job's Beam counters; None when a
+    runner gave neither (Beam's own Dask runner computes only one leaf of a pipeline and
+    reports no counters; the job's ``--runner DaskRunner`` computes them all)."""
+    if FileSystems.exists(counts_path):
+        with FileSystems.open(counts_path) as handle:
+            found = json.loads(handle.read().decode("utf-8"))
+        return {kind: int(n) for kind, n in found.items()}
+    if _COUNTERS[REUSED] in metrics:
+        return {kind: metrics.get(name, 0) for kind, name in _COUNTERS.items()}
+    return None
 
 
-def reuse_note(previous: PreviousOutput, counts: dict[str, int]) -> str:
+def reuse_note(previous: PreviousOutput, counts: dict[str, int] | None) -> str:
     """The summary's words on ``--previous``: what was reused, or why nothing was."""
     if previous.note:
         return f"none reused from {previous.name}: {previous.note}"
+    if counts is None:
+        return f"rows reused from {previous.name}: not reported by this runner"
     details = ", ".join(f"{counts.get(kind, 0)} {kind}" for kind in KINDS[1:])
     return f"{counts.get(REUSED, 0)} reused from {previous.name} ({details})"

@@ -61,10 +61,10 @@ def count_csv_rows(path) -> tuple[int, int]:
     """Reads a written CSV back: (rows, error rows); checks the header."""
     import csv as _csv
 
-    from logo_batch.predict import CSV_COLUMNS
+    from beam_jobs.file_facts import ROW_COLUMNS
 
     with open(path, newline="", encoding="utf-8") as handle:
         reader = _csv.DictReader(handle)
-        assert tuple(reader.fieldnames or ()) == CSV_COLUMNS
+        assert tuple(reader.fieldnames or ()) == ROW_COLUMNS
         rows = list(reader)
     return len(rows), sum(bool(row["error"]) for row in rows)

@@ -463,8 +463,9 @@ def test_quiet_by_default_verbose_on_request(bundle, tmp_path):
                            capture_output=True, text=True, timeout=600)  # fmt: skip
     assert quiet.returncode == 0, quiet.stderr[-3000:]
     lines = (quiet.stdout + quiet.stderr).strip().splitlines()
-    assert len(lines) <= 4, "\n".join(lines)
     assert all(line.startswith("classify") for line in lines), "\n".join(lines)
+    # A progress line every 30 s may come on a slow machine; the rest is 3 or 4 lines.
+    assert len([line for line in lines if "progress:" not in line]) <= 4, "\n".join(lines)
     assert "classify: 4 image files matched, 3 classified, 1 failed" in quiet.stdout
     counters = next(line for line in lines if line.startswith("classify counters:"))
     assert "files_matched=4" in counters and "images_classified=3" in counters

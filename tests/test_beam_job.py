@@ -32,9 +32,10 @@ from image_files import (
 from PIL import Image
 
 from beam_jobs import inputs, job, runner
+from beam_jobs.file_facts import ROW_COLUMNS
 from logo_batch import cli
 from logo_batch.bundle import load_bundle
-from logo_batch.predict import CSV_COLUMNS, UNKNOWN_LABEL, predict_files
+from logo_batch.predict import UNKNOWN_LABEL, predict_files
 
 
 @pytest.fixture(scope="module")
@@ -108,7 +109,7 @@ def test_one_row_per_file_with_the_right_errors(local_run, image_folder):
     summary, output = local_run
     _, expected = image_folder
     frame = read_csv(output)
-    assert tuple(frame.columns) == CSV_COLUMNS
+    assert tuple(frame.columns) == ROW_COLUMNS
     assert sorted(frame["path"]) == sorted(expected)  # odd names survive the round trip
     assert list(frame["path"]) == sorted(frame["path"])
     for row in frame.itertuples():
@@ -176,7 +177,7 @@ def test_shards_min_score_and_error_fraction_via_cli(bundle, image_folder, tmp_p
     assert sorted(output.parent.iterdir()) == shards  # written before failing, no temp left
     frames = [read_csv(shard) for shard in shards]
     for frame in frames:
-        assert tuple(frame.columns) == CSV_COLUMNS
+        assert tuple(frame.columns) == ROW_COLUMNS
         assert list(frame["path"]) == sorted(frame["path"])
     rows = pd.concat(frames)
     assert sorted(rows["path"]) == sorted(expected)
@@ -316,7 +317,7 @@ def test_whole_mode_rows_equal_predict_whole_mode(whole_mode_case, tmp_path):
     summary = job.run_job(config, IN_PROCESS)  # auto: the bundle has a background class
     assert summary.mode == "whole" and summary.line().endswith("; whole mode")
     rows = read_csv(output)
-    assert tuple(rows.columns) == CSV_COLUMNS
+    assert tuple(rows.columns) == ROW_COLUMNS
     paths = sorted(str(p) for p in photos.rglob("*.*"))
     assert list(rows["path"]) == paths
     # min_score None: the bundle's threshold 0.3, as predict's default in whole mode.
