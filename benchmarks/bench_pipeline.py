@@ -1,18 +1,30 @@
-"""Benchmarks 1 and 2: the input pipeline and the training feed.
+"""Benchmarks 1 and 2: the input pipeline and the training feed, like with like.
 
-1. Images per second delivered, no model: the article's loader (``load_img`` in a
-   Python loop, then ``np.vstack``) vs our ``tf.data`` pipeline's first epoch
-   (decode + resize + cache fill) vs its later epochs (from the cache) vs a ceiling
-   (one batch, ``take(1).cache().repeat()``).
-2. Training steps per second of the same model fed by our pipeline vs by the ceiling
-   dataset, after the first epoch: how close the input comes to never being the
-   bottleneck.
+1. Images per second delivered, no model, each compared with what it replaces:
+   - first load: the article's loader (``load_img`` in a Python loop, nearest-neighbour
+     resize of the full decode, then ``np.vstack``) vs our ``tf.data`` first epoch
+     (DCT-downscaled decode + antialiased bilinear resize + cache fill), both giving
+     the same N x S x S x 3 float32 images; and the same pipeline with the full-size
+     decode it had before;
+   - epochs over data in memory: shuffled batches gathered from the article's NumPy
+     array (what ``fit`` on arrays does) vs our cached epochs, with and without
+     augmentation, vs a ceiling (one batch, ``take(1).cache().repeat()``);
+   - decode + resize per core: our path on one thread vs the fastest single-thread
+     decode-and-downscale measured here with any installed library
+     (:mod:`benchmarks.decode_reference`).
+2. Training steps per second of the model as the trainer trains it, fed by our pipeline,
+   by ``fit`` on the article's NumPy arrays and by the ceiling dataset, after the first
+   epoch, in both phases: the head on a frozen base (pretrained-style base: not
+   trainable, BatchNorm in inference mode) and fine-tuning (top half of the base
+   trainable, learning rate 1e-4).
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -20,11 +32,19 @@ import tensorflow as tf
 
 from benchmarks.common import Row, Section, timed, verdict
 from logo_batch.augment import make_augment_fn
-from logo_batch.data import load_split, make_dataset
+from logo_batch.data import AUTOTUNE, load_split, make_dataset
+from logo_batch.preprocessing import decode_image_tf, resize_image
+
+FINE_TUNE_FRACTION = 0.5  # the trainer's default
+FINE_TUNE_LEARNING_RATE = 1e-4
 
 
 def article_loader(paths: Sequence[Path], image_size: int) -> np.ndarray:
-    """The article's loader: one ``load_img`` per file in a Python loop, then vstack."""
+    """The article's loader: one ``load_img`` per file in a Python loop, then vstack.
+
+    ``load_img`` decodes the whole JPEG with Pillow and resizes with nearest neighbour
+    (Keras's default ``interpolation``).
+    """
     from keras.utils import img_to_array, load_img
 
     arrays = []
@@ -32,6 +52,11 @@ def article_loader(paths: Sequence[Path], image_size: int) -> np.ndarray:
         image = load_img(path, target_size=(image_size, image_size))
         arrays.append(np.expand_dims(img_to_array(image), axis=0))
     return np.vstack(arrays)
+
+
+def article_count(paths: Sequence[Path], image_size: int) -> int:
+    """Runs the article's loader; how many images it gave."""
+    return len(article_loader(paths, image_size))
 
 
 def count_images(ds: tf.data.Dataset, max_batches: int | None = None) -> int:
@@ -62,62 +87,167 @@ def training_pipeline(
     return split, ds
 
 
-def bench_input(
-    data_dir: Path, config: str, image_dir: Path, image_size: int, batch_size: int, epochs: int
-) -> Section:
-    """Benchmark 1: images per second delivered by each loader."""
-    _, ds = training_pipeline(data_dir, config, image_size, batch_size, augment=False)
-    _, augmented = training_pipeline(data_dir, config, image_size, batch_size)
-    filenames = [f.decode() for f in load_split_filenames(data_dir, config, "train")]
-    paths = [image_dir / name for name in filenames]
-    section = Section(
-        f"1. Input pipeline ({config} train split, {len(paths)} images, {image_size} px)"
+def full_decode_pipeline(
+    records: tf.data.Dataset, num_classes: int, image_size: int, batch_size: int
+) -> tf.data.Dataset:
+    """:func:`training_pipeline` without augmentation as it was before DCT scaling: the
+    whole JPEG decoded, then resized (same map, cache, shuffle, batch, prefetch)."""
+    ds = records.filter(lambda _, label: label < num_classes).map(
+        lambda jpeg, label: (resize_image(decode_image_tf(jpeg), image_size), label),
+        num_parallel_calls=AUTOTUNE,
+        deterministic=False,
     )
-
-    t_article, array = timed(lambda: article_loader(paths, image_size))
-    article = len(paths) / t_article
-    t_first, n_first = timed(lambda: count_images(ds))
-    first = n_first / t_first
-    later = []
-    for _ in range(max(1, epochs - 1)):
-        t, n = timed(lambda: count_images(ds))
-        later.append(n / t)
-    cached = float(np.median(later))
-    count_images(augmented)  # fills its cache
-    t_aug, n_aug = timed(lambda: count_images(augmented))
-    ceiling_ds = ds.take(1).cache().repeat()
-    count_images(ceiling_ds, 2)  # fills the one-batch cache
-    t_ceiling, n_ceiling = timed(lambda: count_images(ceiling_ds, -(-n_first // batch_size)))
-    ceiling = n_ceiling / t_ceiling
-
-    mib = array.nbytes / 2**20
-    section.rows = [
-        Row("article loader (load_img loop + np.vstack)", article, "img/s", 1.0, "baseline",
-            f"holds all {mib:.0f} MiB in one array"),
-        Row("tf.data, first epoch (decode + resize + cache fill)", first, "img/s",
-            first / article, "article"),
-        Row("tf.data, cached epochs (median)", cached, "img/s", cached / article, "article"),
-        Row("tf.data, cached epoch + augmentation (as training runs)", n_aug / t_aug, "img/s",
-            n_aug / t_aug / article, "article", "augmentation is compute, per epoch"),
-        Row("ceiling: take(1).cache().repeat()", ceiling, "img/s", ceiling / article,
-            "article"),
-    ]  # fmt: skip
-    section.targets = [
-        f"target cached epochs >= 20x article: {verdict(cached >= 20 * article)}",
-        f"target first epoch >= 2x article: {verdict(first >= 2 * article)}",
-    ]
-    return section
+    ds = ds.cache().shuffle(2048, seed=0).batch(batch_size, num_parallel_calls=AUTOTUNE)
+    return ds.prefetch(AUTOTUNE)
 
 
-def load_split_filenames(data_dir: Path, config: str, split: str) -> list[bytes]:
-    """The source file names of a split, in record order (for the article's loader)."""
+def numpy_epoch(array: np.ndarray, batch_size: int, rng: np.random.Generator) -> int:
+    """One epoch of shuffled batches gathered from an in-memory array; images given."""
+    order = rng.permutation(len(array))
+    total = 0
+    for start in range(0, len(array), batch_size):
+        total += len(array[order[start : start + batch_size]])
+    return total
+
+
+def split_files(data_dir: Path, config: str, split: str) -> list[tuple[str, int]]:
+    """``(source file name, label)`` of a split's examples, in record order."""
     import tensorflow_datasets as tfds
 
     from tfds_flickr27 import DATASET_NAME  # importing it registers the builder
 
     builder = tfds.builder(f"{DATASET_NAME}/{config}", data_dir=str(data_dir))
     ds = builder.as_dataset(split=split, decoders={"image": tfds.decode.SkipDecoding()})
-    return [ex["filename"] for ex in ds.as_numpy_iterator()]
+    return [(ex["filename"].decode(), int(ex["label"])) for ex in ds.as_numpy_iterator()]
+
+
+def article_inputs(
+    data_dir: Path, config: str, image_dir: Path, num_classes: int
+) -> tuple[list[Path], np.ndarray]:
+    """The files of the train split our pipeline keeps (logo classes) and their labels."""
+    files = [(n, y) for n, y in split_files(data_dir, config, "train") if y < num_classes]
+    return [image_dir / name for name, _ in files], np.array([y for _, y in files], np.int32)
+
+
+def cpu_timed(fn):
+    """Runs ``fn`` once; returns (wall seconds, CPU seconds of this process, result)."""
+    cpu = time.process_time()
+    seconds, result = timed(fn)
+    return seconds, time.process_time() - cpu, result
+
+
+def first_loads(data_dir, config, image_dir, image_size, batch_size, repeats):
+    """The first load of each loader, ``repeats`` times in turn (fresh datasets, so
+    fresh caches); the best of each: ``{name: (img/s, img/CPU-s)}``, the last array
+    and the last (filled) dataset of ours."""
+    best: dict[str, tuple[float, float]] = {}
+    for _ in range(repeats):
+        split, ds = training_pipeline(data_dir, config, image_size, batch_size, augment=False)
+        num_classes = len(split.logo_class_names)
+        full = full_decode_pipeline(split.records, num_classes, image_size, batch_size)
+        paths, _ = article_inputs(data_dir, config, image_dir, num_classes)
+        runs = {
+            "article": partial(article_count, paths, image_size),
+            "first": partial(count_images, ds),
+            "full": partial(count_images, full),
+        }
+        for name, run in runs.items():
+            wall, cpu, count = cpu_timed(run)
+            old = best.get(name, (0.0, 0.0))
+            best[name] = (max(old[0], count / wall), max(old[1], count / cpu))
+    return best, paths, ds
+
+
+def bench_input(
+    data_dir: Path,
+    config: str,
+    image_dir: Path,
+    image_size: int,
+    batch_size: int,
+    epochs: int,
+    repeats: int = 3,
+) -> Section:
+    """Benchmark 1: images per second delivered by each loader, like with like."""
+    from benchmarks.decode_reference import decode_rates
+
+    loads, paths, ds = first_loads(data_dir, config, image_dir, image_size, batch_size, repeats)
+    article, first, full = loads["article"][0], loads["first"][0], loads["full"][0]
+    _, augmented = training_pipeline(data_dir, config, image_size, batch_size)
+    array = article_loader(paths, image_size)
+    section = Section(
+        f"1. Input pipeline ({config} train split, {len(paths)} images, {image_size} px)"
+    )
+    # Epochs over data already in memory (ours: its cache filled by its first load).
+    rng = np.random.default_rng(0)
+    numpy_rates, later = [], []
+    for _ in range(max(1, epochs - 1)):
+        t, n = timed(lambda: numpy_epoch(array, batch_size, rng))
+        numpy_rates.append(n / t)
+        t, n = timed(lambda: count_images(ds))
+        later.append(n / t)
+    in_memory = float(np.median(numpy_rates))
+    cached = float(np.median(later))
+    count_images(augmented)  # fills its cache
+    t_aug, n_aug = timed(lambda: count_images(augmented))
+    ceiling_ds = ds.take(1).cache().repeat()
+    count_images(ceiling_ds, 2)  # fills the one-batch cache
+    t_ceiling, n_ceiling = timed(lambda: count_images(ceiling_ds, -(-len(paths) // batch_size)))
+    ceiling = n_ceiling / t_ceiling
+    # Decode + resize per core (images per CPU-second, one thread).
+    datas = [path.read_bytes() for path in paths]
+    references, ours, missing = decode_rates(datas, image_size, repeats)
+    fastest_name = max(references, key=references.get)
+    fastest = references[fastest_name]
+    ours_tf = next(iter(ours.values()))
+
+    def per_cpu(name: str) -> str:
+        return f"{loads[name][1]:,.0f} img/CPU-s ({loads[name][1] / loads['article'][1]:.2f}x)"
+
+    mib = array.nbytes / 2**20
+    section.rows = [
+        Row("article loader: load_img (full decode, nearest) loop + np.vstack", article,
+            "img/s", 1.0, "baseline", f"first load, {per_cpu('article')}; holds {mib:.0f} MiB"),
+        Row("tf.data first epoch: DCT-scaled decode + antialiased bilinear + cache fill",
+            first, "img/s", first / article, "article", f"same output; {per_cpu('first')}"),
+        Row("tf.data first epoch, full-size decode + antialiased bilinear (before #11)",
+            full, "img/s", full / article, "article", per_cpu("full")),
+        Row("article's array in memory: shuffled batches (NumPy gather), median epoch",
+            in_memory, "img/s", 1.0, "baseline", "what fit on arrays iterates"),
+        Row("tf.data cached epochs (median)", cached, "img/s", cached / in_memory, "array"),
+        Row("tf.data cached epoch + augmentation (as training runs)", n_aug / t_aug, "img/s",
+            n_aug / t_aug / in_memory, "array", "augmentation is compute, per epoch"),
+        Row("ceiling: take(1).cache().repeat()", ceiling, "img/s", ceiling / in_memory,
+            "array"),
+    ]  # fmt: skip
+    for name, rate in references.items():
+        section.rows.append(
+            Row(f"decode + resize, 1 thread: {name}", rate, "img/CPU-s", rate / fastest,
+                "fastest", "reference")
+        )  # fmt: skip
+    for name, rate in ours.items():
+        section.rows.append(
+            Row(f"decode + resize, 1 thread, ours: {name}", rate, "img/CPU-s", rate / fastest,
+                "fastest")
+        )  # fmt: skip
+    section.targets = [
+        f"target first epoch >= 2x article (same output): {verdict(first >= 2 * article)} "
+        f"({first / article:.2f}x)",
+        f"target decode + resize per core within 1.5x of the fastest ({fastest_name}): "
+        f"{verdict(fastest <= 1.5 * ours_tf)} ({fastest / ours_tf:.2f}x)",
+    ]
+    section.notes = [
+        "Resizes: the article's `load_img` decodes the whole JPEG and resizes with "
+        "nearest neighbour (aliased); ours decodes a JPEG downscaled in the DCT domain "
+        "(libjpeg-turbo scaled IDCT, the largest of 1/2, 1/4, 1/8 that keeps both sides "
+        f">= {image_size} px) and resizes with antialiased bilinear. First loads: best of "
+        f"{repeats} in turn, fresh caches; img/CPU-s counts every thread of this process "
+        "(the article's loop has one, tf.data one per core). Cached epochs are compared "
+        "with epochs over the article's in-memory array, not with its first load. "
+        "Per-core speeds: images per CPU-second of one thread, best of "
+        f"{repeats} in turn (CPU time: the machine is shared)"
+        + (f"; not installed, so not tried: {', '.join(missing)}." if missing else "."),
+    ]
+    return section
 
 
 class _EpochTimer(tf.keras.callbacks.Callback):
@@ -132,55 +262,112 @@ class _EpochTimer(tf.keras.callbacks.Callback):
         self.seconds.append(time.perf_counter() - self._start)
 
 
+def base_weights_file(work: Path, backbone: str, image_size: int) -> Path:
+    """A base weights file for the backbone (random values: the cost is the same as
+    ImageNet's), so the model is built the way a pretrained one is: frozen base,
+    BatchNorm in inference mode."""
+    from logo_batch.models import build_backbone
+
+    path = work / f"{backbone}_{image_size}_base.weights.h5"
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        build_backbone(backbone, image_size, "none").save_weights(str(path))
+    return path
+
+
 def bench_feed(
-    data_dir: Path, config: str, image_size: int, batch_size: int, epochs: int, backbone: str
+    data_dir: Path,
+    config: str,
+    image_dir: Path,
+    image_size: int,
+    batch_size: int,
+    epochs: int,
+    backbone: str,
+    work: Path,
 ) -> Section:
-    """Benchmark 2: training steps per second, our pipeline vs the ceiling dataset."""
+    """Benchmark 2: training steps per second in each phase, each feed vs the ceiling."""
+    import warnings
+
     import keras
 
-    from logo_batch.models import build_model
+    from logo_batch.models import build_model, set_fine_tune
+
+    # Keras says this at the end of every epoch of a dataset of unknown length (the
+    # epochs still have all their steps).
+    warnings.filterwarnings("ignore", message="Your input ran out of data")
 
     split, ds = training_pipeline(data_dir, config, image_size, batch_size)
-    steps = -(-split.num_examples // batch_size)
+    _, plain = training_pipeline(data_dir, config, image_size, batch_size, augment=False)
+    num_classes = len(split.logo_class_names)
+    paths, labels = article_inputs(data_dir, config, image_dir, num_classes)
+    array = article_loader(paths, image_size)
+    steps = math.ceil(len(labels) / batch_size)
     ceiling = ds.take(1).cache().repeat()
+    weights = base_weights_file(work, backbone, image_size)
 
-    def steps_per_second(dataset, steps_per_epoch=None) -> tuple[float, float]:
+    def rates(phase: str, data, steps_per_epoch=None, **fit_args) -> tuple[float, float]:
+        """(epoch 1, median of epochs 2+) steps/s of a fresh model in ``phase``."""
         keras.utils.set_random_seed(0)
-        model = build_model(backbone, len(split.logo_class_names), image_size, weights="none")
+        model = build_model(backbone, num_classes, image_size, weights=str(weights))
+        learning_rate = 1e-3
+        if phase == "fine_tune":
+            set_fine_tune(model, FINE_TUNE_FRACTION)
+            learning_rate = FINE_TUNE_LEARNING_RATE
         model.compile(
-            keras.optimizers.Adam(1e-3), "sparse_categorical_crossentropy", metrics=["accuracy"]
+            keras.optimizers.Adam(learning_rate),
+            "sparse_categorical_crossentropy",
+            metrics=["accuracy"],
         )
         timer = _EpochTimer()
         model.fit(
-            dataset, epochs=epochs, steps_per_epoch=steps_per_epoch, verbose=0, callbacks=[timer]
+            data,
+            epochs=epochs,
+            steps_per_epoch=steps_per_epoch,
+            verbose=0,
+            callbacks=[timer],
+            **fit_args,
         )
-        first = steps / timer.seconds[0]
-        later = steps / float(np.median(timer.seconds[1:]))
-        return first, later
+        return steps / timer.seconds[0], steps / float(np.median(timer.seconds[1:]))
 
-    ours_first, ours_later = steps_per_second(ds)
-    _, ceiling_later = steps_per_second(ceiling, steps)
+    head_ceiling = rates("head", ceiling, steps)[1]
+    head_first, head_ours = rates("head", ds)
+    head_plain = rates("head", plain)[1]
+    head_numpy = rates("head", array, y=labels, batch_size=batch_size, shuffle=True)[1]
+    tune_ceiling = rates("fine_tune", ceiling, steps)[1]
+    tune_ours = rates("fine_tune", ds)[1]
+
     section = Section(
-        f"2. Training feed ({backbone}, frozen base + head, {image_size} px, batch {batch_size}, "
-        f"{steps} steps/epoch)"
+        f"2. Training feed ({backbone}, {image_size} px, batch {batch_size}, {steps} "
+        f"steps/epoch): head on a frozen base, then fine-tuning"
     )
+    head = "head phase (base frozen, BatchNorm inference)"
+    tune = f"fine-tune phase (top {FINE_TUNE_FRACTION:.0%} of the base trainable)"
     section.rows = [
-        Row("ceiling dataset, epochs 2+", ceiling_later, "steps/s", 1.0, "baseline"),
-        Row(
-            "our pipeline, epoch 1 (decode + cache fill)",
-            ours_first,
-            "steps/s",
-            ours_first / ceiling_later,
-            "ceiling",
-        ),
-        Row(
-            "our pipeline, epochs 2+ (cached)",
-            ours_later,
-            "steps/s",
-            ours_later / ceiling_later,
-            "ceiling",
-        ),
+        Row(f"{head}: ceiling dataset, epochs 2+", head_ceiling, "steps/s", 1.0, "baseline"),
+        Row(f"{head}: our pipeline + augmentation, epoch 1 (decode + cache fill)", head_first,
+            "steps/s", head_first / head_ceiling, "ceiling"),
+        Row(f"{head}: our pipeline + augmentation, epochs 2+ (as training runs)", head_ours,
+            "steps/s", head_ours / head_ceiling, "ceiling"),
+        Row(f"{head}: our pipeline, no augmentation, epochs 2+", head_plain, "steps/s",
+            head_plain / head_ceiling, "ceiling",
+            f"{head_plain / head_numpy:.2f}x fit on the article's arrays"),
+        Row(f"{head}: fit on the article's NumPy arrays (no augmentation), epochs 2+",
+            head_numpy, "steps/s", head_numpy / head_ceiling, "ceiling"),
+        Row(f"{tune}: ceiling dataset, epochs 2+", tune_ceiling, "steps/s", 1.0, "baseline"),
+        Row(f"{tune}: our pipeline + augmentation, epochs 2+ (as training runs)", tune_ours,
+            "steps/s", tune_ours / tune_ceiling, "ceiling"),
+    ]  # fmt: skip
+    section.targets = [
+        f"target head phase, epochs 2+ >= 0.9 x ceiling: {verdict(head_ours >= 0.9 * head_ceiling)}"
+        f" ({head_ours / head_ceiling:.2f})",
+        f"target fine-tune phase, epochs 2+ >= 0.9 x ceiling: "
+        f"{verdict(tune_ours >= 0.9 * tune_ceiling)} ({tune_ours / tune_ceiling:.2f})",
     ]
-    met = ours_later >= 0.9 * ceiling_later
-    section.targets = [f"target epochs 2+ >= 0.9 x ceiling: {verdict(met)}"]
+    section.notes = [
+        "The base is built as a pretrained one is (a weights file, here random values: "
+        "same cost), so the head phase trains the head only and fine-tuning the top half "
+        "of the base, as `logo-batch train` does (its default head phase fits a linear "
+        "probe on features computed once instead, see README). The ceiling repeats one "
+        "cached batch: no input cost, no augmentation."
+    ]
     return section

@@ -58,7 +58,8 @@ class Section:
         out = [f"== {self.title}"]
         for row in self.rows:
             ratio = "" if row.ratio is None else f"  ({row.ratio:.2f}x {row.baseline})"
-            out.append(f"  {row.name:<52} {row.value:>12,.2f} {row.unit}{ratio}")
+            note = f"  [{row.note}]" if row.note else ""
+            out.append(f"  {row.name:<52} {row.value:>12,.2f} {row.unit}{ratio}{note}")
         out.extend(f"  {target}" for target in self.targets)
         return "\n".join(out)
 
@@ -218,6 +219,37 @@ def peak_rss_of_command(
 def python_command(*args: str) -> list[str]:
     """A command line running this interpreter."""
     return [sys.executable, *args]
+
+
+def describe_gpus(tensorflow_gpus: int, nvidia_names: Sequence[str]) -> str:
+    """What the results header says about GPUs: how many TensorFlow sees, and the
+    names ``nvidia-smi`` gives (a GPU TensorFlow cannot use is said so)."""
+    names = f" ({', '.join(nvidia_names)})" if nvidia_names else ""
+    if tensorflow_gpus:
+        return f"{tensorflow_gpus} GPU(s) used by TensorFlow{names}"
+    if nvidia_names:
+        return f"no GPU used by TensorFlow, though nvidia-smi lists{names}"
+    return "no GPU"
+
+
+def gpu_summary() -> str:
+    """:func:`describe_gpus` for this machine (``tf.config`` and ``nvidia-smi``)."""
+    import tensorflow as tf
+
+    names: list[str] = []
+    if shutil.which("nvidia-smi"):
+        try:
+            listed = subprocess.run(
+                ["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"],
+                capture_output=True,
+                text=True,
+                timeout=30,
+                check=False,
+            )
+            names = [line.strip() for line in listed.stdout.splitlines() if line.strip()]
+        except (OSError, subprocess.SubprocessError):
+            pass
+    return describe_gpus(len(tf.config.list_physical_devices("GPU")), names)
 
 
 def verdict(ok: bool) -> str:

@@ -25,6 +25,7 @@ from benchmarks.common import (
     Section,
     data_source,
     extract_images,
+    gpu_summary,
     replicate_archive,
     replicate_folder,
 )
@@ -33,7 +34,7 @@ RESULTS = REPO / "benchmarks" / "RESULTS.md"
 
 
 def machine() -> str:
-    """Cores, memory, CPU and library versions, for the results header."""
+    """Cores, memory, CPU, GPUs and library versions, for the results header."""
     import apache_beam
     import keras
     import psutil
@@ -49,7 +50,7 @@ def machine() -> str:
         pass
     memory = psutil.virtual_memory().total / 2**30
     return (
-        f"{os.cpu_count()} cores ({cpu}), {memory:.0f} GiB RAM, no GPU; Python "
+        f"{os.cpu_count()} cores ({cpu}), {memory:.0f} GiB RAM, {gpu_summary()}; Python "
         f"{platform.python_version()}, TensorFlow {tf.__version__}, Keras {keras.__version__}, "
         f"Beam {apache_beam.__version__}"
     )
@@ -109,6 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     image_size = 128  # the article's input size
     epochs = 2 if args.quick else 4
     print(f"benchmarks: data = {kind} ({archive}), work = {work}", flush=True)
+    print(f"machine: {machine()}", flush=True)
 
     sections: list[Section] = []
 
@@ -119,11 +121,16 @@ def main(argv: list[str] | None = None) -> int:
     if 1 in only:
         from benchmarks.bench_pipeline import bench_input
 
-        report(bench_input(data_dir, IMAGES, image_dir, image_size, 32, epochs + 1))
+        repeats = 2 if args.quick else 3
+        report(bench_input(data_dir, IMAGES, image_dir, image_size, 32, epochs + 1, repeats))
     if 2 in only:
         from benchmarks.bench_pipeline import bench_feed
 
-        report(bench_feed(data_dir, IMAGES, image_size, 32, epochs, "mobilenet_v2"))
+        report(
+            bench_feed(
+                data_dir, IMAGES, image_dir, image_size, 32, epochs, "mobilenet_v2", work / "feed"
+            )
+        )
     if 3 in only:
         from benchmarks.bench_bulk import bench_bulk
 
@@ -153,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
                 work=work / "memory",
                 data_dirs={"1x": data_dir, "4x": data4},
                 folders=folders,
-                bundle=make_bundle(work, list(CLASS_NAMES)),
+                bundle=make_bundle(work, list(CLASS_NAMES), 160),
                 image_size=image_size,
             )
         )

@@ -1,0 +1,46 @@
+"""The benchmarks' helpers that decide what a figure means (never timings)."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import numpy as np
+import pytest
+from image_files import encode
+from PIL import Image
+
+from benchmarks.common import describe_gpus
+from benchmarks.decode_reference import REFERENCES
+from logo_batch.preprocessing import preprocess_image_file
+
+SIZE = 32
+
+
+def test_results_header_names_the_gpus():
+    assert describe_gpus(0, []) == "no GPU"
+    assert describe_gpus(2, ["NVIDIA A100", "NVIDIA A100"]) == (
+        "2 GPU(s) used by TensorFlow (NVIDIA A100, NVIDIA A100)"
+    )
+    assert describe_gpus(1, []) == "1 GPU(s) used by TensorFlow"
+    assert describe_gpus(0, ["Tesla T4"]) == (
+        "no GPU used by TensorFlow, though nvidia-smi lists (Tesla T4)"
+    )
+
+
+@pytest.mark.parametrize("name", sorted(REFERENCES))
+def test_reference_decoders_make_the_same_picture_at_the_input_size(name):
+    """Each reference does the job ours does (a downscaled RGB picture of the file),
+    so comparing speeds compares like with like."""
+    module, make = REFERENCES[name]
+    if importlib.util.find_spec(module) is None:
+        pytest.skip(f"{module} not installed")
+    height, width = 150, 200  # decoded at 1/4 for 32 px
+    y, x = np.mgrid[0:height, 0:width]
+    pixels = np.stack([x * 255 / width, y * 255 / height, np.full_like(x, 90.0)], axis=-1)
+    data = encode(Image.fromarray(pixels.astype(np.uint8)), "JPEG", quality=90)
+    picture = np.asarray(make(SIZE)(data))
+    assert picture.shape == (SIZE, SIZE, 3) and picture.dtype == np.uint8
+    if module == "cv2":
+        picture = picture[..., ::-1]  # OpenCV decodes to BGR
+    ours = preprocess_image_file(data, SIZE)
+    assert np.abs(picture.astype(np.float32) - ours).mean() < 3.0
