@@ -155,6 +155,19 @@ def error_prediction(path: str, error: str, mode: str = "") -> Prediction:
     return Prediction(path=path, error=error, mode=mode)
 
 
+def with_precision(bundle: Bundle, precision: str) -> Bundle:
+    """The bundle with its model computing in the precision ``precision`` resolves to
+    on this machine (:func:`logo_batch.distribute.resolve_precision`: ``auto`` is
+    bfloat16 on a CPU with AMX or AVX-512 BF16, float16 on a GPU, else float32;
+    ``off``, float32, returns the bundle itself)."""
+    from logo_batch import distribute
+
+    policy = distribute.resolve_precision(precision)
+    if policy == distribute.FLOAT32:
+        return bundle
+    return dataclasses.replace(bundle, model=distribute.inference_model(bundle.model, policy))
+
+
 def predict_scores(model: keras.Model, images: np.ndarray) -> np.ndarray:
     """Softmax scores of a batch of model inputs ``float32 [B, S, S, 3]`` (one model
     call: what ``logo-batch predict`` and the Beam job's model handler both run)."""
@@ -171,6 +184,7 @@ def predict_files(
     max_pixels: int = DEFAULT_MAX_PIXELS,
     mode: str = AUTO,
     grid: Grid | None = None,
+    precision: str = "off",
 ) -> list[Prediction]:
     """Classifies files in batches, in input order; files that fail to decode get an
     error row.
@@ -179,9 +193,11 @@ def predict_files(
     ``whole`` (the windows of consecutive files stacked, ``batch_size`` windows per
     model call, ``grid`` the windows, default :data:`~logo_batch.whole_photo.DEFAULT_GRID`)
     or ``auto`` (:func:`resolve_mode`). ``min_score`` is used as given (see
-    :func:`effective_min_score` for the commands' default).
+    :func:`effective_min_score` for the commands' default). ``precision``: see
+    :func:`with_precision` (default ``off``: float32, the same scores on any machine).
     """
     mode = resolve_mode(mode, bundle.metadata)
+    bundle = with_precision(bundle, precision)
     if mode == WHOLE:
         return _predict_files_whole(
             bundle,

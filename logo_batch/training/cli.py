@@ -50,7 +50,13 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     a("--shuffle-buffer", type=int, default=d.shuffle_buffer)
     a("--early-stopping-patience", type=int, default=d.early_stopping_patience)
     a("--rejection-keep", type=float, default=d.rejection_keep)
-    a("--mixed-precision", choices=distribute.SWITCH_VALUES, default=d.mixed_precision)
+    a(
+        "--mixed-precision",
+        choices=distribute.PRECISION_VALUES,
+        default=d.mixed_precision,
+        help="auto: float16 on a GPU, bfloat16 on a CPU with AMX/AVX-512 BF16, else off; "
+        "on: float16",
+    )
     a("--xla", choices=distribute.SWITCH_VALUES, default=d.xla)
     a("--strategy", choices=distribute.STRATEGIES, default=d.strategy)
     a("--seed", type=int, default=d.seed)

@@ -49,7 +49,7 @@ def train(config: TrainConfig, *, callbacks: Sequence = ()) -> TrainResult:
         from logo_batch.keras_compat import patch_multi_worker_fit
 
         patch_multi_worker_fit()
-    mixed = distribute.resolve_switch(cfg.mixed_precision, "mixed_precision")
+    policy = distribute.resolve_precision(cfg.mixed_precision)  # GPU, CPU bf16 units, else fp32
     jit = distribute.resolve_switch(cfg.xla, "xla")
     (work / "checkpoints").mkdir(parents=True, exist_ok=True)
     run_folder.start_state(state_path, state, cfg)
@@ -59,7 +59,7 @@ def train(config: TrainConfig, *, callbacks: Sequence = ()) -> TrainResult:
     try:
         datasets = build_datasets(cfg, task, replicas)
         class_names = datasets.class_names
-        distribute.set_mixed_precision(mixed)
+        distribute.set_precision(policy)
         with strategy.scope():  # variables, optimizer and fit in the strategy's scope
             model = models.build_model(
                 cfg.backbone, len(class_names), cfg.image_size, cfg.weights, cfg.head, cfg.dropout
@@ -81,7 +81,7 @@ def train(config: TrainConfig, *, callbacks: Sequence = ()) -> TrainResult:
     metrics, threshold = export.evaluate_model(cfg, model, datasets, work)
     how = {
         "phases": completed,
-        "mixed_precision": mixed,
+        "mixed_precision": policy,
         "xla": jit,
         "strategy": type(strategy).__name__,
         "replicas": replicas,
