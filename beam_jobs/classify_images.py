@@ -36,13 +36,18 @@ The pipeline (:func:`beam_jobs.job.build_pipeline`), as named composable PTransf
                          model.keras)).with_no_batching()), keyed by path;
                          whole mode: the windows of a batch's photos
                          scored together (whole_photo.score_window_stacks);
-                         decode errors become error predictions    -> Prediction
+                         files that failed to decode pass through as
+                         FailedInput examples -> error predictions -> Prediction
     FormatRows           Prediction.to_row(), metrics              -> CSV rows
     AddFileFacts         CoGroupByKey by path with the entries: size,
                          modified, fingerprint columns; then the rows
                          carried from --previous are added         -> CSV rows
-    WriteCsvShards       shard key, GroupByKey, one sorted CSV per
-                         shard in a temporary folder               -> ShardWritten
+    WriteCsvShards       shards: ceil(N / rows_per_shard) (auto) or
+                         --num_shards; key crc32(path) % shards,
+                         GroupByKey, one CSV per shard sorted by path
+                         (bounded memory: sorted_csv), in a temporary
+                         folder; --num_shards 1: the auto shards merged
+                         into one file by one worker         -> ShardWritten
     WriteManifest        matched count + rows written per shard    -> manifest.json
 
 Modules: ``inputs`` (what ``--input`` and ``--file-list`` mean, local listing),
@@ -51,8 +56,9 @@ columns), ``fingerprint`` (model and settings identity), ``previous`` (``--previ
 ``progress`` (progress lines), ``paths`` (CSV paths),
 ``reading`` (files to model inputs), ``transforms`` (model inputs to CSV rows),
 ``model`` (model handler, model check), ``csv_output`` (shards, manifest, temporary
-folders), ``runner`` (local runner, options), ``job`` (configuration, pipeline,
-driver), this module (the CLI).
+folders), ``sorted_csv`` (sorted CSV files in bounded memory), ``runner`` (local
+runner, options), ``dask_runner`` (``--runner DaskRunner``), ``job`` (configuration,
+pipeline, driver), this module (the CLI).
 
 Before the pipeline starts the driver checks ``--input`` (a folder is a folder even
 with ``[`` or ``*`` in its name; only an input that is not a folder globs), the
@@ -79,6 +85,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
+from beam_jobs.csv_output import AUTO_SHARDS, ROWS_PER_SHARD, parse_num_shards
 from beam_jobs.errors import ClassifyJobError
 from beam_jobs.inputs import describe_inputs, resolve_inputs
 from beam_jobs.job import JobConfig, run_job
@@ -95,6 +102,13 @@ from logo_batch.preprocessing import (
 )
 
 ACCEPTS_EXTRA_ARGS = True  # Beam pipeline options pass through `logo-batch classify`.
+
+
+def _num_shards(text: str) -> int:
+    try:
+        return parse_num_shards(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from error
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
@@ -123,10 +137,19 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     add_option(
         parser,
         "--num_shards",
-        type=int,
-        default=1,
+        type=_num_shards,
+        default=AUTO_SHARDS,
         metavar="N",
-        help="write N CSV files, each with a header",
+        help="CSV files to write, each with a header and sorted by path; auto (default): "
+        "one per --rows_per_shard rows; 1: one file (merged from the shards by one worker)",
+    )
+    add_option(
+        parser,
+        "--rows_per_shard",
+        type=int,
+        default=ROWS_PER_SHARD,
+        metavar="R",
+        help=f"rows per CSV file with --num_shards auto (default {ROWS_PER_SHARD})",
     )
     add_option(
         parser, "--top_k", type=int, default=5, metavar="K", help="labels and scores per row"

@@ -1,5 +1,20 @@
 """The write side: CSV shards and the manifest in a temporary folder, then checked and moved.
 
+**Shards.** ``--num_shards`` auto (the default) writes one shard for every
+:data:`ROWS_PER_SHARD` rows (``ceil(rows / ROWS_PER_SHARD)``, at least one); a given
+``N`` writes ``N``. A row goes to shard ``crc32(path) % shards``, so shards hold about
+the same number of rows (with auto shards, on average at most ``ROWS_PER_SHARD``; the
+hash spreads them within a few percent). The shards are written in parallel, one
+writer each, sorted by path: a writer holds at most
+:data:`~beam_jobs.sorted_csv.SORT_BUFFER_ROWS` rows (a bigger shard is sorted in runs on
+the worker's disk, :mod:`beam_jobs.sorted_csv`). ``--num_shards 1`` asks for one file
+sorted by path: the rows are written as the auto shards, in parallel, then one worker
+merges them (a streaming merge; its memory does not grow with the rows, its time does:
+every row passes through that one process).
+
+**Counts.** Each writer records what it wrote (rows, error rows, bytes) and the manifest
+gathers those records with the number of files matched; the driver checks them and each
+shard's size on storage (one listing of the temporary folder), never by reading rows.
 Nothing appears at ``--output`` unless every matched file has exactly one row; the
 temporary folder is named after the run (host, pid) so a later run can remove the
 folders of killed runs, and an earlier run's shards are removed only at the final move.
@@ -7,35 +22,65 @@ folders of killed runs, and an earlier run's shards are removed only at the fina
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import logging
+import math
 import os
 import re
 import shutil
 import socket
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import apache_beam as beam
-from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
 from beam_jobs.errors import ClassifyJobError
 from beam_jobs.file_facts import ROW_COLUMNS
 from beam_jobs.inputs import escape_glob, is_local, os_reason
 from beam_jobs.paths import stable_hash
+from beam_jobs.sorted_csv import SORT_BUFFER_ROWS, merge_sorted_csvs, write_sorted_csv
 
 MANIFEST_FILE = "manifest.json"
-
+AUTO_SHARDS = 0
+"""``--num_shards`` auto: the shard count follows the rows (:func:`shard_count`)."""
+ROWS_PER_SHARD = 10_000
+"""Rows per shard with auto shards (on average at most; see the module's notes)."""
 
 _LOGGER = logging.getLogger(__name__)
 
 
+def shard_count(
+    rows: int, num_shards: int = AUTO_SHARDS, rows_per_shard: int = ROWS_PER_SHARD
+) -> int:
+    """Shards for ``rows`` rows: ``num_shards`` when given, else one per
+    ``rows_per_shard`` rows (at least one)."""
+    if num_shards != AUTO_SHARDS:
+        return num_shards
+    return max(1, math.ceil(rows / rows_per_shard))
+
+
+def parse_num_shards(text: str) -> int:
+    """``--num_shards``: ``auto`` (:data:`AUTO_SHARDS`) or a count of at least 1."""
+    if text.strip().lower() == "auto":
+        return AUTO_SHARDS
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise ValueError(f"--num_shards must be auto or a whole number >= 1, not {text!r}")
+    return value
+
+
 def shard_name(index: int, num_shards: int) -> str:
     return f"shard-{index:05d}-of-{num_shards:05d}.csv"
+
+
+def part_name(index: int, num_parts: int) -> str:
+    """A sorted part of the one file ``--num_shards 1`` asks for (merged into it)."""
+    return f"part-{index:05d}-of-{num_parts:05d}.csv"
 
 
 def output_paths(output: str, num_shards: int) -> list[str]:
@@ -60,56 +105,123 @@ class ShardWritten:
     size: int
 
 
-def write_csv(path: str, rows: Iterable[dict[str, str]]) -> tuple[int, int]:
-    """Writes rows (sorted by path) with a header; returns (rows, error rows)."""
-    count = errors = 0
-    with FileSystems.create(
-        path, mime_type="text/csv", compression_type=CompressionTypes.UNCOMPRESSED
-    ) as raw:
-        with io.TextIOWrapper(raw, encoding="utf-8", newline="") as text:
-            writer = csv.DictWriter(text, fieldnames=ROW_COLUMNS, quoting=csv.QUOTE_MINIMAL)
-            writer.writeheader()
-            for row in sorted(rows, key=lambda r: r["path"]):
-                writer.writerow(row)
-                count += 1
-                errors += bool(row["error"])
-    return count, errors
+def write_csv(
+    path: str, rows: Iterable[dict[str, str]], columns: Sequence[str] = ROW_COLUMNS
+) -> tuple[int, int]:
+    """Writes rows (sorted by path) with a header; returns (rows, error rows).
+
+    At most :data:`~beam_jobs.sorted_csv.SORT_BUFFER_ROWS` rows are held in memory.
+    """
+    return write_sorted_csv(path, rows, columns)
 
 
 class _WriteShardFn(beam.DoFn):
-    def __init__(self, temp_dir: str, num_shards: int):
-        self._temp_dir = temp_dir
-        self._num_shards = num_shards
+    """One shard: its rows (``None`` marks a shard that must exist even if empty)."""
 
-    def process(self, keyed_rows):
+    def __init__(self, temp_dir: str, columns: Sequence[str], buffer_rows: int, parts: bool):
+        self._temp_dir = temp_dir
+        self._columns = list(columns)
+        self._buffer_rows = buffer_rows
+        self._parts = parts
+
+    def process(self, keyed_rows, num_shards: int):
         index, rows = keyed_rows
-        name = shard_name(index, self._num_shards)
+        name = (part_name if self._parts and num_shards > 1 else shard_name)(index, num_shards)
         path = FileSystems.join(self._temp_dir, name)
-        count, errors = write_csv(path, rows)
+        count, errors = write_sorted_csv(
+            path, (row for row in rows if row is not None), self._columns,
+            buffer_rows=self._buffer_rows,
+        )  # fmt: skip
         yield ShardWritten(name, count, errors, file_size(path))
 
 
-class WriteCsvShards(beam.PTransform):
-    """Rows to ``num_shards`` CSV files in ``temp_dir``, each sorted by path."""
+def _merge_parts(keyed_parts, temp_dir: str, columns: Sequence[str]):
+    """The sorted parts into the one file ``shard-00000-of-00001.csv``."""
+    _, parts = keyed_parts
+    parts = sorted(parts, key=lambda part: part.name)
+    final = shard_name(0, 1)
+    if len(parts) == 1 and parts[0].name == final:  # one part: written as the file
+        yield parts[0]
+        return
+    path = FileSystems.join(temp_dir, final)
+    sources = [FileSystems.join(temp_dir, part.name) for part in parts]
+    rows, errors = merge_sorted_csvs(sources, path, columns)
+    expected = sum(part.rows for part in parts)
+    if rows != expected:  # the parts stay in the temporary folder, which the driver removes
+        raise ClassifyJobError(f"{final}: merged {rows} rows from parts that hold {expected}")
+    yield ShardWritten(final, rows, errors, file_size(path))
 
-    def __init__(self, temp_dir: str, num_shards: int = 1):
+
+class WriteCsvShards(beam.PTransform):
+    """Rows to CSV shards in ``temp_dir``, each sorted by path; a :class:`ShardWritten`
+    for every shard (an empty one has a header only).
+
+    ``num_shards``: :data:`AUTO_SHARDS` (one shard per ``rows_per_shard`` rows), ``N``
+    shards, or 1: one file, merged from the parallel auto shards by one worker (see
+    the module's notes). ``row_count``: a one-element PCollection holding the number of
+    rows (the files matched); counted here when not given.
+    """
+
+    def __init__(
+        self,
+        temp_dir: str,
+        num_shards: int = AUTO_SHARDS,
+        *,
+        row_count=None,
+        rows_per_shard: int = ROWS_PER_SHARD,
+        columns: Sequence[str] = ROW_COLUMNS,
+        sort_buffer_rows: int = SORT_BUFFER_ROWS,
+    ):
         super().__init__()
+        if num_shards < 0 or rows_per_shard < 1:
+            raise ValueError("num_shards must be >= 0 (0: auto) and rows_per_shard >= 1")
         self._temp_dir = temp_dir
         self._num_shards = num_shards
+        self._row_count = row_count
+        self._rows_per_shard = rows_per_shard
+        self._columns = list(columns)
+        self._sort_buffer_rows = sort_buffer_rows
 
     def expand(self, rows):
-        num_shards = self._num_shards
-        return (
-            rows
-            | "KeyByShard" >> beam.Map(lambda row: (stable_hash(row["path"]) % num_shards, row))
+        single = self._num_shards == 1
+        given, per_shard = (AUTO_SHARDS if single else self._num_shards), self._rows_per_shard
+
+        def writers(count: int) -> int:
+            return shard_count(count, given, per_shard)
+
+        row_count = self._row_count
+        if row_count is None:
+            row_count = rows | "CountRows" >> beam.combiners.Count.Globally()
+        count = beam.pvalue.AsSingleton(row_count)
+        keyed = rows | "KeyByShard" >> beam.Map(
+            lambda row, n: (stable_hash(row["path"]) % writers(n), row), n=count
+        )
+        every = row_count | "EveryShard" >> beam.FlatMap(
+            lambda n: [(index, None) for index in range(writers(n))]
+        )
+        written = (
+            (keyed, every)
+            | "WithEmptyShards" >> beam.Flatten()
             | "GroupByShard" >> beam.GroupByKey()
-            | "WriteShard" >> beam.ParDo(_WriteShardFn(self._temp_dir, num_shards))
+            | "WriteShard"
+            >> beam.ParDo(
+                _WriteShardFn(self._temp_dir, self._columns, self._sort_buffer_rows, single),
+                num_shards=beam.pvalue.AsSingleton(row_count | "Writers" >> beam.Map(writers)),
+            )
+        )
+        if not single:
+            return written
+        return (
+            written
+            | "OneKey" >> beam.Map(lambda part: (None, part))
+            | "GatherParts" >> beam.GroupByKey()
+            | "MergeParts" >> beam.FlatMap(_merge_parts, self._temp_dir, self._columns)
         )
 
 
 def _write_manifest(keyed_entries, path: str):
     _, entries = keyed_entries
-    manifest = {"matched": 0, "shards": {}}
+    manifest = {"matched": 0, "num_shards": 0, "shards": {}}
     for kind, value in entries:
         if kind == "matched":
             manifest["matched"] += value
@@ -119,6 +231,7 @@ def _write_manifest(keyed_entries, path: str):
                 "errors": value.errors,
                 "size": value.size,
             }
+    manifest["num_shards"] = len(manifest["shards"])
     with FileSystems.create(path, mime_type="application/json") as handle:
         handle.write(json.dumps(manifest, sort_keys=True).encode("utf-8"))
     yield manifest
@@ -145,6 +258,43 @@ class WriteManifest(beam.PTransform):
             | "Gather" >> beam.GroupByKey()
             | "Write" >> beam.FlatMap(_write_manifest, self._path)
         )
+
+
+@dataclass(frozen=True)
+class CheckedShards:
+    """The shards of a manifest, checked against storage: their paths and counts."""
+
+    paths: list[str]
+    rows: int
+    errors: int
+
+
+def check_shards(temp_dir: str, manifest: dict) -> CheckedShards:
+    """Checks that every shard of ``manifest`` was reported by its writer and has the
+    size its writer reported (one listing of ``temp_dir``, no row read); raises
+    :class:`ClassifyJobError` naming the first shard that does not."""
+    num_shards = int(manifest["num_shards"])
+    reported = manifest["shards"]
+    found = FileSystems.match([FileSystems.join(escape_glob(temp_dir), "shard-*.csv")])[0]
+    sizes = {
+        m.path.replace("\\", "/").rsplit("/", 1)[-1]: m.size_in_bytes for m in found.metadata_list
+    }
+    paths, rows, errors = [], 0, 0
+    for index in range(num_shards):
+        name = shard_name(index, num_shards)
+        if name not in reported:
+            raise ClassifyJobError(f"{name}: no writer reported it")
+        if name not in sizes:
+            raise ClassifyJobError(f"{name}: the writer reported it, but it is gone")
+        if sizes[name] != reported[name]["size"]:
+            raise ClassifyJobError(
+                f"{name}: {sizes[name]} bytes on storage, the writer reported "
+                f"{reported[name]['size']}"
+            )
+        rows += reported[name]["rows"]
+        errors += reported[name]["errors"]
+        paths.append(FileSystems.join(temp_dir, name))
+    return CheckedShards(paths, rows, errors)
 
 
 def file_size(path: str) -> int:

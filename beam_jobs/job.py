@@ -13,18 +13,18 @@ import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
 from beam_jobs.csv_output import (
+    AUTO_SHARDS,
     MANIFEST_FILE,
+    ROWS_PER_SHARD,
     WriteCsvShards,
     WriteManifest,
     check_output,
+    check_shards,
     delete_quietly,
-    file_size,
     output_paths,
     previous_outputs,
     remove_stale_temp_folders,
-    shard_name,
     temp_folder,
-    write_csv,
 )
 from beam_jobs.errors import ClassifyJobError
 from beam_jobs.file_facts import AddFileFacts
@@ -95,7 +95,8 @@ class JobConfig:
     input: str | Sequence[str]
     model: str
     output: str
-    num_shards: int = 1
+    num_shards: int = AUTO_SHARDS  # auto: one shard per rows_per_shard rows (csv_output)
+    rows_per_shard: int = ROWS_PER_SHARD
     top_k: int = 5
     min_score: float | None = None
     max_error_fraction: float = 1.0
@@ -222,7 +223,10 @@ def build_pipeline(
         rows = (rows, carried) | "WithReusedRows" >> beam.Flatten()
     return (
         rows
-        | "WriteCsvShards" >> WriteCsvShards(temp_dir, config.num_shards)
+        | "WriteCsvShards"
+        >> WriteCsvShards(
+            temp_dir, config.num_shards, row_count=matched, rows_per_shard=config.rows_per_shard
+        )
         | "WriteManifest" >> WriteManifest(matched, FileSystems.join(temp_dir, MANIFEST_FILE))
     )
 
@@ -246,8 +250,10 @@ def run_job(
     ``config.progress_interval`` seconds, :mod:`beam_jobs.progress`) and notes go;
     None: nowhere.
     """
-    if config.num_shards < 1 or config.batch_size < 1 or config.top_k < 1:
-        raise ValueError("--num_shards, --batch_size and --top_k must be at least 1")
+    if config.num_shards < 0 or config.rows_per_shard < 1:
+        raise ValueError("--num_shards must be at least 1 (or auto), --rows_per_shard at least 1")
+    if config.batch_size < 1 or config.top_k < 1:
+        raise ValueError("--batch_size and --top_k must be at least 1")
     if is_local(config.output):  # workers may run elsewhere: absolute local paths
         config = dataclasses.replace(config, output=local_path(config.output))
     specs = resolve_inputs(config.input, config.file_list)
@@ -338,25 +344,9 @@ def verify_and_move(config: JobConfig, temp_dir: str, seconds: float, metrics) -
     if matched == 0:
         inputs = describe_inputs(resolve_inputs(config.input, config.file_list))
         raise ClassifyJobError(f"no image files matched {inputs}")
-    sources, finals = [], output_paths(config.output, config.num_shards)
-    written = failed = 0
-    for index in range(config.num_shards):
-        name = shard_name(index, config.num_shards)
-        source = FileSystems.join(temp_dir, name)
-        if name not in manifest["shards"]:  # a shard no row hashed to: header only
-            write_csv(source, [])
-            manifest["shards"][name] = {"rows": 0, "errors": 0, "size": file_size(source)}
-        shard = manifest["shards"][name]
-        try:
-            size = file_size(source)
-        except Exception as error:  # noqa: BLE001  (each file system raises its own)
-            raise ClassifyJobError(f"{name}: the writer reported it, but it is gone") from error
-        if size != shard["size"]:
-            raise ClassifyJobError(
-                f"{name}: {size} bytes on storage, the writer reported {shard['size']}"
-            )
-        written, failed = written + shard["rows"], failed + shard["errors"]
-        sources.append(source)
+    shards = check_shards(temp_dir, manifest)  # the writers' counts; sizes from one listing
+    sources, written, failed = shards.paths, shards.rows, shards.errors
+    finals = output_paths(config.output, len(sources))
     if written != matched:
         raise ClassifyJobError(
             f"{matched} image files matched but {written} rows were written: "

@@ -7,6 +7,7 @@ import io
 import os
 import zipfile
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 from apache_beam.io.filesystems import FileSystems
@@ -25,6 +26,18 @@ def bundle_model_uri(bundle_dir: str) -> str:
     if is_local(bundle_dir):
         return os.path.abspath(model_path(bundle_dir))
     return FileSystems.join(bundle_dir, os.path.basename(model_path(bundle_dir)))
+
+
+@dataclass(frozen=True)
+class FailedInput:
+    """An example that is not a model input: a file that could not be read or decoded.
+
+    It goes through RunInference with the files of its batch (not around it), so the
+    job is one chain of steps: a runner that keeps each step's output for a whole
+    partition (Dask) never holds more than the batch it is on.
+    """
+
+    reason: str
 
 
 def infer_scores(
@@ -46,18 +59,30 @@ def infer_scores(
       batch's photos through :func:`~logo_batch.whole_photo.score_window_stacks` (calls
       of at most ``window_batch_size`` windows), as ``logo-batch predict --mode whole``;
       the inference is the photo's :class:`~logo_batch.whole_photo.PhotoScores`.
+
+    A :class:`FailedInput` example is not scored: its result's ``example`` is the
+    failure and its ``inference`` None.
     """
     if inference_args:
         raise ValueError(f"the logo-batch model takes no inference_args: {sorted(inference_args)}")
-    if batch and isinstance(batch[0], WindowStack):
+    inputs = [example for example in batch if not isinstance(example, FailedInput)]
+    if not inputs:
+        inferences = []
+    elif isinstance(inputs[0], WindowStack):
         if class_names is None:
             raise ValueError("window stacks need the class names (make_model_handler)")
-        photos = score_window_stacks(
-            model, batch, class_names, background_class, batch_size=window_batch_size
+        inferences = score_window_stacks(
+            model, inputs, class_names, background_class, batch_size=window_batch_size
         )
-        return [PredictionResult(None, photo, model_id) for photo in photos]
-    scores = predict_scores(model, np.stack(batch))
-    return [PredictionResult(None, row, model_id) for row in scores]
+    else:
+        inferences = list(predict_scores(model, np.stack(inputs)))
+    scored = iter(inferences)
+    return [
+        PredictionResult(example, None, model_id)
+        if isinstance(example, FailedInput)
+        else PredictionResult(None, next(scored), model_id)
+        for example in batch
+    ]
 
 
 def make_model_handler(

@@ -14,7 +14,9 @@ from apache_beam.runners.portability.fn_api_runner import FnApiRunner
 
 from beam_jobs.transforms import METRICS_NAMESPACE
 
-DASK_RUNNER = "apache_beam.runners.dask.dask_runner.DaskRunner"
+DASK_RUNNER = "beam_jobs.dask_runner.BoundedDaskRunner"
+"""What ``--runner DaskRunner`` runs: Beam's Dask runner, translated for bounded memory."""
+_DASK_NAMES = ("dask", "daskrunner", "apache_beam.runners.dask.dask_runner.daskrunner")
 
 
 def local_cores() -> int:
@@ -73,7 +75,7 @@ def pipeline_options(
     options = PipelineOptions(list(pipeline_args))
     standard = options.view_as(StandardOptions)
     if standard.runner:
-        if standard.runner.lower() in ("dask", "daskrunner"):  # not in Beam's short names
+        if standard.runner.lower() in _DASK_NAMES:  # Beam's, or its short names
             standard.runner = DASK_RUNNER
         return options, None
     direct = options.view_as(DirectOptions)

@@ -11,7 +11,7 @@ import apache_beam as beam
 from apache_beam.metrics import Metrics
 from apache_beam.ml.inference.base import RunInference
 
-from beam_jobs.model import make_model_handler
+from beam_jobs.model import FailedInput, make_model_handler
 from logo_batch.predict import (
     SINGLE,
     WHOLE,
@@ -37,6 +37,9 @@ class ClassifyBatches(beam.PTransform):
     In whole mode the model handler scores the window stacks of a batch in model calls
     of at most ``batch_size`` windows and the rows are built by
     :func:`~logo_batch.predict.photo_to_prediction`, as ``logo-batch predict`` does.
+    The files of a batch that failed to decode go through ``RunInference`` with it, as
+    :class:`~beam_jobs.model.FailedInput` examples (not scored): one chain of steps, no
+    branch to join, so no runner holds more than a batch of decoded images at a time.
     """
 
     def __init__(
@@ -65,6 +68,8 @@ class ClassifyBatches(beam.PTransform):
 
         def to_prediction(keyed_result) -> Prediction:
             path, result = keyed_result
+            if isinstance(result.example, FailedInput):
+                return error_prediction(path, result.example.reason, mode)
             if mode == WHOLE:
                 return photo_to_prediction(
                     path,
@@ -84,17 +89,20 @@ class ClassifyBatches(beam.PTransform):
             background_class=background_class,
             window_batch_size=self._batch_size,
         )
-        classified = (
+        return (
             decoded
-            | "ModelInputs" >> beam.Map(lambda batch: batch.inputs)
+            | "ModelExamples" >> beam.Map(model_examples)
             | "SkipEmpty" >> beam.Filter(bool)
             | "RunInference" >> RunInference(handler)
             | "ToPrediction" >> beam.Map(to_prediction)
         )
-        failed = decoded | "DecodeErrors" >> beam.FlatMap(
-            lambda batch: [error_prediction(path, reason, mode) for path, reason in batch.errors]
-        )
-        return (classified, failed) | "AllPredictions" >> beam.Flatten()
+
+
+def model_examples(batch) -> list[tuple[str, object]]:
+    """A decoded batch as RunInference's keyed examples: each file's model input, or a
+    :class:`~beam_jobs.model.FailedInput` for a file that failed to decode."""
+    failed = [(path, FailedInput(reason)) for path, reason in batch.errors]
+    return list(batch.inputs) + failed
 
 
 class _ToRowFn(beam.DoFn):

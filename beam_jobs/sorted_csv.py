@@ -1,0 +1,139 @@
+"""CSV files sorted by path, written and merged with bounded memory.
+
+A writer keeps at most ``buffer_rows`` rows in memory: beyond that it writes sorted
+runs to a local scratch folder and merges them into the file, so a file of any size is
+written sorted with the same memory. A merge reads its sorted inputs as streams
+(``heapq.merge``) and opens at most :data:`MERGE_FAN_IN` of them at once (more are
+merged in passes through the scratch folder): its memory does not depend on the rows.
+
+Rows come in as dicts keyed by the columns (a key that is not a column is an error, a
+missing one is written empty, as ``csv.DictWriter`` does); files are RFC 4180 CSV with
+a header, written through Beam's file systems (local, ``gs://``, ...).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import heapq
+import io
+import tempfile
+from collections.abc import Iterable, Iterator, Sequence
+from operator import itemgetter
+
+from apache_beam.io.filesystem import CompressionTypes
+from apache_beam.io.filesystems import FileSystems
+
+SORT_BUFFER_ROWS = 10_000
+"""Rows a writer sorts in memory before it spills a sorted run to local disk."""
+MERGE_FAN_IN = 64
+"""Files a merge reads at once; more are merged in passes."""
+PATH_COLUMN = "path"
+ERROR_COLUMN = "error"
+
+
+def row_values(row: dict[str, str], columns: Sequence[str]) -> list[str]:
+    """``row``'s values in ``columns`` order ("" for a missing column)."""
+    if len(row) > len(columns) or not row.keys() <= set(columns):
+        extra = sorted(set(row) - set(columns))
+        raise ValueError(f"row has fields that are not CSV columns: {extra}")
+    return [row.get(column, "") for column in columns]
+
+
+def _write_run(folder: str, rows: Iterable[list[str]]) -> str:
+    """A sorted run (no header) in the local scratch ``folder``; returns its path."""
+    descriptor, path = tempfile.mkstemp(prefix="run-", suffix=".csv", dir=folder)
+    with open(descriptor, "w", encoding="utf-8", newline="") as handle:
+        csv.writer(handle).writerows(rows)
+    return path
+
+
+@contextlib.contextmanager
+def _opened_csv(path: str, header: Sequence[str] | None) -> Iterator[Iterator[list[str]]]:
+    """The rows of a CSV file (local scratch runs have no header; others must have
+    ``header``)."""
+    if header is None:
+        with open(path, encoding="utf-8", newline="") as handle:
+            yield csv.reader(handle)
+        return
+    with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as raw:
+        reader = csv.reader(io.TextIOWrapper(raw, encoding="utf-8", newline=""))
+        found = next(reader, None)
+        if found != list(header):
+            raise ValueError(f"{path}: header {found} is not the columns {list(header)}")
+        yield reader
+
+
+@contextlib.contextmanager
+def _merged(
+    paths: Sequence[str], key_index: int, scratch: str, header: Sequence[str] | None
+) -> Iterator[Iterator[list[str]]]:
+    """The rows of sorted CSV files as one sorted stream, at most MERGE_FAN_IN open."""
+    paths = list(paths)
+    while len(paths) > MERGE_FAN_IN:  # merge groups into local runs first
+        merged = []
+        for start in range(0, len(paths), MERGE_FAN_IN):
+            with _merged(paths[start : start + MERGE_FAN_IN], key_index, scratch, header) as rows:
+                merged.append(_write_run(scratch, rows))
+        paths, header = merged, None
+    with contextlib.ExitStack() as stack:
+        readers = [stack.enter_context(_opened_csv(path, header)) for path in paths]
+        yield heapq.merge(*readers, key=itemgetter(key_index))
+
+
+def _write_file(path: str, columns: Sequence[str], rows: Iterable[list[str]]) -> tuple[int, int]:
+    """Writes a header and ``rows``; returns (rows, error rows)."""
+    error_index = columns.index(ERROR_COLUMN)
+    count = errors = 0
+    with FileSystems.create(
+        path, mime_type="text/csv", compression_type=CompressionTypes.UNCOMPRESSED
+    ) as raw:
+        with io.TextIOWrapper(raw, encoding="utf-8", newline="") as text:
+            writer = csv.writer(text, quoting=csv.QUOTE_MINIMAL)
+            writer.writerow(columns)
+            for values in rows:
+                writer.writerow(values)
+                count += 1
+                errors += bool(values[error_index])
+    return count, errors
+
+
+def write_sorted_csv(
+    path: str,
+    rows: Iterable[dict[str, str]],
+    columns: Sequence[str],
+    *,
+    buffer_rows: int = SORT_BUFFER_ROWS,
+) -> tuple[int, int]:
+    """Writes ``rows`` sorted by path, with a header, holding at most ``buffer_rows``
+    rows in memory; returns (rows, error rows)."""
+    if buffer_rows < 1:
+        raise ValueError(f"buffer_rows must be at least 1, not {buffer_rows}")
+    columns = list(columns)
+    key_index = columns.index(PATH_COLUMN)
+    key = itemgetter(key_index)
+    buffer: list[list[str]] = []
+    with tempfile.TemporaryDirectory(prefix="logo-batch-sort-") as scratch:
+        runs: list[str] = []
+        for row in rows:
+            buffer.append(row_values(row, columns))
+            if len(buffer) >= buffer_rows:
+                buffer.sort(key=key)
+                runs.append(_write_run(scratch, buffer))
+                buffer = []
+        buffer.sort(key=key)
+        if not runs:
+            return _write_file(path, columns, buffer)
+        runs.append(_write_run(scratch, buffer))
+        buffer = []
+        with _merged(runs, key_index, scratch, None) as merged:
+            return _write_file(path, columns, merged)
+
+
+def merge_sorted_csvs(sources: Sequence[str], path: str, columns: Sequence[str]) -> tuple[int, int]:
+    """Merges CSV files each sorted by path (with the header ``columns``) into one sorted
+    file at ``path``; returns (rows, error rows). Memory does not depend on the rows."""
+    columns = list(columns)
+    with tempfile.TemporaryDirectory(prefix="logo-batch-merge-") as scratch:
+        with _merged(sources, columns.index(PATH_COLUMN), scratch, columns) as merged:
+            return _write_file(path, columns, merged)

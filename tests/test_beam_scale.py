@@ -1,0 +1,174 @@
+"""Output that scales: the shard-count rule, sorted files written with bounded memory, the
+one sorted file on request, and the driver's check from the writers' counts."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import apache_beam as beam
+import pytest
+from apache_beam.runners.portability.fn_api_runner import FnApiRunner
+from apache_beam.testing import test_pipeline
+from beam_support import IN_PROCESS, count_csv_rows, make_bundle, read_csv
+from image_files import noise_jpeg
+
+from beam_jobs import csv_output, job, sorted_csv
+from beam_jobs.csv_output import AUTO_SHARDS, shard_count
+from beam_jobs.errors import ClassifyJobError
+from beam_jobs.file_facts import ROW_COLUMNS
+from logo_batch.predict import error_prediction
+
+
+def _rows(count: int, bad_every: int = 4) -> list[dict[str, str]]:
+    """Rows of ``count`` paths in a scrambled order; every ``bad_every``-th is an error."""
+    rows = []
+    for i in range(count):
+        number = (i * 7919) % count  # a permutation: the order is not the sorted one
+        row = error_prediction(f"/photos/{number:04d}.jpg", "corrupt" if i % bad_every else "")
+        rows.append({column: row.to_row().get(column, "") for column in ROW_COLUMNS})
+    return rows
+
+
+def _read_paths(path) -> list[str]:
+    with open(path, newline="", encoding="utf-8") as handle:
+        return [row["path"] for row in csv.DictReader(handle)]
+
+
+def _pipeline() -> test_pipeline.TestPipeline:
+    return test_pipeline.TestPipeline(runner=FnApiRunner())  # in process; never Prism
+
+
+def test_the_shard_count_follows_the_rows_unless_given():
+    assert [shard_count(n, rows_per_shard=10) for n in (0, 1, 10, 11, 20, 21)] == [
+        1, 1, 1, 2, 2, 3,
+    ]  # fmt: skip
+    assert shard_count(5, 7, rows_per_shard=10) == 7  # given: as given
+    assert shard_count(10**9) == 10**9 // csv_output.ROWS_PER_SHARD
+    assert csv_output.parse_num_shards("auto") == AUTO_SHARDS
+    assert csv_output.parse_num_shards("3") == 3
+    for bad in ("0", "-2", "many"):
+        with pytest.raises(ValueError, match="auto or a whole number"):
+            csv_output.parse_num_shards(bad)
+
+
+@pytest.mark.parametrize("buffer_rows", [1, 3, 1000])
+def test_a_sorted_file_is_the_same_whatever_the_memory_it_may_use(tmp_path, buffer_rows):
+    rows = _rows(23)
+    path = tmp_path / "out.csv"
+    assert sorted_csv.write_sorted_csv(str(path), rows, ROW_COLUMNS, buffer_rows=buffer_rows) == (
+        23,
+        sum(bool(row["error"]) for row in rows),
+    )
+    assert _read_paths(path) == sorted(row["path"] for row in rows)
+    reference = tmp_path / "reference.csv"
+    with open(reference, "w", encoding="utf-8", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=ROW_COLUMNS)
+        writer.writeheader()
+        writer.writerows(sorted(rows, key=lambda row: row["path"]))
+    assert path.read_bytes() == reference.read_bytes()  # what csv.DictWriter writes
+
+
+def test_a_merge_of_many_files_takes_passes_and_keeps_every_row(tmp_path, monkeypatch):
+    monkeypatch.setattr(sorted_csv, "MERGE_FAN_IN", 2)  # 5 inputs: merged in passes
+    rows = _rows(31)
+    sources = []
+    for part in range(5):
+        source = tmp_path / f"part{part}.csv"
+        sorted_csv.write_sorted_csv(str(source), rows[part::5], ROW_COLUMNS)
+        sources.append(str(source))
+    merged = tmp_path / "merged.csv"
+    errors = sum(bool(row["error"]) for row in rows)
+    assert sorted_csv.merge_sorted_csvs(sources, str(merged), ROW_COLUMNS) == (31, errors)
+    assert _read_paths(merged) == sorted(row["path"] for row in rows)
+    (tmp_path / "other.csv").write_text("path,label\n/a.jpg,x\n")
+    with pytest.raises(ValueError, match="is not the columns"):
+        sorted_csv.merge_sorted_csvs([str(tmp_path / "other.csv")], str(merged), ROW_COLUMNS)
+
+
+def test_a_row_with_an_unknown_column_is_refused(tmp_path):
+    row = {**_rows(1)[0], "surprise": "x"}
+    with pytest.raises(ValueError, match="surprise"):
+        sorted_csv.write_sorted_csv(str(tmp_path / "x.csv"), [row], ROW_COLUMNS)
+
+
+def _write(tmp_path, rows, **options) -> dict:
+    manifest_path = str(tmp_path / csv_output.MANIFEST_FILE)
+    with _pipeline() as p:
+        matched = p | "Matched" >> beam.Create([len(rows)])
+        written = (
+            p
+            | beam.Create(rows)
+            | csv_output.WriteCsvShards(str(tmp_path), row_count=matched, **options)
+        )
+        _ = written | csv_output.WriteManifest(matched, manifest_path)
+    return json.loads((tmp_path / csv_output.MANIFEST_FILE).read_text())
+
+
+def test_auto_shards_one_per_rows_per_shard_rows_each_sorted(tmp_path):
+    rows = _rows(10)
+    manifest = _write(tmp_path, rows, rows_per_shard=3)
+    assert manifest["num_shards"] == 4  # ceil(10 / 3)
+    names = [csv_output.shard_name(i, 4) for i in range(4)]
+    assert sorted(manifest["shards"]) == names  # every shard, even one no row hashed to
+    seen = []
+    for name in names:
+        paths = _read_paths(tmp_path / name)
+        assert paths == sorted(paths)
+        assert count_csv_rows(tmp_path / name)[0] == manifest["shards"][name]["rows"]
+        seen += paths
+    assert sorted(seen) == sorted(row["path"] for row in rows)  # each row once
+    checked = csv_output.check_shards(str(tmp_path), manifest)
+    assert (checked.rows, checked.errors) == (10, sum(bool(row["error"]) for row in rows))
+
+
+def test_one_sorted_file_on_request_is_merged_from_parallel_parts(tmp_path):
+    rows = _rows(17)
+    manifest = _write(tmp_path, rows, num_shards=1, rows_per_shard=4, sort_buffer_rows=2)
+    assert manifest["num_shards"] == 1
+    one = tmp_path / csv_output.shard_name(0, 1)
+    assert _read_paths(one) == sorted(row["path"] for row in rows)  # sorted across parts
+    parts = sorted(p.name for p in tmp_path.glob("part-*.csv"))
+    assert parts == [csv_output.part_name(i, 5) for i in range(5)]  # ceil(17 / 4) writers
+    assert manifest["shards"][one.name]["rows"] == 17
+
+
+def test_the_driver_check_names_a_shard_no_writer_reported(tmp_path):
+    manifest = _write(tmp_path, _rows(5), num_shards=2)
+    del manifest["shards"][csv_output.shard_name(1, 2)]
+    with pytest.raises(ClassifyJobError, match="shard-00001-of-00002.csv: no writer reported it"):
+        csv_output.check_shards(str(tmp_path), manifest)
+    manifest = _write(tmp_path, _rows(5), num_shards=2)
+    (tmp_path / csv_output.shard_name(0, 2)).unlink()
+    with pytest.raises(ClassifyJobError, match="shard-00000-of-00002.csv: the writer reported"):
+        csv_output.check_shards(str(tmp_path), manifest)
+
+
+@pytest.fixture(scope="module")
+def folder_of_seven(tmp_path_factory):
+    root = tmp_path_factory.mktemp("seven")
+    for i in range(7):
+        (root / f"img{i}.jpg").write_bytes(noise_jpeg(i))
+    return root, make_bundle(tmp_path_factory.mktemp("bundle") / "tiny")
+
+
+def test_the_job_writes_as_many_shards_as_the_rows_need(folder_of_seven, tmp_path):
+    root, bundle = folder_of_seven
+    output = tmp_path / "out" / "r.csv"
+    config = job.JobConfig(
+        input=str(root), model=str(bundle), output=str(output), rows_per_shard=3, batch_size=2
+    )
+    summary = job.run_job(config, IN_PROCESS)
+    finals = [output.parent / f"r-{i:05d}-of-00003.csv" for i in range(3)]  # ceil(7 / 3)
+    assert summary.outputs == [str(path) for path in finals]
+    assert sorted(output.parent.iterdir()) == finals  # no temporary folder left
+    paths = [path for final in finals for path in read_csv(final)["path"]]
+    assert sorted(paths) == sorted(str(p) for p in root.iterdir())
+    assert summary.written == summary.matched == 7
+    # Asked for one file: the same rows, sorted, at the output path; the shards of the
+    # earlier run (another shard count) are removed at the move.
+    config.num_shards = 1
+    summary = job.run_job(config, IN_PROCESS)
+    assert sorted(output.parent.iterdir()) == [output]
+    assert list(read_csv(output)["path"]) == sorted(paths)
+    assert summary.outputs == [str(output)] and summary.written == 7
