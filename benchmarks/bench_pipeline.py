@@ -7,7 +7,7 @@
      the same N x S x S x 3 float32 images; and the same pipeline with the full-size
      decode it had before;
    - epochs over data in memory: shuffled batches gathered from the article's NumPy
-     array (what ``fit`` on arrays does) vs our cached epochs, with and without
+     array with NumPy (no input pipeline at all) vs our cached epochs, with and without
      augmentation, vs a ceiling (one batch, ``take(1).cache().repeat()``);
    - decode + resize per core: our path on one thread vs the fastest single-thread
      decode-and-downscale measured here with any installed library
@@ -212,7 +212,7 @@ def bench_input(
         Row("tf.data first epoch, full-size decode + antialiased bilinear (before #11)",
             full, "img/s", full / article, "article", per_cpu("full")),
         Row("article's array in memory: shuffled batches (NumPy gather), median epoch",
-            in_memory, "img/s", 1.0, "baseline", "what fit on arrays iterates"),
+            in_memory, "img/s", 1.0, "baseline", "the article's data, no input pipeline"),
         Row("tf.data cached epochs (median)", cached, "img/s", cached / in_memory, "array"),
         Row("tf.data cached epoch + augmentation (as training runs)", n_aug / t_aug, "img/s",
             n_aug / t_aug / in_memory, "array", "augmentation is compute, per epoch"),
