@@ -1,6 +1,6 @@
 """Runs every benchmark, prints a table and writes ``benchmarks/RESULTS.md``.
 
-    python -m benchmarks.run            # full run (about 30-40 minutes on 2 cores)
+    python -m benchmarks.run            # full run (about 45-60 minutes on 2 cores)
     python -m benchmarks.run --quick    # a few minutes, smaller sizes
     python -m benchmarks.run --only 1,3 # some of them
 

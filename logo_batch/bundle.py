@@ -28,7 +28,8 @@ METADATA_FILE = "metadata.json"
 SERVING_DIR = "serving"
 
 PREPROCESSING = {
-    "decode": "RGB uint8; EXIF orientation applied; JPEG IDCT INTEGER_ACCURATE",
+    "decode": "RGB uint8; EXIF orientation applied; JPEG IDCT INTEGER_ACCURATE; "
+    "single-view inputs: JPEG DCT-downscaled 1/2-1/8 while both sides stay >= image_size",
     "resize": "bilinear, antialias, to image_size x image_size (aspect not kept)",
     "input": "float32 pixels in [0, 255]; the model scales them for its backbone",
     "function": "logo_batch.preprocessing.preprocess_image_file",
