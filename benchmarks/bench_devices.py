@@ -377,7 +377,7 @@ def bench_devices(
     )  # fmt: skip
     feed = feed_rates(data_dir, rounds)
 
-    section = Section("Devices: the CPU's accelerators, and cores to keep one GPU busy")
+    section = Section("6. Devices: the CPU's accelerators, and cores to keep one GPU busy")
     base = per_cpu_of(inference, "float32, predict_scores")
     for name, runs in inference.items():
         rate, per_cpu = median([r[0] for r in runs]), median([r[1] for r in runs])

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import re
 import shlex
 import sys
 import time
@@ -31,6 +32,7 @@ from benchmarks.common import (
 )
 
 RESULTS = REPO / "benchmarks" / "RESULTS.md"
+ALL = "1,2,3,4,5,6"
 
 
 def machine() -> str:
@@ -56,9 +58,34 @@ def machine() -> str:
     )
 
 
-def write_results(sections: list[Section], command: str, data: str, started: float) -> None:
-    """Writes RESULTS.md: command, date, machine, then every section."""
+def section_number(markdown: str) -> int | None:
+    """The number of a section's ``### N. title`` heading."""
+    match = re.match(r"### (\d+)\.", markdown)
+    return int(match.group(1)) if match else None
+
+
+def merge_results(old: str, sections: list[Section], command: str, date: str) -> str:
+    """``old`` RESULTS.md with the sections of the same number replaced by ``sections``
+    (each stamped with the command and date that measured it), new ones added in order."""
+    header, *chunks = re.split(r"(?m)^(?=### )", old)
+    by_number = {section_number(chunk): chunk for chunk in chunks}
+    for section in sections:
+        stamp = f"\n(measured by `{command}`, {date})\n"
+        by_number[section_number(section.markdown())] = section.markdown() + stamp + "\n"
+    ordered = sorted(n for n in by_number if n is not None)
+    return header + "".join(by_number[n] for n in ordered)
+
+
+def write_results(
+    sections: list[Section], command: str, data: str, started: float, partial: bool = False
+) -> None:
+    """Writes RESULTS.md: command, date, machine, then every section; a ``partial`` run
+    (``--only``) replaces just its own sections of the recorded file."""
     minutes = (time.time() - started) / 60
+    if partial and RESULTS.exists():
+        date = f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, {minutes:.0f} min"
+        RESULTS.write_text(merge_results(RESULTS.read_text(), sections, command, date))
+        return
     lines = [
         "# Benchmark results",
         "",
@@ -80,7 +107,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="smaller sizes, a few minutes")
     parser.add_argument("--archive", help="FlickrLogos-27 archive (default: real, else generated)")
     parser.add_argument("--work", type=Path, default=Path("/tmp/logo_batch_bench"))
-    parser.add_argument("--only", default="1,2,3,4,5", help="comma-separated benchmark numbers")
+    parser.add_argument("--only", default=ALL, help="comma-separated benchmark numbers")
+    parser.add_argument("--bundle", type=Path, help="a trained crops bundle (6: accuracy rows)")
     parser.add_argument(
         "--no-write",
         action="store_true",
@@ -164,10 +192,15 @@ def main(argv: list[str] | None = None) -> int:
                 image_size=image_size,
             )
         )
+    if 6 in only:
+        from benchmarks.bench_devices import bench_devices
+
+        report(bench_devices(data_dir, bundle=args.bundle, quick=args.quick))
 
     command = "python -m benchmarks.run " + shlex.join(argv if argv is not None else sys.argv[1:])
     if not (args.no_write or args.quick):
-        write_results(sections, command.strip(), f"{kind} ({archive.name})", started)
+        partial = set(only) != {int(n) for n in ALL.split(",")}
+        write_results(sections, command.strip(), f"{kind} ({archive.name})", started, partial)
         print(f"\nwrote {RESULTS}")
     return 0
 

@@ -44,3 +44,16 @@ def test_reference_decoders_make_the_same_picture_at_the_input_size(name):
         picture = picture[..., ::-1]  # OpenCV decodes to BGR
     ours = preprocess_image_file(data, SIZE)
     assert np.abs(picture.astype(np.float32) - ours).mean() < 3.0
+
+
+def test_a_partial_run_replaces_only_its_own_sections_of_the_results():
+    from benchmarks.common import Section
+    from benchmarks.run import merge_results
+
+    old = "# Benchmark results\n\n- command: full\n\n### 1. input\n\nkept\n\n### 3. bulk\n\nold\n"
+    merged = merge_results(old, [Section("3. bulk again"), Section("2. feed")], "cmd", "today")
+    assert merged.startswith("# Benchmark results\n\n- command: full\n")
+    assert "kept" in merged and "old" not in merged
+    titles = [line for line in merged.splitlines() if line.startswith("### ")]
+    assert titles == ["### 1. input", "### 2. feed", "### 3. bulk again"]
+    assert merged.count("(measured by `cmd`, today)") == 2
