@@ -111,6 +111,16 @@ def _num_shards(text: str) -> int:
         raise argparse.ArgumentTypeError(str(error)) from error
 
 
+def _rows_per_shard(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, not {text!r}")
+    return value
+
+
 def configure_parser(parser: argparse.ArgumentParser) -> None:
     """Our options, each in both spellings (``--num-shards`` = ``--num_shards``)."""
     add_option(
@@ -146,7 +156,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     add_option(
         parser,
         "--rows_per_shard",
-        type=int,
+        type=_rows_per_shard,
         default=ROWS_PER_SHARD,
         metavar="R",
         help=f"rows per CSV file with --num_shards auto (default {ROWS_PER_SHARD})",

@@ -6,9 +6,11 @@ written sorted with the same memory. A merge reads its sorted inputs as streams
 (``heapq.merge``) and opens at most :data:`MERGE_FAN_IN` of them at once (more are
 merged in passes through the scratch folder): its memory does not depend on the rows.
 
-Rows come in as dicts keyed by the columns (a key that is not a column is an error, a
-missing one is written empty, as ``csv.DictWriter`` does); files are RFC 4180 CSV with
-a header, written through Beam's file systems (local, ``gs://``, ...).
+A row travels as a :data:`Record`: ``(path, error flag, the row as one CSV line)``, a
+third of the memory of the row's dict (what a shuffle holds). Rows come in as dicts
+keyed by the columns (a key that is not a column is an error, a missing one is written
+empty, as ``csv.DictWriter`` does); files are RFC 4180 CSV with a header, written
+through Beam's file systems (local, ``gs://``, ...).
 """
 
 from __future__ import annotations
@@ -40,7 +42,26 @@ def row_values(row: dict[str, str], columns: Sequence[str]) -> list[str]:
     return [row.get(column, "") for column in columns]
 
 
-def _write_run(folder: str, rows: Iterable[list[str]]) -> str:
+Record = tuple[str, str, str]
+"""A row as the writers take it: its path, "1" if it is an error row (else ""), and the
+row as one CSV line (with its line ending)."""
+
+
+def csv_line(values: Sequence[str]) -> str:
+    """One CSV record (``csv.writer``'s quoting and ``\\r\\n``)."""
+    buffer = io.StringIO()
+    csv.writer(buffer).writerow(values)
+    return buffer.getvalue()
+
+
+def to_record(row: dict[str, str], columns: Sequence[str]) -> Record:
+    """``row`` (a dict keyed by ``columns``) as a :data:`Record`."""
+    values = row_values(row, columns)
+    path, error = values[columns.index(PATH_COLUMN)], values[columns.index(ERROR_COLUMN)]
+    return path, "1" if error else "", csv_line(values)
+
+
+def _write_run(folder: str, rows: Iterable[Sequence[str]]) -> str:
     """A sorted run (no header) in the local scratch ``folder``; returns its path."""
     descriptor, path = tempfile.mkstemp(prefix="run-", suffix=".csv", dir=folder)
     with open(descriptor, "w", encoding="utf-8", newline="") as handle:
@@ -98,6 +119,51 @@ def _write_file(path: str, columns: Sequence[str], rows: Iterable[list[str]]) ->
     return count, errors
 
 
+def _write_records(path: str, columns: Sequence[str], records: Iterable[Sequence[str]]):
+    """Writes a header and each record's line; returns (rows, error rows)."""
+    count = errors = 0
+    with FileSystems.create(
+        path, mime_type="text/csv", compression_type=CompressionTypes.UNCOMPRESSED
+    ) as raw:
+        with io.TextIOWrapper(raw, encoding="utf-8", newline="") as text:
+            text.write(csv_line(columns))
+            for _, error, line in records:
+                text.write(line)
+                count += 1
+                errors += bool(error)
+    return count, errors
+
+
+def write_sorted_records(
+    path: str,
+    records: Iterable[Record],
+    columns: Sequence[str],
+    *,
+    buffer_rows: int = SORT_BUFFER_ROWS,
+) -> tuple[int, int]:
+    """Writes :data:`Record` rows sorted by path under a header of ``columns``, holding
+    at most ``buffer_rows`` of them in memory; returns (rows, error rows)."""
+    if buffer_rows < 1:
+        raise ValueError(f"buffer_rows must be at least 1, not {buffer_rows}")
+    key = itemgetter(0)
+    buffer: list[Sequence[str]] = []
+    with tempfile.TemporaryDirectory(prefix="logo-batch-sort-") as scratch:
+        runs: list[str] = []
+        for record in records:
+            buffer.append(record)
+            if len(buffer) >= buffer_rows:
+                buffer.sort(key=key)
+                runs.append(_write_run(scratch, buffer))
+                buffer = []
+        buffer.sort(key=key)
+        if not runs:
+            return _write_records(path, columns, buffer)
+        runs.append(_write_run(scratch, buffer))
+        buffer = []
+        with _merged(runs, 0, scratch, None) as merged:
+            return _write_records(path, columns, merged)
+
+
 def write_sorted_csv(
     path: str,
     rows: Iterable[dict[str, str]],
@@ -105,29 +171,11 @@ def write_sorted_csv(
     *,
     buffer_rows: int = SORT_BUFFER_ROWS,
 ) -> tuple[int, int]:
-    """Writes ``rows`` sorted by path, with a header, holding at most ``buffer_rows``
-    rows in memory; returns (rows, error rows)."""
-    if buffer_rows < 1:
-        raise ValueError(f"buffer_rows must be at least 1, not {buffer_rows}")
+    """Writes ``rows`` (dicts) sorted by path, with a header, holding at most
+    ``buffer_rows`` rows in memory; returns (rows, error rows)."""
     columns = list(columns)
-    key_index = columns.index(PATH_COLUMN)
-    key = itemgetter(key_index)
-    buffer: list[list[str]] = []
-    with tempfile.TemporaryDirectory(prefix="logo-batch-sort-") as scratch:
-        runs: list[str] = []
-        for row in rows:
-            buffer.append(row_values(row, columns))
-            if len(buffer) >= buffer_rows:
-                buffer.sort(key=key)
-                runs.append(_write_run(scratch, buffer))
-                buffer = []
-        buffer.sort(key=key)
-        if not runs:
-            return _write_file(path, columns, buffer)
-        runs.append(_write_run(scratch, buffer))
-        buffer = []
-        with _merged(runs, key_index, scratch, None) as merged:
-            return _write_file(path, columns, merged)
+    records = (to_record(row, columns) for row in rows)
+    return write_sorted_records(path, records, columns, buffer_rows=buffer_rows)
 
 
 def merge_sorted_csvs(sources: Sequence[str], path: str, columns: Sequence[str]) -> tuple[int, int]:

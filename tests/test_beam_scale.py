@@ -172,3 +172,14 @@ def test_the_job_writes_as_many_shards_as_the_rows_need(folder_of_seven, tmp_pat
     assert sorted(output.parent.iterdir()) == [output]
     assert list(read_csv(output)["path"]) == sorted(paths)
     assert summary.outputs == [str(output)] and summary.written == 7
+
+
+def test_the_shard_options_refuse_bad_values_by_name(capsys):
+    from logo_batch import cli
+
+    argv = ["classify", "--input", "x", "--model", "m", "--output", "o.csv"]
+    for option, value in (("--num_shards", "0"), ("--num-shards", "many"),
+                          ("--rows_per_shard", "0"), ("--rows-per-shard", "-5")):  # fmt: skip
+        with pytest.raises(SystemExit):
+            cli.main([*argv, option, value])
+        assert f"argument {option.replace('-', '_').replace('__', '--')}" in capsys.readouterr().err
