@@ -32,7 +32,7 @@ from benchmarks.common import (
 )
 
 RESULTS = REPO / "benchmarks" / "RESULTS.md"
-ALL = "1,2,3,4,5,6"
+ALL = "1,2,3,4,5,6,7"
 
 
 def machine() -> str:
@@ -196,6 +196,10 @@ def main(argv: list[str] | None = None) -> int:
         from benchmarks.bench_devices import bench_devices
 
         report(bench_devices(data_dir, bundle=args.bundle, quick=args.quick))
+    if 7 in only:
+        from benchmarks.bench_scale import FULL_SIZES, QUICK_SIZES, bench_scale
+
+        report(bench_scale(work / "scale", QUICK_SIZES if args.quick else FULL_SIZES))
 
     command = "python -m benchmarks.run " + shlex.join(argv if argv is not None else sys.argv[1:])
     if not (args.no_write or args.quick):
