@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Iterable, Sequence
+import weakref
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -168,10 +169,40 @@ def with_precision(bundle: Bundle, precision: str) -> Bundle:
     return dataclasses.replace(bundle, model=distribute.inference_model(bundle.model, policy))
 
 
+_COMPILED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def compiled_forward(model: keras.Model) -> Callable[[np.ndarray], object]:
+    """The model's forward pass (inference) as one traced TensorFlow graph, made once
+    per model: any batch size of ``float32 [B, S, S, 3]`` runs the same graph.
+
+    Calling a Keras model eagerly dispatches every layer from Python, which costs
+    more than MobileNetV2's arithmetic on a CPU (``benchmarks/RESULTS.md``, section
+    6: the graph gives 2.4x the images per CPU-second). A callable that is not a Keras
+    model (a test's stand-in) is returned as it is.
+    """
+    import keras
+    import tensorflow as tf
+
+    if not isinstance(model, keras.Model):
+        return model
+    forward = _COMPILED.get(model)
+    if forward is None:
+        spec = tf.TensorSpec([None, *model.input_shape[1:]], tf.float32)
+        owner = weakref.ref(model)  # the cache must not keep the model alive
+        forward = tf.function(
+            lambda images: owner()(images, training=False), input_signature=[spec]
+        )
+        _COMPILED[model] = forward
+    return forward
+
+
 def predict_scores(model: keras.Model, images: np.ndarray) -> np.ndarray:
-    """Softmax scores of a batch of model inputs ``float32 [B, S, S, 3]`` (one model
-    call: what ``logo-batch predict`` and the Beam job's model handler both run)."""
-    return np.asarray(model(images, training=False), dtype=np.float32)
+    """Softmax scores of a batch of model inputs ``float32 [B, S, S, 3]`` (one call
+    of :func:`compiled_forward`: what ``logo-batch predict``, whole-photo windows and
+    the Beam job's model handler all run)."""
+    images = np.asarray(images, dtype=np.float32)
+    return np.asarray(compiled_forward(model)(images), dtype=np.float32)
 
 
 def predict_files(
