@@ -33,26 +33,31 @@ The pipeline (:func:`beam_jobs.job.build_pipeline`), as named composable PTransf
                          mode) or load_image + whole_photo.photo_stack,
                          a [14, S, S, 3] window stack (whole mode)  -> DecodedBatch
     ClassifyBatches      RunInference(KeyedModelHandler(TFModelHandlerTensor(
-                         model.keras)).with_no_batching()), keyed by path;
+                         model.keras)).with_no_batching()), keyed by
+                         the file's FileEntry (its facts travel along);
                          whole mode: the windows of a batch's photos
                          scored together (whole_photo.score_window_stacks);
                          files that failed to decode pass through as
-                         FailedInput examples -> error predictions -> Prediction
-    FormatRows           Prediction.to_row(), metrics              -> CSV rows
-    AddFileFacts         CoGroupByKey by path with the entries: size,
-                         modified, fingerprint columns; then the rows
-                         carried from --previous are added         -> CSV rows
-    WriteCsvShards       shards: ceil(N / rows_per_shard) (auto) or
-                         --num_shards; key crc32(path) % shards,
-                         GroupByKey, one CSV per shard sorted by path
-                         (bounded memory: sorted_csv), in a temporary
-                         folder; --num_shards 1: the auto shards merged
-                         into one file by one worker         -> ShardWritten
+                         FailedInput examples -> error predictions
+                                                   -> (FileEntry, Prediction)
+    FormatRows           Prediction.to_row() + size, modified,
+                         fingerprint, metrics                      -> CSV rows
+    WriteCsvShards       auto / 1 (WriteBundleShards): written where
+                         they are, no shuffle of rows: files of at
+                         most rows_per_shard rows, each sorted by path
+                         (bounded memory: sorted_csv), part-filled
+                         last files packed and merged; --num_shards 1:
+                         all merged into one file by one worker;
+                         the rows carried from --previous written
+                         by their own writers.  --num_shards N: key
+                         crc32(path) % N, GroupByKey, one sorted CSV
+                         per shard; all in a temporary folder
+                                                            -> ShardWritten
     WriteManifest        matched count + rows written per shard    -> manifest.json
 
 Modules: ``inputs`` (what ``--input`` and ``--file-list`` mean, local listing),
-``file_lists`` (reading a list), ``file_facts`` (size, modified time, the job's
-columns), ``fingerprint`` (model and settings identity), ``previous`` (``--previous``),
+``file_lists`` (reading a list), ``file_facts`` (entries: size, modified time; the
+job's columns), ``fingerprint`` (model and settings identity), ``previous`` (``--previous``),
 ``progress`` (progress lines), ``paths`` (CSV paths),
 ``reading`` (files to model inputs), ``transforms`` (model inputs to CSV rows),
 ``model`` (model handler, model check), ``csv_output`` (shards, manifest, temporary

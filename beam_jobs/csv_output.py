@@ -1,16 +1,26 @@
 """The write side: CSV shards and the manifest in a temporary folder, then checked and moved.
 
-**Shards.** ``--num_shards`` auto (the default) writes one shard for every
-:data:`ROWS_PER_SHARD` rows (``ceil(rows / ROWS_PER_SHARD)``, at least one); a given
-``N`` writes ``N``. A row goes to shard ``crc32(path) % shards``, so shards hold about
-the same number of rows (with auto shards, on average at most ``ROWS_PER_SHARD``; the
-hash spreads them within a few percent). The shards are written in parallel, one
-writer each, sorted by path: a writer holds at most
-:data:`~beam_jobs.sorted_csv.SORT_BUFFER_ROWS` rows (a bigger shard is sorted in runs on
-the worker's disk, :mod:`beam_jobs.sorted_csv`). ``--num_shards 1`` asks for one file
-sorted by path: the rows are written as the auto shards, in parallel, then one worker
-merges them (a streaming merge; its memory does not grow with the rows, its time does:
-every row passes through that one process).
+**Shards, where the rows are (``--num_shards`` auto, the default, and 1).**
+:class:`WriteBundleShards` writes the rows a worker holds into shard files of its own,
+in the step that made them (no shuffle of rows: no runner holds the rows anywhere):
+each writer rolls over to a new file every ``rows_per_shard`` rows (default
+:data:`ROWS_PER_SHARD`), sorts each file by path with bounded memory
+(:class:`~beam_jobs.sorted_csv.SortedRecordWriter`: at most
+:data:`~beam_jobs.sorted_csv.SORT_BUFFER_ROWS` rows in memory, the rest in sorted runs on
+the worker's disk) and reports each file when it closes it (the last one in
+``finish_bundle``, as Beam's runner-determined sharding in ``WriteToFiles`` does). The
+part-filled last files of the writers are then packed into files of at most
+``rows_per_shard`` rows (a streaming merge of each pack, in parallel), so a run writes
+about ``ceil(rows / rows_per_shard)`` shards whatever its bundles, and one file when the
+rows fit in one. ``--num_shards 1``: every file is merged into one sorted file by one
+worker (a streaming merge; its memory does not grow with the rows, its time does: every
+row passes through that one process).
+
+**Shards by hash (``--num_shards N``, N > 1).** :class:`WriteCsvShards`: a row goes to
+shard ``crc32(path) % N`` through a GroupByKey (shards of about the same size, and the
+same path always in the same shard), one writer per shard, each sorted as above. The
+shuffle holds every row once (a runner that shuffles in its driver or workers, such as
+the local runner, holds them there: about 0.4 KB per row).
 
 **Counts.** Each writer records what it wrote (rows, error rows, bytes) and the manifest
 gathers those records with the number of files matched; the driver checks them and each
@@ -35,6 +45,7 @@ from dataclasses import dataclass
 
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
+from apache_beam.transforms.window import GlobalWindows
 
 from beam_jobs.errors import ClassifyJobError
 from beam_jobs.file_facts import ROW_COLUMNS
@@ -42,6 +53,7 @@ from beam_jobs.inputs import escape_glob, is_local, os_reason
 from beam_jobs.paths import stable_hash
 from beam_jobs.sorted_csv import (
     SORT_BUFFER_ROWS,
+    SortedRecordWriter,
     merge_sorted_csvs,
     to_record,
     write_sorted_csv,
@@ -84,11 +96,6 @@ def shard_name(index: int, num_shards: int) -> str:
     return f"shard-{index:05d}-of-{num_shards:05d}.csv"
 
 
-def part_name(index: int, num_parts: int) -> str:
-    """A sorted part of the one file ``--num_shards 1`` asks for (merged into it)."""
-    return f"part-{index:05d}-of-{num_parts:05d}.csv"
-
-
 def output_paths(output: str, num_shards: int) -> list[str]:
     """Final file names: ``output`` itself, or ``stem-00000-of-0000N.ext`` per shard."""
     if num_shards == 1:
@@ -124,15 +131,14 @@ def write_csv(
 class _WriteShardFn(beam.DoFn):
     """One shard: its records (``None`` marks a shard that must exist even if empty)."""
 
-    def __init__(self, temp_dir: str, columns: Sequence[str], buffer_rows: int, parts: bool):
+    def __init__(self, temp_dir: str, columns: Sequence[str], buffer_rows: int):
         self._temp_dir = temp_dir
         self._columns = list(columns)
         self._buffer_rows = buffer_rows
-        self._parts = parts
 
     def process(self, keyed_records, num_shards: int):
         index, records = keyed_records
-        name = (part_name if self._parts and num_shards > 1 else shard_name)(index, num_shards)
+        name = shard_name(index, num_shards)
         path = FileSystems.join(self._temp_dir, name)
         count, errors = write_sorted_records(
             path, (record for record in records if record is not None), self._columns,
@@ -141,31 +147,16 @@ class _WriteShardFn(beam.DoFn):
         yield ShardWritten(name, count, errors, file_size(path))
 
 
-def _merge_parts(keyed_parts, temp_dir: str, columns: Sequence[str]):
-    """The sorted parts into the one file ``shard-00000-of-00001.csv``."""
-    _, parts = keyed_parts
-    parts = sorted(parts, key=lambda part: part.name)
-    final = shard_name(0, 1)
-    if len(parts) == 1 and parts[0].name == final:  # one part: written as the file
-        yield parts[0]
-        return
-    path = FileSystems.join(temp_dir, final)
-    sources = [FileSystems.join(temp_dir, part.name) for part in parts]
-    rows, errors = merge_sorted_csvs(sources, path, columns)
-    expected = sum(part.rows for part in parts)
-    if rows != expected:  # the parts stay in the temporary folder, which the driver removes
-        raise ClassifyJobError(f"{final}: merged {rows} rows from parts that hold {expected}")
-    yield ShardWritten(final, rows, errors, file_size(path))
-
-
 class WriteCsvShards(beam.PTransform):
-    """Rows to CSV shards in ``temp_dir``, each sorted by path; a :class:`ShardWritten`
-    for every shard (an empty one has a header only).
+    """Rows to CSV shards in ``temp_dir`` by hash of the path, through a GroupByKey,
+    each sorted by path; a :class:`ShardWritten` for every shard (an empty one has a
+    header only).
 
-    ``num_shards``: :data:`AUTO_SHARDS` (one shard per ``rows_per_shard`` rows), ``N``
-    shards, or 1: one file, merged from the parallel auto shards by one worker (see
-    the module's notes). ``row_count``: a one-element PCollection holding the number of
-    rows (the files matched); counted here when not given.
+    ``num_shards``: ``N`` shards, or :data:`AUTO_SHARDS` (one shard per
+    ``rows_per_shard`` rows). ``row_count``: a one-element PCollection holding the
+    number of rows (the files matched); counted here when not given. The job uses this
+    for ``--num_shards N`` (N > 1) only: :class:`WriteBundleShards` writes without a
+    shuffle.
     """
 
     def __init__(
@@ -189,8 +180,7 @@ class WriteCsvShards(beam.PTransform):
         self._sort_buffer_rows = sort_buffer_rows
 
     def expand(self, rows):
-        single = self._num_shards == 1
-        given, per_shard = (AUTO_SHARDS if single else self._num_shards), self._rows_per_shard
+        given, per_shard = self._num_shards, self._rows_per_shard
 
         def writers(count: int) -> int:
             return shard_count(count, given, per_shard)
@@ -207,23 +197,154 @@ class WriteCsvShards(beam.PTransform):
         every = row_count | "EveryShard" >> beam.FlatMap(
             lambda n: [(index, None) for index in range(writers(n))]
         )
-        written = (
+        return (
             (keyed, every)
             | "WithEmptyShards" >> beam.Flatten()
             | "GroupByShard" >> beam.GroupByKey()
             | "WriteShard"
             >> beam.ParDo(
-                _WriteShardFn(self._temp_dir, self._columns, self._sort_buffer_rows, single),
+                _WriteShardFn(self._temp_dir, self._columns, self._sort_buffer_rows),
                 num_shards=beam.pvalue.AsSingleton(row_count | "Writers" >> beam.Map(writers)),
             )
         )
-        if not single:
-            return written
+
+
+BUNDLE_FILE_PREFIX = "rows-"
+"""Files :class:`WriteBundleShards` writes: ``rows-TOKEN-NNNNN.csv`` (TOKEN: the bundle's),
+and ``rows-merged-NNNNN.csv`` for a pack of part-filled ones."""
+
+
+class _WriteBundleShardsFn(beam.DoFn):
+    """The rows of a bundle into files of at most ``rows_per_shard`` rows, each sorted by
+    path; a :class:`ShardWritten` for each file as it is closed (the last one from
+    ``finish_bundle``)."""
+
+    def __init__(
+        self, temp_dir: str, columns: Sequence[str], rows_per_shard: int, buffer_rows: int
+    ):
+        self._temp_dir = temp_dir
+        self._columns = list(columns)
+        self._rows_per_shard = rows_per_shard
+        self._buffer_rows = buffer_rows
+        self._writer: SortedRecordWriter | None = None
+
+    def start_bundle(self):
+        self._token = uuid.uuid4().hex[:12]  # a retried bundle writes new files
+        self._files = 0
+        self._writer = None
+
+    def process(self, row: dict[str, str]):
+        if self._writer is None:
+            name = f"{BUNDLE_FILE_PREFIX}{self._token}-{self._files:05d}.csv"
+            self._files += 1
+            self._writer = SortedRecordWriter(
+                FileSystems.join(self._temp_dir, name), self._columns,
+                buffer_rows=self._buffer_rows,
+            )  # fmt: skip
+        self._writer.add(to_record(row, self._columns))
+        if self._writer.rows >= self._rows_per_shard:
+            yield self._close()
+
+    def finish_bundle(self):
+        if self._writer is not None:
+            yield GlobalWindows.windowed_value(self._close())
+
+    def _close(self) -> ShardWritten:
+        writer, self._writer = self._writer, None
+        rows, errors = writer.close()
+        name = writer.path.replace("\\", "/").rsplit("/", 1)[-1]
+        return ShardWritten(name, rows, errors, file_size(writer.path))
+
+
+def pack_shards(shards: Iterable[ShardWritten], rows_per_shard: int, one_file: bool = False):
+    """``(pack, shard)`` for each written file: full files (``rows_per_shard`` rows) are
+    packs of their own, part-filled ones are packed first-fit (largest first) into packs
+    of at most ``rows_per_shard`` rows; ``one_file``: all in one pack."""
+    shards = sorted(shards, key=lambda shard: shard.name)
+    if one_file:
+        for shard in shards:
+            yield f"{BUNDLE_FILE_PREFIX}merged-00000", shard
+        return
+    packs: list[int] = []  # rows in each pack of part-filled files
+    for shard in sorted(shards, key=lambda shard: (-shard.rows, shard.name)):
+        if shard.rows >= rows_per_shard:
+            yield shard.name, shard
+            continue
+        fits = (i for i, rows in enumerate(packs) if rows + shard.rows <= rows_per_shard)
+        index = next(fits, None)
+        if index is None:
+            index = len(packs)
+            packs.append(0)
+        packs[index] += shard.rows
+        yield f"{BUNDLE_FILE_PREFIX}merged-{index:05d}", shard
+
+
+def _merge_pack(keyed_shards, temp_dir: str, columns: Sequence[str]):
+    """A pack of files: one file as it is, several merged into ``PACK.csv``."""
+    pack, shards = keyed_shards
+    shards = sorted(shards, key=lambda shard: shard.name)
+    if len(shards) == 1:
+        yield shards[0]
+        return
+    name = f"{pack}.csv"
+    path = FileSystems.join(temp_dir, name)
+    sources = [FileSystems.join(temp_dir, shard.name) for shard in shards]
+    rows, errors = merge_sorted_csvs(sources, path, columns)
+    expected = sum(shard.rows for shard in shards)
+    if rows != expected:  # the sources stay in the temporary folder, which the driver removes
+        raise ClassifyJobError(f"{name}: merged {rows} rows from files that hold {expected}")
+    yield ShardWritten(name, rows, errors, file_size(path))
+
+
+class WriteBundleShards(beam.PTransform):
+    """Rows to sorted CSV shards in ``temp_dir`` where they are, without a shuffle of
+    rows; a :class:`ShardWritten` for each shard (see the module's notes).
+
+    Takes one PCollection of rows or a tuple of them (each written by its own writers:
+    no Flatten of rows). Each file has at most ``rows_per_shard`` rows; ``one_file``:
+    all merged into one file sorted by path. Only a few small records per bundle are
+    shuffled (to pack the part-filled files).
+    """
+
+    def __init__(
+        self,
+        temp_dir: str,
+        *,
+        rows_per_shard: int = ROWS_PER_SHARD,
+        one_file: bool = False,
+        columns: Sequence[str] = ROW_COLUMNS,
+        sort_buffer_rows: int = SORT_BUFFER_ROWS,
+    ):
+        super().__init__()
+        if rows_per_shard < 1 or sort_buffer_rows < 1:
+            raise ValueError("rows_per_shard and sort_buffer_rows must be at least 1")
+        self._temp_dir = temp_dir
+        self._rows_per_shard = rows_per_shard
+        self._one_file = one_file
+        self._columns = list(columns)
+        self._sort_buffer_rows = sort_buffer_rows
+
+    def expand(self, rows):
+        branches = rows if isinstance(rows, tuple) else (rows,)
+        fn = _WriteBundleShardsFn(
+            self._temp_dir, self._columns, self._rows_per_shard, self._sort_buffer_rows
+        )
+        written = [
+            branch | f"WriteFiles{index}" >> beam.ParDo(fn) for index, branch in enumerate(branches)
+        ]
         return (
-            written
-            | "OneKey" >> beam.Map(lambda part: (None, part))
-            | "GatherParts" >> beam.GroupByKey()
-            | "MergeParts" >> beam.FlatMap(_merge_parts, self._temp_dir, self._columns)
+            tuple(written)
+            | "AllFiles" >> beam.Flatten()
+            | "OneKey" >> beam.Map(lambda shard: (None, shard))
+            | "GatherFiles" >> beam.GroupByKey()
+            | "Pack"
+            >> beam.FlatMap(
+                lambda keyed, n, one: pack_shards(keyed[1], n, one),
+                self._rows_per_shard,
+                self._one_file,
+            )  # fmt: skip
+            | "GroupPacks" >> beam.GroupByKey()
+            | "MergePacks" >> beam.FlatMap(_merge_pack, self._temp_dir, self._columns)
         )
 
 
@@ -277,19 +398,29 @@ class CheckedShards:
     errors: int
 
 
+_HASH_SHARD = re.compile(r"shard-\d{5}-of-(\d{5})\.csv")
+
+
 def check_shards(temp_dir: str, manifest: dict) -> CheckedShards:
     """Checks that every shard of ``manifest`` was reported by its writer and has the
     size its writer reported (one listing of ``temp_dir``, no row read); raises
-    :class:`ClassifyJobError` naming the first shard that does not."""
-    num_shards = int(manifest["num_shards"])
+    :class:`ClassifyJobError` naming the first shard that does not.
+
+    Shards by hash (``shard-NNNNN-of-NNNNN.csv``) must all be reported; other shards
+    (:class:`WriteBundleShards`) are the ones reported, in the order of their names
+    (a file no writer reported, e.g. a failed bundle's, is not part of the output).
+    """
     reported = manifest["shards"]
-    found = FileSystems.match([FileSystems.join(escape_glob(temp_dir), "shard-*.csv")])[0]
+    names = sorted(reported)
+    by_hash = _HASH_SHARD.fullmatch(names[0]) if names else None
+    if by_hash:
+        names = [shard_name(i, int(by_hash[1])) for i in range(int(by_hash[1]))]
+    found = FileSystems.match([FileSystems.join(escape_glob(temp_dir), "*.csv")])[0]
     sizes = {
         m.path.replace("\\", "/").rsplit("/", 1)[-1]: m.size_in_bytes for m in found.metadata_list
     }
     paths, rows, errors = [], 0, 0
-    for index in range(num_shards):
-        name = shard_name(index, num_shards)
+    for name in names:
         if name not in reported:
             raise ClassifyJobError(f"{name}: no writer reported it")
         if name not in sizes:

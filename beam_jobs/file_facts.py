@@ -7,6 +7,9 @@ settings that made the row, :mod:`beam_jobs.fingerprint`), so a later run with
 
 The facts are taken when the file is listed, before it is read: a file that changes
 between the two is recorded with its older facts and is classified again next time.
+They travel with the file (its :class:`FileEntry` is the key of its model input through
+``RunInference``) and are added to its row by :class:`~beam_jobs.transforms.FormatRows`:
+no join by path.
 """
 
 from __future__ import annotations
@@ -16,7 +19,6 @@ import os
 import stat
 from typing import NamedTuple
 
-import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
 from beam_jobs.paths import escape_glob, escape_path, unescape_path
@@ -109,33 +111,3 @@ def with_facts(row: dict[str, str], entry: FileEntry, fingerprint: str) -> dict[
     """``row`` with the columns :data:`FACT_COLUMNS` filled from ``entry``."""
     size = "" if entry.size is None else str(entry.size)
     return {**row, "size": size, "modified": entry.modified, "fingerprint": fingerprint}
-
-
-def _join_facts(keyed, fingerprint: str):
-    _, groups = keyed
-    entries = list(groups["entries"])
-    entry = entries[0] if entries else FileEntry("")
-    for row in groups["rows"]:
-        yield with_facts(row, entry, fingerprint)
-
-
-class AddFileFacts(beam.PTransform):
-    """Rows made by ``FormatRows`` plus ``size``, ``modified`` and ``fingerprint``.
-
-    A join by path with the :class:`FileEntry` of each file that was classified
-    (``entries``): a row comes out for each row that came in.
-    """
-
-    def __init__(self, entries, fingerprint: str):
-        super().__init__()
-        self._entries = entries
-        self._fingerprint = fingerprint
-
-    def expand(self, rows):
-        keyed_rows = rows | "KeyRows" >> beam.Map(lambda row: (row["path"], row))
-        keyed_entries = self._entries | "KeyEntries" >> beam.Map(lambda entry: (entry[0], entry))
-        return (
-            {"rows": keyed_rows, "entries": keyed_entries}
-            | "JoinByPath" >> beam.CoGroupByKey()
-            | "AddFacts" >> beam.FlatMap(_join_facts, self._fingerprint)
-        )

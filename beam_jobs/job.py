@@ -16,6 +16,7 @@ from beam_jobs.csv_output import (
     AUTO_SHARDS,
     MANIFEST_FILE,
     ROWS_PER_SHARD,
+    WriteBundleShards,
     WriteCsvShards,
     WriteManifest,
     check_output,
@@ -27,7 +28,6 @@ from beam_jobs.csv_output import (
     temp_folder,
 )
 from beam_jobs.errors import ClassifyJobError
-from beam_jobs.file_facts import AddFileFacts
 from beam_jobs.fingerprint import job_fingerprint
 from beam_jobs.inputs import (
     InputSpec,
@@ -215,19 +215,22 @@ def build_pipeline(
             background_class=background_class_of(metadata),
             batch_size=config.batch_size,
         )
-        | "FormatRows" >> FormatRows()
+        | "FormatRows" >> FormatRows(fingerprint)
         | "CountProgress" >> CountProgress(progress_dir, DONE)
-        | "AddFileFacts" >> AddFileFacts(to_classify, fingerprint)
     )
-    if carried is not None:
-        rows = (rows, carried) | "WithReusedRows" >> beam.Flatten()
-    return (
-        rows
-        | "WriteCsvShards"
-        >> WriteCsvShards(
+    if config.num_shards in (AUTO_SHARDS, 1):  # written where the rows are: no shuffle
+        branches = (rows,) if carried is None else (rows, carried)
+        written = branches | "WriteCsvShards" >> WriteBundleShards(
+            temp_dir, rows_per_shard=config.rows_per_shard, one_file=config.num_shards == 1
+        )
+    else:  # N shards by hash of the path: a GroupByKey of the rows
+        if carried is not None:
+            rows = (rows, carried) | "WithReusedRows" >> beam.Flatten()
+        written = rows | "WriteCsvShards" >> WriteCsvShards(
             temp_dir, config.num_shards, row_count=matched, rows_per_shard=config.rows_per_shard
         )
-        | "WriteManifest" >> WriteManifest(matched, FileSystems.join(temp_dir, MANIFEST_FILE))
+    return written | "WriteManifest" >> WriteManifest(
+        matched, FileSystems.join(temp_dir, MANIFEST_FILE)
     )
 
 

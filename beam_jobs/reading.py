@@ -211,7 +211,7 @@ class MatchInputs(beam.PTransform):
         return entries | "CountMatched" >> beam.ParDo(_CountEntriesFn())
 
 
-def _split_group(keyed_entries, batch_size: int) -> Iterable[tuple[tuple[str, str], ...]]:
+def _split_group(keyed_entries, batch_size: int) -> Iterable[tuple[tuple, ...]]:
     _, entries = keyed_entries
     entries = sorted(entries, key=lambda entry: entry[0])
     for start in range(0, len(entries), batch_size):
@@ -220,7 +220,7 @@ def _split_group(keyed_entries, batch_size: int) -> Iterable[tuple[tuple[str, st
 
 class GroupIntoBatches(beam.PTransform):
     """Entries (:class:`FileEntry`, path first) into batches of at most ``batch_size``
-    with a GroupByKey.
+    with a GroupByKey; an entry crosses the shuffle as a plain tuple of its fields.
 
     ``ceil(N / (BATCHES_PER_GROUP * batch_size))`` keys from a stable hash of the
     path, N the matched count (a side input); each group is cut into batches. Groups
@@ -237,9 +237,9 @@ class GroupIntoBatches(beam.PTransform):
     def expand(self, entries):
         batch_size = self._batch_size
 
-        def add_key(entry: tuple[str, str], count: int):
+        def add_key(entry: tuple, count: int):
             num_keys = max(1, math.ceil(count / (BATCHES_PER_GROUP * batch_size)))
-            return stable_hash(entry[0]) % num_keys, entry
+            return stable_hash(entry[0]) % num_keys, tuple(entry)  # no class name: 36% less
 
         return (
             entries
@@ -251,15 +251,16 @@ class GroupIntoBatches(beam.PTransform):
 
 @dataclass
 class DecodedBatch:
-    """Model inputs of the files of a batch that decoded, and the errors of the rest.
+    """Model inputs of the files of a batch that decoded, and the errors of the rest,
+    each keyed by the file's :class:`FileEntry` (its path and the facts its row records).
 
     An input is a ``float32 [S, S, 3]`` array in single mode, a
     :class:`~logo_batch.whole_photo.WindowStack` (``[W, S, S, 3]`` and the boxes) in
     whole mode.
     """
 
-    inputs: list[tuple[str, np.ndarray | WindowStack]] = field(default_factory=list)
-    errors: list[tuple[str, str]] = field(default_factory=list)
+    inputs: list[tuple[FileEntry, np.ndarray | WindowStack]] = field(default_factory=list)
+    errors: list[tuple[FileEntry, str]] = field(default_factory=list)
 
 
 def read_file_bytes(path: str) -> bytes:
@@ -303,26 +304,27 @@ class _DecodeBatchFn(beam.DoFn):
         self._read = Metrics.counter(METRICS_NAMESPACE, "images_read")
         self._failed = Metrics.counter(METRICS_NAMESPACE, "images_failed_to_decode")
 
-    def process(self, entries: Sequence[FileEntry | tuple[str, str]]):
+    def process(self, entries: Sequence[FileEntry | tuple]):
         batch = DecodedBatch()
-        for path, listing_error, *_ in entries:
-            if listing_error:
-                batch.errors.append((path, listing_error))
+        for fields in entries:
+            entry = FileEntry(*fields)
+            if entry.error:
+                batch.errors.append((entry, entry.error))
                 continue
             try:
                 decoded = decode_file(
-                    path, self._image_size, self._max_pixels, self._mode, self._grid
+                    entry.path, self._image_size, self._max_pixels, self._mode, self._grid
                 )
-                batch.inputs.append((path, decoded))
+                batch.inputs.append((entry, decoded))
                 self._read.inc()
             except ImageDecodeError as error:
-                batch.errors.append((path, error.reason))
+                batch.errors.append((entry, error.reason))
                 self._failed.inc()
         yield batch
 
 
 class DecodeImageBatches(beam.PTransform):
-    """Batches of entries (:class:`FileEntry`, or ``(path, error)``) to
+    """Batches of entries (:class:`FileEntry`, or a tuple of its first fields) to
     :class:`DecodedBatch`; a bad file never fails its batch, and an entry that already
     has an error is passed on as one.
 

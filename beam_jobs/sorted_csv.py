@@ -134,6 +134,49 @@ def _write_records(path: str, columns: Sequence[str], records: Iterable[Sequence
     return count, errors
 
 
+class SortedRecordWriter:
+    """Writes :data:`Record` rows added one at a time to ``path``, sorted by path under a
+    header of ``columns``, holding at most ``buffer_rows`` of them in memory (sorted runs
+    spill to a local scratch folder); :meth:`close` writes the file."""
+
+    def __init__(self, path: str, columns: Sequence[str], *, buffer_rows: int = SORT_BUFFER_ROWS):
+        if buffer_rows < 1:
+            raise ValueError(f"buffer_rows must be at least 1, not {buffer_rows}")
+        self.path = path
+        self.rows = 0
+        self._columns = list(columns)
+        self._buffer_rows = buffer_rows
+        self._buffer: list[Sequence[str]] = []
+        self._runs: list[str] = []
+        self._scratch: tempfile.TemporaryDirectory | None = None
+
+    def add(self, record: Record) -> None:
+        self._buffer.append(record)
+        self.rows += 1
+        if len(self._buffer) >= self._buffer_rows:
+            if self._scratch is None:
+                self._scratch = tempfile.TemporaryDirectory(prefix="logo-batch-sort-")
+            self._buffer.sort(key=itemgetter(0))
+            self._runs.append(_write_run(self._scratch.name, self._buffer))
+            self._buffer = []
+
+    def close(self) -> tuple[int, int]:
+        """Writes the file; returns (rows, error rows)."""
+        buffer, self._buffer = self._buffer, []
+        buffer.sort(key=itemgetter(0))
+        if self._scratch is None:
+            return _write_records(self.path, self._columns, buffer)
+        try:
+            if buffer:
+                self._runs.append(_write_run(self._scratch.name, buffer))
+            buffer = []
+            with _merged(self._runs, 0, self._scratch.name, None) as merged:
+                return _write_records(self.path, self._columns, merged)
+        finally:
+            self._scratch.cleanup()
+            self._scratch = None
+
+
 def write_sorted_records(
     path: str,
     records: Iterable[Record],
@@ -143,25 +186,10 @@ def write_sorted_records(
 ) -> tuple[int, int]:
     """Writes :data:`Record` rows sorted by path under a header of ``columns``, holding
     at most ``buffer_rows`` of them in memory; returns (rows, error rows)."""
-    if buffer_rows < 1:
-        raise ValueError(f"buffer_rows must be at least 1, not {buffer_rows}")
-    key = itemgetter(0)
-    buffer: list[Sequence[str]] = []
-    with tempfile.TemporaryDirectory(prefix="logo-batch-sort-") as scratch:
-        runs: list[str] = []
-        for record in records:
-            buffer.append(record)
-            if len(buffer) >= buffer_rows:
-                buffer.sort(key=key)
-                runs.append(_write_run(scratch, buffer))
-                buffer = []
-        buffer.sort(key=key)
-        if not runs:
-            return _write_records(path, columns, buffer)
-        runs.append(_write_run(scratch, buffer))
-        buffer = []
-        with _merged(runs, 0, scratch, None) as merged:
-            return _write_records(path, columns, merged)
+    writer = SortedRecordWriter(path, columns, buffer_rows=buffer_rows)
+    for record in records:
+        writer.add(record)
+    return writer.close()
 
 
 def write_sorted_csv(

@@ -1,6 +1,9 @@
 """Model inputs to CSV rows: the job's last PTransforms (each usable on its own).
 
 (beam_jobs.reading) -> ClassifyBatches -> FormatRows
+
+Each file's :class:`~beam_jobs.file_facts.FileEntry` is the key of its model input, so
+a row gets its file's size and modification time where it is made (no join by path).
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import apache_beam as beam
 from apache_beam.metrics import Metrics
 from apache_beam.ml.inference.base import RunInference
 
+from beam_jobs.file_facts import FileEntry, with_facts
 from beam_jobs.model import FailedInput, make_model_handler
 from logo_batch.predict import (
     SINGLE,
@@ -32,7 +36,7 @@ def check_mode(mode: str) -> str:
 
 
 class ClassifyBatches(beam.PTransform):
-    """Decoded batches to one :class:`Prediction` per file, through ``RunInference``.
+    """Decoded batches to one ``(FileEntry, Prediction)`` per file, through ``RunInference``.
 
     In whole mode the model handler scores the window stacks of a batch in model calls
     of at most ``batch_size`` windows and the rows are built by
@@ -66,8 +70,11 @@ class ClassifyBatches(beam.PTransform):
         class_names, top_k, min_score = self._class_names, self._top_k, self._min_score
         mode, background_class = self._mode, self._background_class
 
-        def to_prediction(keyed_result) -> Prediction:
-            path, result = keyed_result
+        def to_prediction(keyed_result) -> tuple[FileEntry, Prediction]:
+            entry, result = keyed_result
+            return entry, prediction_of(entry.path, result)
+
+        def prediction_of(path: str, result) -> Prediction:
             if isinstance(result.example, FailedInput):
                 return error_prediction(path, result.example.reason, mode)
             if mode == WHOLE:
@@ -98,25 +105,34 @@ class ClassifyBatches(beam.PTransform):
         )
 
 
-def model_examples(batch) -> list[tuple[str, object]]:
-    """A decoded batch as RunInference's keyed examples: each file's model input, or a
-    :class:`~beam_jobs.model.FailedInput` for a file that failed to decode."""
-    failed = [(path, FailedInput(reason)) for path, reason in batch.errors]
+def model_examples(batch) -> list[tuple[FileEntry, object]]:
+    """A decoded batch as RunInference's examples keyed by :class:`FileEntry`: each file's
+    model input, or a :class:`~beam_jobs.model.FailedInput` for a file that failed to
+    decode."""
+    failed = [(entry, FailedInput(reason)) for entry, reason in batch.errors]
     return list(batch.inputs) + failed
 
 
 class _ToRowFn(beam.DoFn):
-    def __init__(self):
+    def __init__(self, fingerprint: str):
+        self._fingerprint = fingerprint
         self._classified = Metrics.counter(METRICS_NAMESPACE, "images_classified")
         self._failed = Metrics.counter(METRICS_NAMESPACE, "images_failed")
 
-    def process(self, prediction: Prediction):
+    def process(self, keyed: tuple[FileEntry, Prediction]):
+        entry, prediction = keyed
         (self._failed if prediction.error else self._classified).inc()
-        yield prediction.to_row()
+        yield with_facts(prediction.to_row(), entry, self._fingerprint)
 
 
 class FormatRows(beam.PTransform):
-    """Predictions to CSV rows (dicts keyed by ``CSV_COLUMNS``)."""
+    """``(FileEntry, Prediction)`` pairs to CSV rows (dicts keyed by
+    :data:`~beam_jobs.file_facts.ROW_COLUMNS`): the prediction's columns, then the
+    entry's size and modification time and ``fingerprint`` (:mod:`beam_jobs.fingerprint`)."""
+
+    def __init__(self, fingerprint: str = ""):
+        super().__init__()
+        self._fingerprint = fingerprint
 
     def expand(self, predictions):
-        return predictions | "ToRow" >> beam.ParDo(_ToRowFn())
+        return predictions | "ToRow" >> beam.ParDo(_ToRowFn(self._fingerprint))

@@ -190,8 +190,8 @@ def test_shards_min_score_and_error_fraction_via_cli(bundle, image_folder, tmp_p
 class _DropOneRow(job.FormatRows):
     """FormatRows that silently loses the first row in sorted order (a runner bug)."""
 
-    def __init__(self, victim: str):
-        super().__init__()
+    def __init__(self, victim: str, fingerprint: str):
+        super().__init__(fingerprint)
         self._victim = victim
 
     def expand(self, predictions):
@@ -204,7 +204,7 @@ def test_count_check_fails_the_job_when_rows_are_missing(
 ):
     root, expected = image_folder
     victim = sorted(expected)[0]
-    monkeypatch.setattr(job, "FormatRows", lambda: _DropOneRow(victim))
+    monkeypatch.setattr(job, "FormatRows", lambda fingerprint: _DropOneRow(victim, fingerprint))
     output = tmp_path / "results.csv"
     config = job.JobConfig(input=str(root), model=str(bundle), output=str(output))
     missing = f"{len(expected)} image files matched but {len(expected) - 1} rows were written"

@@ -122,15 +122,85 @@ def test_auto_shards_one_per_rows_per_shard_rows_each_sorted(tmp_path):
     assert (checked.rows, checked.errors) == (10, sum(bool(row["error"]) for row in rows))
 
 
-def test_one_sorted_file_on_request_is_merged_from_parallel_parts(tmp_path):
+def _write_in_bundles(tmp_path, *branches, **options) -> dict:
+    manifest_path = str(tmp_path / csv_output.MANIFEST_FILE)
+    with _pipeline() as p:
+        matched = p | "Matched" >> beam.Create([sum(len(rows) for rows in branches)])
+        pcolls = tuple(
+            p | f"Rows{index}" >> beam.Create(rows) for index, rows in enumerate(branches)
+        )
+        written = pcolls | csv_output.WriteBundleShards(str(tmp_path), **options)
+        _ = written | csv_output.WriteManifest(matched, manifest_path)
+    return json.loads((tmp_path / csv_output.MANIFEST_FILE).read_text())
+
+
+def test_a_bundle_writer_rolls_over_every_rows_per_shard_rows_and_reports_each_file(tmp_path):
+    rows = _rows(10)
+    fn = csv_output._WriteBundleShardsFn(str(tmp_path), ROW_COLUMNS, 3, buffer_rows=2)
+    fn.start_bundle()
+    rolled = [written for row in rows for written in fn.process(row)]
+    last = [windowed.value for windowed in fn.finish_bundle()]
+    assert [w.rows for w in rolled] == [3, 3, 3] and [w.rows for w in last] == [1]
+    seen = []
+    for written in rolled + last:
+        paths = _read_paths(tmp_path / written.name)
+        assert paths == sorted(paths)  # each file sorted (spilled runs of 2 rows merged)
+        assert count_csv_rows(tmp_path / written.name) == (written.rows, written.errors)
+        assert (tmp_path / written.name).stat().st_size == written.size
+        seen += paths
+    assert sorted(seen) == sorted(row["path"] for row in rows)  # every row once
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(w.name for w in rolled + last)
+    fn.start_bundle()  # a bundle without rows writes nothing
+    assert list(fn.finish_bundle()) == []
+
+
+def test_part_filled_files_are_packed_into_shards_of_at_most_rows_per_shard():
+    written = [csv_output.ShardWritten(f"rows-{n}", rows, 0, 1) for n, rows in
+               enumerate([10, 7, 4, 3, 2, 10, 1])]  # fmt: skip
+    packs: dict[str, list[int]] = {}
+    for pack, shard in csv_output.pack_shards(written, rows_per_shard=10):
+        packs.setdefault(pack, []).append(shard.rows)
+    assert sorted(sum(rows) for rows in packs.values()) == [7, 10, 10, 10]  # 37 rows, 4 files
+    assert packs["rows-0"] == [10] and packs["rows-5"] == [10]  # full files stay as they are
+    one = {pack for pack, _ in csv_output.pack_shards(written, 10, one_file=True)}
+    assert len(one) == 1
+
+
+def test_rows_written_where_they_are_give_every_row_once_in_sorted_shards(tmp_path):
+    classified, reused = _rows(11), _rows(40)[11:20]
+    manifest = _write_in_bundles(tmp_path, classified, reused, rows_per_shard=4)
+    assert manifest["matched"] == 20
+    assert all(shard["rows"] <= 4 for shard in manifest["shards"].values())
+    checked = csv_output.check_shards(str(tmp_path), manifest)
+    assert checked.rows == 20 == sum(shard["rows"] for shard in manifest["shards"].values())
+    seen = []
+    for path in checked.paths:
+        paths = _read_paths(path)
+        assert paths == sorted(paths)
+        seen += paths
+    assert sorted(seen) == sorted(row["path"] for row in classified + reused)
+    errors = sum(bool(row["error"]) for row in classified + reused)
+    assert checked.errors == errors
+
+
+def test_one_sorted_file_on_request_is_merged_from_the_writers_files(tmp_path):
     rows = _rows(17)
-    manifest = _write(tmp_path, rows, num_shards=1, rows_per_shard=4, sort_buffer_rows=2)
+    manifest = _write_in_bundles(tmp_path, rows, one_file=True, rows_per_shard=4)
     assert manifest["num_shards"] == 1
-    one = tmp_path / csv_output.shard_name(0, 1)
-    assert _read_paths(one) == sorted(row["path"] for row in rows)  # sorted across parts
-    parts = sorted(p.name for p in tmp_path.glob("part-*.csv"))
-    assert parts == [csv_output.part_name(i, 5) for i in range(5)]  # ceil(17 / 4) writers
-    assert manifest["shards"][one.name]["rows"] == 17
+    (name,) = manifest["shards"]
+    assert _read_paths(tmp_path / name) == sorted(row["path"] for row in rows)
+    assert manifest["shards"][name]["rows"] == 17
+    assert len(list(tmp_path.glob("rows-*.csv"))) >= 1 + 5  # ceil(17 / 4) files merged
+
+
+def test_the_driver_check_ignores_files_no_writer_reported(tmp_path):
+    manifest = _write_in_bundles(tmp_path, _rows(6), rows_per_shard=4)
+    (tmp_path / "rows-0123456789ab-00000.csv").write_text("a failed bundle's file")
+    checked = csv_output.check_shards(str(tmp_path), manifest)
+    assert checked.rows == 6 and len(checked.paths) == len(manifest["shards"])
+    (tmp_path / sorted(manifest["shards"])[0]).unlink()
+    with pytest.raises(ClassifyJobError, match="the writer reported it, but it is gone"):
+        csv_output.check_shards(str(tmp_path), manifest)
 
 
 def test_the_driver_check_names_a_shard_no_writer_reported(tmp_path):

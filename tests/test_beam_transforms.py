@@ -14,6 +14,7 @@ from beam_support import count_csv_rows
 from image_files import encode, halves
 
 from beam_jobs import csv_output, inputs, reading, transforms
+from beam_jobs.file_facts import FileEntry
 from logo_batch.predict import error_prediction, scores_to_prediction
 
 
@@ -60,9 +61,9 @@ def test_decode_image_batches_passes_errors_on_and_decodes_the_rest(tmp_path):
 
     def check(decoded):
         (only,) = decoded
-        assert [path for path, _ in only.inputs] == [str(good)]
+        assert [entry for entry, _ in only.inputs] == [FileEntry(str(good))]  # the key
         assert only.inputs[0][1].shape == (16, 16, 3)
-        errors = dict(only.errors)
+        errors = {entry.path: reason for entry, reason in only.errors}
         assert errors["/gone.jpg"] == "listing error" and errors[str(tmp_path / "bad.jpg")]
 
     with _pipeline() as p:
@@ -70,14 +71,20 @@ def test_decode_image_batches_passes_errors_on_and_decodes_the_rest(tmp_path):
         assert_that(decoded, check)
 
 
-def test_format_rows_gives_the_prediction_rows():
+def test_format_rows_gives_the_prediction_rows_with_the_files_facts():
+    entries = [FileEntry("/a.jpg", "", 123, "2024-05-01T12:00:00.000001Z"), FileEntry("/b.jpg")]
     predictions = [
         scores_to_prediction("/a.jpg", np.array([0.7, 0.3]), ["x", "y"], top_k=2),
         error_prediction("/b.jpg", "corrupt"),
     ]
+    expected = [
+        {**predictions[0].to_row(), "size": "123", "modified": entries[0].modified},
+        {**predictions[1].to_row(), "size": "", "modified": ""},
+    ]
     with _pipeline() as p:
-        rows = p | beam.Create(predictions) | transforms.FormatRows()
-        assert_that(rows, equal_to([prediction.to_row() for prediction in predictions]))
+        keyed = p | beam.Create(list(zip(entries, predictions, strict=True)))
+        rows = keyed | transforms.FormatRows("fp1")
+        assert_that(rows, equal_to([{**row, "fingerprint": "fp1"} for row in expected]))
 
 
 def test_csv_shards_and_manifest_account_for_every_row(tmp_path):
@@ -113,12 +120,12 @@ def test_decode_image_batches_in_whole_mode_makes_window_stacks(tmp_path):
 
     def check(decoded):
         (only,) = decoded
-        ((path, stack),) = only.inputs
-        assert path == str(good) and isinstance(stack, WindowStack)
+        ((entry, stack),) = only.inputs
+        assert entry.path == str(good) and isinstance(stack, WindowStack)
         assert stack.inputs.shape == (14, 16, 16, 3)
         np.testing.assert_array_equal(stack.windows, photo_windows(30, 40))
         np.testing.assert_array_equal(stack.inputs[0], preprocess_image_file(good, 16))
-        assert dict(only.errors)[str(tmp_path / "bad.jpg")]
+        assert {entry.path: reason for entry, reason in only.errors}[str(tmp_path / "bad.jpg")]
 
     with _pipeline() as p:
         decoded = p | beam.Create([batch]) | reading.DecodeImageBatches(16, mode="whole")
