@@ -239,17 +239,20 @@ def bench_bulk(
               f"{beam.steady:.1f} img/s; ceiling {ceiling:.1f} img/s", flush=True)  # fmt: skip
         section.rows += size_rows(image_size, loop, len(loop_paths), predict, beam, ceiling)
         if image_size == DEFAULT_IMAGE_SIZE:
-            e2e = beam.end_to_end
+            steady = beam.steady
             section.targets = [
-                f"target Beam >= 10x loop ({image_size} px): {verdict(e2e >= 10 * loop)} "
-                f"({e2e / loop:.1f}x)",
-                f"target Beam >= 0.6 x ceiling ({image_size} px): "
-                f"{verdict(e2e >= 0.6 * ceiling)} ({e2e / ceiling:.2f})",
+                f"target Beam steady state >= 0.8 of the ceiling ({image_size} px, {images} "
+                f"images): {verdict(steady >= 0.8 * ceiling)} ({steady / ceiling:.2f})",
+                f"target Beam faster than logo-batch predict on the same cores "
+                f"({image_size} px, steady state): {verdict(steady > predict.steady)} "
+                f"({steady / predict.steady:.2f}x)",
             ]
     section.notes = [
         "Time to first row: a run over 32 files, end to end (process start, imports, model "
         "loading, one batch). Steady state: (N - 32) / (t_N - t_32). Both commands run in "
-        "their own processes, as a user runs them; predimage and the ceiling run in this one."
+        "their own processes, as a user runs them; predimage and the ceiling run in this one. "
+        "Predict, the Beam job and the ceiling call the model the same way: one traced graph "
+        "(logo_batch.predict.compiled_forward); predimage calls model.predict per image."
     ]
     return section
 
