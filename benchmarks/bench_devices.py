@@ -6,11 +6,12 @@ In one run, each figure with its baseline measured alongside:
    TensorFlow's oneDNN, GPUs, and the precision ``auto`` picks
    (:func:`logo_batch.distribute.resolve_precision`).
 2. Inference, MobileNetV2 at 224 px, batches of 32, the same images for every variant
-   (rounds interleaved, medians): float32 through
+   (rounds interleaved, medians): float32 called eagerly (``model(x)``, layer by layer
+   from Python: the project's path until 2026-11-25; the baseline) vs float32 through
    :func:`logo_batch.predict.predict_scores` (what ``logo-batch predict`` and the Beam
-   job run, an eager model call; the baseline) vs the same bundle in ``mixed_bfloat16``
-   (:func:`logo_batch.distribute.inference_model`); float32 compiled
-   (``predict_on_batch``: one traced graph); TensorFlow Lite float32 and int8
+   job run: one traced graph, :func:`logo_batch.predict.compiled_forward`), the same
+   bundle in ``mixed_bfloat16`` through it (:func:`logo_batch.distribute.inference_model`),
+   Keras's own ``predict_on_batch``; TensorFlow Lite float32 and int8
    (post-training quantization calibrated on training images). With a trained bundle
    and the built ``crops`` data, the top-1 accuracy of each on the crops test split.
 3. Training step, MobileNetV2 at 224 px, every layer trainable, float32 vs
@@ -361,9 +362,10 @@ def bench_devices(
     lite = tflite_models(model, calibration)
     bf16 = distribute.inference_model(model, distribute.MIXED_BFLOAT16)
     predictors = {
-        "float32, predict_scores": lambda x: predict_scores(model, x),
-        "mixed_bfloat16, predict_scores": lambda x: predict_scores(bf16, x),
-        "float32, compiled (predict_on_batch)": lambda x: model.predict_on_batch(x),
+        "float32, eager model call": lambda x: np.asarray(model(x, training=False)),
+        "float32, predict_scores (compiled graph)": lambda x: predict_scores(model, x),
+        "mixed_bfloat16, predict_scores (compiled graph)": lambda x: predict_scores(bf16, x),
+        "float32, Keras predict_on_batch": lambda x: model.predict_on_batch(x),
         "TFLite float32 (XNNPACK)": lite["float32"],
         "TFLite int8 (post-training quantization)": lite["int8"],
     }
@@ -378,7 +380,7 @@ def bench_devices(
     feed = feed_rates(data_dir, rounds)
 
     section = Section("6. Devices: the CPU's accelerators, and cores to keep one GPU busy")
-    base = per_cpu_of(inference, "float32, predict_scores")
+    base = per_cpu_of(inference, "float32, eager model call")
     for name, runs in inference.items():
         rate, per_cpu = median([r[0] for r in runs]), median([r[1] for r in runs])
         note = f"{rate:,.1f} img/s on this machine"
@@ -424,7 +426,7 @@ def bench_devices(
         )
     lite32 = per_cpu_of(inference, "TFLite float32 (XNNPACK)")
     int8 = per_cpu_of(inference, "TFLite int8 (post-training quantization)")
-    compiled = per_cpu_of(inference, "float32, compiled (predict_on_batch)")
+    compiled = per_cpu_of(inference, "float32, predict_scores (compiled graph)")
     section.notes = [
         f"Detected: {machine}. `--mixed-precision auto` trains in {train_policy} here; "
         f"inference `auto` is {infer_policy}. bfloat16 pays where the CPU has AMX or "
@@ -437,8 +439,8 @@ def bench_devices(
         + " Values are images per CPU-second of this process, all its threads (on a "
         "shared machine steadier than wall time, and what provisioning needs); the wall "
         "rates are in the notes. Per core, TensorFlow Lite runs the same float32 model "
-        f"{lite32 / base:.1f}x as fast as the eager call `logo-batch predict` and the "
-        f"Beam job make today, and the compiled call {compiled / base:.1f}x; int8 over "
+        f"{lite32 / base:.1f}x as fast as an eager model call, and the compiled graph "
+        f"`logo-batch predict` and the Beam job run {compiled / base:.1f}x; int8 over "
         f"TFLite float32: {int8 / lite32:.2f}x (its gain needs int8 dot products: "
         "AVX-512 VNNI or AMX-INT8).",
         "\n".join(table),
