@@ -27,8 +27,10 @@ The pipeline (:func:`beam_jobs.job.build_pipeline`), as named composable PTransf
                          earlier output's rows (read by the workers):
                          unchanged rows carried, the rest classified
                                                   -> FileEntry to classify, rows
-    GroupIntoBatches     key = crc32(path) % ceil(N / B), GroupByKey,
-                         oversize groups split                     -> tuples of entries
+    GroupIntoBatches     consecutive entries into batches of B where
+                         they are, each packed as one bytes object;
+                         GroupByKey by hash of the first path (spread
+                         over the workers)                   -> tuples of entries
     DecodeImageBatches   read + preprocess_image_file per file (single
                          mode) or load_image + whole_photo.photo_stack,
                          a [14, S, S, 3] window stack (whole mode)  -> DecodedBatch

@@ -202,7 +202,7 @@ def build_pipeline(
     _ = to_classify_count | "ReportToClassify" >> RecordTotal(progress_dir, TO_CLASSIFY)
     rows = (
         to_classify
-        | "GroupIntoBatches" >> GroupIntoBatches(to_classify_count, config.batch_size)
+        | "GroupIntoBatches" >> GroupIntoBatches(config.batch_size)
         | "DecodeImageBatches"
         >> DecodeImageBatches(metadata.image_size, config.max_pixels, mode=mode, grid=config.grid)
         | "ClassifyBatches"

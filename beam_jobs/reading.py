@@ -3,17 +3,18 @@
     MatchInputs (MatchImageFiles | ReadFileList, OneEntryPerFile) -> GroupIntoBatches
     -> DecodeImageBatches
 
-Why the batching is done by hand, not by RunInference's ``BatchElements``:
-``BatchElements`` flushes its last partial batch in ``finish_bundle``, and Beam's
-Dask runner (2.77) collects a DoFn's outputs *before* calling ``finish_bundle``
-(``runners/dask/transform_evaluator.py::apply_dofn_to_bundle``), so those images
-would vanish. Here no DoFn emits anything from ``finish_bundle`` and no DoFn has
-tagged outputs (the Dask runner merges them into one collection).
+Why the batching is done here, not by RunInference's ``BatchElements``: batches are
+packed where the entries are listed (one small bytes object per batch) and only then
+shuffled to spread them over the workers, so no runner holds a Python object per file
+in a shuffle. ``BatchElements`` would batch after a shuffle of single entries. Both
+flush the last partial batch in ``finish_bundle``; Beam's own Dask runner (2.77) drops
+what ``finish_bundle`` emits (``runners/dask/transform_evaluator.py``), the job's
+``--runner DaskRunner`` (:mod:`beam_jobs.dask_runner`) keeps it. No DoFn has tagged
+outputs (the Dask runner merges them into one collection).
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -23,6 +24,7 @@ from apache_beam.io import fileio
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
+from apache_beam.transforms.window import GlobalWindows
 
 from beam_jobs.file_facts import FileEntry, metadata_entry
 from beam_jobs.file_lists import listed_paths
@@ -42,8 +44,6 @@ from logo_batch.preprocessing import (
     preprocess_image_file,
 )
 from logo_batch.whole_photo import DEFAULT_GRID, Grid, WindowStack, photo_stack
-
-BATCHES_PER_GROUP = 4
 
 
 class _ListLocalFn(beam.DoFn):
@@ -211,41 +211,66 @@ class MatchInputs(beam.PTransform):
         return entries | "CountMatched" >> beam.ParDo(_CountEntriesFn())
 
 
-def _split_group(keyed_entries, batch_size: int) -> Iterable[tuple[tuple, ...]]:
-    _, entries = keyed_entries
-    entries = sorted(entries, key=lambda entry: entry[0])
-    for start in range(0, len(entries), batch_size):
-        yield tuple(entries[start : start + batch_size])
+_PACK_CODER = beam.coders.FastPrimitivesCoder()
+
+
+class _PackBatchesFn(beam.DoFn):
+    """Consecutive entries of a bundle into batches of ``batch_size``, each packed as one
+    bytes object (its entries' fields as plain tuples): full batches as they fill, the
+    last part-filled one from ``finish_bundle``."""
+
+    def __init__(self, batch_size: int):
+        self._batch_size = batch_size
+        self._batch: list[tuple] = []
+
+    def start_bundle(self):
+        self._batch = []
+
+    def process(self, entry: FileEntry | tuple):
+        self._batch.append(tuple(entry))
+        if len(self._batch) >= self._batch_size:
+            yield self._pack()
+
+    def finish_bundle(self):
+        if self._batch:
+            yield GlobalWindows.windowed_value(self._pack())
+
+    def _pack(self) -> tuple[int, bytes]:
+        batch, self._batch = tuple(self._batch), []
+        return stable_hash(batch[0][0]), _PACK_CODER.encode(batch)
+
+
+def _unpack(keyed_batches) -> Iterable[tuple[tuple, ...]]:
+    _, packed = keyed_batches
+    for batch in packed:
+        yield _PACK_CODER.decode(batch)
 
 
 class GroupIntoBatches(beam.PTransform):
     """Entries (:class:`FileEntry`, path first) into batches of at most ``batch_size``
-    with a GroupByKey; an entry crosses the shuffle as a plain tuple of its fields.
+    (tuples of each entry's fields), spread over the workers.
 
-    ``ceil(N / (BATCHES_PER_GROUP * batch_size))`` keys from a stable hash of the
-    path, N the matched count (a side input); each group is cut into batches. Groups
-    of several batches keep most batches full despite the uneven hash (with one
-    batch per key, a third of the batches were partial). Runner-independent:
-    nothing is held back for ``finish_bundle``.
+    Consecutive entries of a bundle are batched where they are, each batch packed into
+    one bytes object (about 100 bytes a file, and one object per batch: a runner that
+    shuffles in its driver holds little), then the batches are shuffled by the hash of
+    their first path (a GroupByKey) so that every worker gets some. Every batch is full
+    but the last of each bundle. The last batch comes from ``finish_bundle``, which
+    every runner of the job keeps (Beam's own Dask runner does not; the job's
+    ``--runner DaskRunner`` does: :mod:`beam_jobs.dask_runner`).
     """
 
-    def __init__(self, matched_count, batch_size: int):
+    def __init__(self, batch_size: int):
         super().__init__()
-        self._matched_count = matched_count
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, not {batch_size}")
         self._batch_size = batch_size
 
     def expand(self, entries):
-        batch_size = self._batch_size
-
-        def add_key(entry: tuple, count: int):
-            num_keys = max(1, math.ceil(count / (BATCHES_PER_GROUP * batch_size)))
-            return stable_hash(entry[0]) % num_keys, tuple(entry)  # no class name: 36% less
-
         return (
             entries
-            | "KeyByBatch" >> beam.Map(add_key, count=beam.pvalue.AsSingleton(self._matched_count))
-            | "GroupByBatch" >> beam.GroupByKey()
-            | "SplitOversize" >> beam.FlatMap(_split_group, batch_size)
+            | "PackBatches" >> beam.ParDo(_PackBatchesFn(self._batch_size))
+            | "SpreadBatches" >> beam.GroupByKey()
+            | "Unpack" >> beam.FlatMap(_unpack)
         )
 
 

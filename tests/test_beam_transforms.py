@@ -47,9 +47,7 @@ def test_group_into_batches_keeps_every_entry_once_in_batches_of_at_most_b(count
         assert sorted(flat) == entries  # every entry, once
 
     with _pipeline() as p:
-        pcoll = p | beam.Create(entries)
-        matched = pcoll | beam.combiners.Count.Globally()
-        batches = pcoll | reading.GroupIntoBatches(matched, batch_size=8)
+        batches = p | beam.Create(entries) | reading.GroupIntoBatches(batch_size=8)
         assert_that(batches, check)
 
 
