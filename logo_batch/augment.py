@@ -1,9 +1,11 @@
 """Batch augmentation for logos: crop/zoom, shifts, small rotations, colour jitter.
 
-Keras preprocessing layers applied to whole batches inside ``tf.data`` (each image
-gets its own random draw). Never a horizontal flip: mirrored text is another logo.
-Borders are filled by repeating the edge pixels, never by reflection, which would
-paint mirrored copies of the logo into the image.
+Keras preprocessing layers applied to whole batches (each image gets its own random
+draw), inside ``tf.data`` on the CPU or inside the training step on the accelerator
+(``--augment-on``, see ``logo_batch.training.augmentation``); the math is float32 in
+both places. Never a horizontal flip: mirrored text is another logo. Borders are
+filled by repeating the edge pixels, never by reflection, which would paint mirrored
+copies of the logo into the image.
 """
 
 from __future__ import annotations
@@ -33,7 +35,11 @@ class AugmentConfig:
 def build_augmenter(
     config: AugmentConfig | None = None, seed: int | None = None
 ) -> keras.Sequential:
-    """The augmentation layers as a ``keras.Sequential`` (float32 [0, 255] in and out)."""
+    """The augmentation layers as a ``keras.Sequential`` (float32 [0, 255] in and out).
+
+    The layers compute in float32 whatever the global dtype policy (mixed precision
+    casts at the model's input, after augmentation).
+    """
     c = config or AugmentConfig()
     fill = {"fill_mode": "nearest", "interpolation": "bilinear"}
     layers: list[keras.layers.Layer] = []
@@ -41,7 +47,12 @@ def build_augmenter(
     def add(layer_type, strength, *args, **kwargs):
         if strength:
             layers.append(
-                layer_type(*args, seed=None if seed is None else seed + len(layers), **kwargs)
+                layer_type(
+                    *args,
+                    seed=None if seed is None else seed + len(layers),
+                    dtype="float32",
+                    **kwargs,
+                )
             )
 
     add(keras.layers.RandomZoom, c.zoom, (-c.zoom, c.zoom / 2), **fill)

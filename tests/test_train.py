@@ -13,7 +13,7 @@ import keras
 import numpy as np
 import pandas as pd
 import pytest
-from training_support import Record, tiny_config
+from training_support import Interrupt, Record, tiny_config
 
 from logo_batch import data, evaluate
 from logo_batch.bundle import load_bundle, read_metadata
@@ -23,18 +23,6 @@ from logo_batch.training import train
 
 CHANCE = 1 / 27
 REPO = Path(__file__).resolve().parents[1]
-
-
-class Interrupt(keras.callbacks.Callback):
-    """Simulates a crash at the end of one epoch (after the epoch's backup)."""
-
-    def __init__(self, at_epoch: int):
-        super().__init__()
-        self.at_epoch = at_epoch
-
-    def on_epoch_end(self, epoch, logs=None):
-        if epoch == self.at_epoch:
-            raise KeyboardInterrupt(f"killed after epoch {epoch}")
 
 
 @pytest.fixture(scope="module")
@@ -168,7 +156,8 @@ def test_mirrored_strategy_on_two_logical_cpus(synthetic_data_dir, tmp_path):
     """MirroredStrategy over 2 CPU devices (set before TF initialises: a subprocess).
 
     Splits of k*B+1 examples (a last partial batch of one example) on both head-phase
-    paths: images through the model (weights none), and cached features (weights file).
+    paths: images through the model (weights none, augmented in the training step on
+    each replica), and cached features (weights file, fine-tuning augmented in tf.data).
     """
     from logo_batch import models
 
@@ -195,7 +184,10 @@ def test_mirrored_strategy_on_two_logical_cpus(synthetic_data_dir, tmp_path):
         "--epochs", "2", "--fine-tune-epochs", "1", "--steps-per-epoch", "3",
         "--strategy", "mirrored", "--no-serving-export",
     ]  # fmt: skip
-    runs = {"images": ["--weights", "none"], "features": ["--weights", str(base_weights)]}
+    runs = {
+        "images": ["--weights", "none", "--augment-on", "device"],
+        "features": ["--weights", str(base_weights), "--augment-on", "cpu"],
+    }
     args = [*common, "--output-dir", str(tmp_path / "images"), *runs["images"], "--"]
     args += [*common, "--output-dir", str(tmp_path / "features"), *runs["features"]]
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": str(REPO)}
@@ -206,6 +198,7 @@ def test_mirrored_strategy_on_two_logical_cpus(synthetic_data_dir, tmp_path):
     for run in runs:
         training = read_metadata(tmp_path / run / "bundle").training
         assert training["strategy"] == "MirroredStrategy" and training["replicas"] == 2
+        assert training["augment_on"] == runs[run][-1]
         history = pd.read_csv(tmp_path / run / "history.csv")
         assert len(history) == 3 and np.isfinite(history["val_loss"]).all()
 

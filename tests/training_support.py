@@ -44,3 +44,15 @@ class Record(keras.callbacks.Callback):
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epochs.append(epoch)
+
+
+class Interrupt(keras.callbacks.Callback):
+    """Simulates a crash at the end of one epoch (after the epoch's backup)."""
+
+    def __init__(self, at_epoch: int):
+        super().__init__()
+        self.at_epoch = at_epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == self.at_epoch:
+            raise KeyboardInterrupt(f"killed after epoch {epoch}")

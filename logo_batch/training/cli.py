@@ -7,7 +7,7 @@ import sys
 
 from logo_batch import distribute, models
 from logo_batch.cli_options import matching_args
-from logo_batch.training.config import TrainConfig
+from logo_batch.training.config import AUGMENT_ON_VALUES, TrainConfig
 from logo_batch.training.trainer import train
 
 
@@ -32,6 +32,13 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     a("--label-smoothing", type=float, default=None)
     a("--class-weights", action="store_true", help="balanced class weights")
     a("--no-augment", dest="augment", action="store_false")
+    a(
+        "--augment-on",
+        choices=AUGMENT_ON_VALUES,
+        default=d.augment_on,
+        help="where training augments: cpu (tf.data pipeline), device (in the training "
+        "step, on the accelerator: the CPU only decodes), auto (device with a GPU)",
+    )
     a(
         "--head-on-images",
         dest="head_on_features",

@@ -7,12 +7,16 @@ import os
 from dataclasses import dataclass
 
 from logo_batch import data as data_lib
-from logo_batch import evaluate, models
+from logo_batch import distribute, evaluate, models
 
 # Fields that must match to resume a run in the same output folder.
 RESUME_FIELDS = (
     "dataset", "config", "image_size", "backbone", "head", "dropout", "seed", "background",
 )  # fmt: skip
+# --augment-on: where augmentation runs. cpu: in the tf.data pipeline; device: in the
+# training step on the accelerator (the CPU only decodes); auto: device with a GPU.
+AUGMENT_ON_VALUES = ("auto", "cpu", "device")
+AUGMENT_CPU, AUGMENT_DEVICE = "cpu", "device"
 
 
 @dataclass
@@ -38,6 +42,7 @@ class TrainConfig:
     label_smoothing: float | None = None  # default 0.1; 0 for the seed head
     class_weights: bool = False
     augment: bool = True
+    augment_on: str = "auto"  # cpu, device, or auto (device when a GPU is visible)
     head_on_features: bool = True  # pretrained base + default head: linear-probe first
     background: int = 0  # windows with no logo per training photo, learned as class none
     blur: float = 0.0
@@ -102,6 +107,11 @@ class TrainConfig:
         for name, value, ok, rule in checks:
             if not ok:
                 raise ValueError(f"--{name.replace('_', '-')} must be {rule}, not {value}")
+        if self.augment_on not in AUGMENT_ON_VALUES:
+            raise ValueError(
+                f"--augment-on must be one of {', '.join(AUGMENT_ON_VALUES)}, "
+                f"not {self.augment_on!r}"
+            )
         if self.epochs == 0 and self.fine_tune_epochs == 0:
             raise ValueError("--epochs and --fine-tune-epochs are both 0: nothing to train")
         weights = os.fspath(self.weights)
@@ -110,6 +120,16 @@ class TrainConfig:
                 raise ValueError(
                     f"--weights {weights}: no such file (use imagenet, none, or a weights file)"
                 )
+
+
+def resolve_augment_on(cfg: TrainConfig, gpu: bool | None = None) -> str | None:
+    """Where the run augments: ``cpu`` or ``device`` (``auto``: device when TensorFlow
+    sees a GPU; ``gpu`` overrides the look), ``None`` without augmentation."""
+    if not cfg.augment:
+        return None
+    if cfg.augment_on != "auto":
+        return cfg.augment_on
+    return AUGMENT_DEVICE if (distribute.has_gpu() if gpu is None else gpu) else AUGMENT_CPU
 
 
 def head_phase_on_features(cfg: TrainConfig) -> bool:

@@ -11,8 +11,8 @@ import tensorflow as tf
 
 from logo_batch import background, distribute
 from logo_batch import data as data_lib
-from logo_batch.augment import AugmentConfig, make_augment_fn
-from logo_batch.training.config import TrainConfig, head_phase_on_features
+from logo_batch.training.augmentation import run_augmentation
+from logo_batch.training.config import AUGMENT_CPU, TrainConfig, head_phase_on_features
 from tfds_flickr27 import NONE_LABEL
 
 
@@ -23,14 +23,22 @@ class TrainingData:
     splits: dict[str, data_lib.SplitInfo]
     class_names: list[str]  # what the model predicts: the brands (+ the background class)
     background_class: str | None  # the last class when windows with no logo are learned
-    train: tf.data.Dataset  # repeated, shuffled, augmented full batches
+    train: tf.data.Dataset  # repeated, shuffled full batches (augmented if augment_on cpu)
     validation: tf.data.Dataset  # full batches, zero-weight padding at the end
     plain_train: tf.data.Dataset | None  # un-augmented, for the head's features
     steps: int
     validation_steps: int
+    augment_on: str | None = AUGMENT_CPU  # where training augments: cpu, device or None
 
 
-def build_datasets(cfg: TrainConfig, task: distribute.TaskInfo, replicas: int) -> TrainingData:
+def build_datasets(
+    cfg: TrainConfig,
+    task: distribute.TaskInfo,
+    replicas: int,
+    augment_on: str | None = AUGMENT_CPU,
+) -> TrainingData:
+    """The run's pipelines; the training batches are augmented here only when
+    ``augment_on`` is ``cpu`` (``device``: the training step augments them)."""
     splits = {
         name: data_lib.load_split(cfg.data_dir, cfg.config, split, dataset=cfg.dataset)
         for name, split in (
@@ -74,9 +82,11 @@ def build_datasets(cfg: TrainConfig, task: distribute.TaskInfo, replicas: int) -
         "one_hot": True,
         "cache": cache,
     }
+    if not cfg.augment:
+        augment_on = None
     augment = None
-    if cfg.augment:
-        augment = make_augment_fn(AugmentConfig(blur=cfg.blur), seed=cfg.seed)
+    if augment_on == AUGMENT_CPU:
+        augment = run_augmentation(cfg)
     train_ds = data_lib.make_dataset(
         train_info.records,
         training=True,
@@ -114,4 +124,5 @@ def build_datasets(cfg: TrainConfig, task: distribute.TaskInfo, replicas: int) -
         plain_train_ds,
         steps,
         validation_steps,
+        augment_on,
     )

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from logo_batch import models
-from logo_batch.training.config import TrainConfig, head_phase_on_features
+from logo_batch.training.config import AUGMENT_DEVICE, TrainConfig, head_phase_on_features
 from logo_batch.training.datasets import TrainingData
 from logo_batch.training.fitting import (
     compile_model,
@@ -77,7 +77,11 @@ def fit_phases(cfg, model, work, datasets: TrainingData, jit, extra):
             fit_head_on_features(cfg, model, work, datasets, jit, extra)
             model.save_weights(str(work / BEST_WEIGHTS))
         else:
-            compile_model(model, cfg, schedule(cfg, learning_rate, datasets.steps * epochs), jit)
+            # With device augmentation the training step applies XLA itself (around
+            # all but the augmentation, which has no XLA kernels): see augmentation.py.
+            model_jit = jit and datasets.augment_on != AUGMENT_DEVICE
+            lr = schedule(cfg, learning_rate, datasets.steps * epochs)
+            compile_model(model, cfg, lr, model_jit)
             # Keras keeps the epoch BackupAndRestore restored in a previous fit() and
             # would start this phase there (Keras 3.15 never resets it): clear it.
             model._initial_epoch = None

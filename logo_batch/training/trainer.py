@@ -10,7 +10,8 @@ import tensorflow as tf
 
 from logo_batch import distribute, models
 from logo_batch.training import export, run_folder
-from logo_batch.training.config import TrainConfig
+from logo_batch.training.augmentation import augment_in_train_step, run_augmentation
+from logo_batch.training.config import AUGMENT_DEVICE, TrainConfig, resolve_augment_on
 from logo_batch.training.datasets import build_datasets
 from logo_batch.training.fitting import say
 from logo_batch.training.phases import fit_phases
@@ -57,15 +58,24 @@ def train(config: TrainConfig, *, callbacks: Sequence = ()) -> TrainResult:
 
     previous_policy = keras.mixed_precision.global_policy().name
     try:
-        datasets = build_datasets(cfg, task, replicas)
+        datasets = build_datasets(cfg, task, replicas, resolve_augment_on(cfg))
         class_names = datasets.class_names
         distribute.set_precision(policy)
+        xla_step = jit  # whether the image phases' training step runs with XLA
         with strategy.scope():  # variables, optimizer and fit in the strategy's scope
             model = models.build_model(
                 cfg.backbone, len(class_names), cfg.image_size, cfg.weights, cfg.head, cfg.dropout
             )
             if replicas > 1:
                 models.synchronize_batch_norm(model)
+            if datasets.augment_on == AUGMENT_DEVICE:
+                augment = run_augmentation(cfg)  # its seed state lives with the replicas
+                xla_step = augment_in_train_step(model, augment, jit=jit, replicas=replicas)
+                say(
+                    cfg,
+                    "augmentation: in the training step, on the device"
+                    + (f" (without XLA: {replicas} replicas)" if jit and not xla_step else ""),
+                )
             completed = fit_phases(cfg, model, work, datasets, jit, callbacks)
         history = read_history(work / HISTORY_FILE)
         from logo_batch.plots import plot_history
@@ -83,6 +93,8 @@ def train(config: TrainConfig, *, callbacks: Sequence = ()) -> TrainResult:
         "phases": completed,
         "mixed_precision": policy,
         "xla": jit,
+        "xla_train_step": xla_step,
+        "augment_on": datasets.augment_on,  # cpu (tf.data), device (training step) or None
         "strategy": type(strategy).__name__,
         "replicas": replicas,
     }
