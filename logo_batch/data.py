@@ -264,3 +264,45 @@ def load_photos(
         lambda ex: (ex["image"], tf.cast(ex["objects"]["bbox"], tf.float32)),
         num_parallel_calls=AUTOTUNE,
     )
+
+
+def split_filenames(
+    data_dir: str | os.PathLike, config: str, split: str, *, dataset: str = DATASET_NAME
+) -> list[str]:
+    """The distinct photo file names of a split's examples (``split`` may be sliced)."""
+    import tensorflow_datasets as tfds
+
+    builder = _builder(dataset, config, data_dir)
+    ds = builder.as_dataset(split=split, decoders={"image": tfds.decode.SkipDecoding()})
+    names = ds.map(lambda ex: ex["filename"], num_parallel_calls=AUTOTUNE)
+    return sorted({name.decode("utf-8") for name in names.as_numpy_iterator()})
+
+
+# The splits of the ``images`` config whose photos have logo boxes (test: the query set).
+BOXED_PHOTO_SPLITS = ("train", "validation")
+
+
+def load_boxed_photos(
+    data_dir: str | os.PathLike, filenames: Sequence[str], *, dataset: str = DATASET_NAME
+) -> tf.data.Dataset:
+    """The ``images`` config's photos named in ``filenames`` (from its train and
+    validation splits, in a fixed order) as ``(jpeg_bytes, boxes float32 [N, 4],
+    labels int32 [N])``: every logo box (TFDS's normalized ``(ymin, xmin, ymax, xmax)``)
+    and its class."""
+    import tensorflow_datasets as tfds
+
+    builder = _builder(dataset, "images", data_dir)
+    wanted = tf.constant(sorted(set(filenames)), tf.string, shape=[len(set(filenames))])
+    ds = None
+    for split in BOXED_PHOTO_SPLITS:
+        part = builder.as_dataset(split=split, decoders={"image": tfds.decode.SkipDecoding()})
+        ds = part if ds is None else ds.concatenate(part)
+    ds = ds.filter(lambda ex: tf.reduce_any(tf.equal(ex["filename"], wanted)))
+    return ds.map(
+        lambda ex: (
+            ex["image"],
+            tf.cast(ex["objects"]["bbox"], tf.float32),
+            tf.cast(ex["objects"]["label"], tf.int32),
+        ),
+        num_parallel_calls=AUTOTUNE,
+    )

@@ -53,6 +53,15 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help="learn a 'none' class from N windows with no logo per training photo (0 = off)",
     )
+    a(
+        "--context",
+        type=int,
+        default=d.context,
+        metavar="N",
+        help="also learn N windows per logo box of the training photos, the box with "
+        "random context around it (10-100%% of the window's area), labelled with its "
+        "brand: like the windows whole-photo mode scores (0 = off)",
+    )
     a("--cache", default=d.cache, help="memory, none, or a folder for file caches")
     a("--shuffle-buffer", type=int, default=d.shuffle_buffer)
     a("--early-stopping-patience", type=int, default=d.early_stopping_patience)

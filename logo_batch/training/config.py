@@ -12,6 +12,7 @@ from logo_batch import distribute, evaluate, models
 # Fields that must match to resume a run in the same output folder.
 RESUME_FIELDS = (
     "dataset", "config", "image_size", "backbone", "head", "dropout", "seed", "background",
+    "context",
 )  # fmt: skip
 # --augment-on: where augmentation runs. cpu: in the tf.data pipeline; device: in the
 # training step on the accelerator (the CPU only decodes); auto: device with a GPU.
@@ -45,6 +46,7 @@ class TrainConfig:
     augment_on: str = "auto"  # cpu, device, or auto (device when a GPU is visible)
     head_on_features: bool = True  # pretrained base + default head: linear-probe first
     background: int = 0  # windows with no logo per training photo, learned as class none
+    context: int = 0  # windows around each logo box (box = 10-100% of the window), its brand
     blur: float = 0.0
     cache: str = data_lib.CACHE_MEMORY  # memory, none, or a folder for file caches
     shuffle_buffer: int = 2048
@@ -97,6 +99,7 @@ class TrainConfig:
              self.label_smoothing is None or 0 <= self.label_smoothing < 1, "in [0, 1)"),
             ("blur", self.blur, self.blur >= 0, ">= 0"),
             ("background", self.background, self.background >= 0, ">= 0"),
+            ("context", self.context, self.context >= 0, ">= 0"),
             ("shuffle_buffer", self.shuffle_buffer, self.shuffle_buffer >= 1, ">= 1"),
             ("early_stopping_patience", self.early_stopping_patience,
              self.early_stopping_patience >= 1, ">= 1"),

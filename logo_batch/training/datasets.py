@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 import tensorflow as tf
 
-from logo_batch import background, distribute
+from logo_batch import background, context, distribute
 from logo_batch import data as data_lib
 from logo_batch.training.augmentation import run_augmentation
 from logo_batch.training.config import AUGMENT_CPU, TrainConfig, head_phase_on_features
@@ -72,9 +72,23 @@ def build_datasets(
                 photos, cfg.image_size, cfg.background, len(brands), seed
             )
             labels = np.concatenate([labels, np.full(found, len(brands))])
+        if cfg.context:  # logo windows with context around each box of the split's photos
+            photos = data_lib.load_boxed_photos(
+                cfg.data_dir,
+                data_lib.split_filenames(
+                    cfg.data_dir, cfg.config, splits[name].split, dataset=cfg.dataset
+                ),
+                dataset=cfg.dataset,
+            )
+            seed = cfg.seed + offset
+            found = context.context_labels(photos, cfg.context, seed)
+            windows = context.context_windows(photos, cfg.image_size, cfg.context, seed)
+            extra[name] = windows if extra[name] is None else extra[name].concatenate(windows)
+            labels = np.concatenate([labels, found])  # box labels: always brands
         counts[name] = labels
     weights = data_lib.class_weights(counts["train"], num_classes) if cfg.class_weights else None
     suffix = f"_bg{cfg.background}" if background_class else ""
+    suffix += f"_ctx{cfg.context}" if cfg.context else ""
     common = {
         "image_size": cfg.image_size,
         "batch_size": cfg.batch_size,
