@@ -435,7 +435,11 @@ def bench_devices(
         "software, which is why `auto` leaves it off. Inference: the same "
         f"{len(images)} images for each variant, {rounds} rounds in turn, medians; "
         f"int8 calibrated on {len(calibration)} training images"
-        + ("." if crops else "; no trained bundle: accuracy not measured.")
+        + (
+            "."
+            if crops
+            else "; accuracy not measured (it needs --bundle and the built crops data)."
+        )
         + " Values are images per CPU-second of this process, all its threads (on a "
         "shared machine steadier than wall time, and what provisioning needs); the wall "
         "rates are in the notes. Per core, TensorFlow Lite runs the same float32 model "

@@ -57,3 +57,14 @@ def test_a_partial_run_replaces_only_its_own_sections_of_the_results():
     titles = [line for line in merged.splitlines() if line.startswith("### ")]
     assert titles == ["### 1. input", "### 2. feed", "### 3. bulk again"]
     assert merged.count("(measured by `cmd`, today)") == 2
+
+
+def test_a_partial_run_keeps_the_text_after_the_numbered_sections_at_the_end():
+    from benchmarks.common import Section
+    from benchmarks.run import merge_results
+
+    old = "# R\n\n### 1. input\n\none\n\n### 2. feed\n\ntwo\n\n## What bounds\n\nwhy\n"
+    merged = merge_results(old, [Section("2. feed again"), Section("3. bulk")], "cmd", "today")
+    assert merged.rstrip().endswith("## What bounds\n\nwhy")
+    assert "one" in merged and "two" not in merged
+    assert merged.index("### 3. bulk") < merged.index("## What bounds")
