@@ -22,7 +22,7 @@ The pipeline (:func:`beam_jobs.job.build_pipeline`), as named composable PTransf
                          (GroupByKey by path: stat, duplicates once);
                          paths escaped (escape_path)              -> FileEntry
                                                      (path, error, size, modified)
-    CountMatchedFiles    Count.Globally                            -> N
+    CountMatchedFiles    CountGlobally (per bundle, then summed)   -> N
     ReusePrevious        (--previous) CoGroupByKey by path with the
                          earlier output's rows (read by the workers):
                          unchanged rows carried, the rest classified

@@ -47,6 +47,7 @@ import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.transforms.window import GlobalWindows
 
+from beam_jobs.counts import CountGlobally
 from beam_jobs.errors import ClassifyJobError
 from beam_jobs.file_facts import ROW_COLUMNS
 from beam_jobs.inputs import escape_glob, is_local, os_reason
@@ -187,7 +188,7 @@ class WriteCsvShards(beam.PTransform):
 
         row_count = self._row_count
         if row_count is None:
-            row_count = rows | "CountRows" >> beam.combiners.Count.Globally()
+            row_count = rows | "CountRows" >> CountGlobally()
         count = beam.pvalue.AsSingleton(row_count)
         columns = self._columns
         keyed = rows | "KeyByShard" >> beam.Map(  # a record: a third of a dict's memory

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
+from beam_jobs.counts import CountGlobally
 from beam_jobs.csv_output import (
     AUTO_SHARDS,
     MANIFEST_FILE,
@@ -188,7 +189,7 @@ def build_pipeline(
     fingerprint = fingerprint or fingerprint_of(config, metadata)
     specs = resolve_inputs(config.input, config.file_list)
     entries = pipeline | "MatchInputs" >> MatchInputs(specs, progress_dir)
-    matched = entries | "CountMatchedFiles" >> beam.combiners.Count.Globally()
+    matched = entries | "CountMatchedFiles" >> CountGlobally()
     _ = matched | "ReportMatched" >> RecordTotal(progress_dir, MATCHED)
     to_classify, carried = entries, None
     if previous is not None and previous.files:
@@ -196,7 +197,7 @@ def build_pipeline(
         to_classify, carried = entries | "ReusePrevious" >> ReusePrevious(
             previous, fingerprint, counts_path
         )
-        to_classify_count = to_classify | "CountFilesToClassify" >> beam.combiners.Count.Globally()
+        to_classify_count = to_classify | "CountFilesToClassify" >> CountGlobally()
     else:
         to_classify_count = matched
     _ = to_classify_count | "ReportToClassify" >> RecordTotal(progress_dir, TO_CLASSIFY)

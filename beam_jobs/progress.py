@@ -122,7 +122,8 @@ class CountProgress(beam.PTransform):
 
 
 class RecordTotal(beam.PTransform):
-    """Writes a one-element count (``Count.Globally``) to the progress folder as ``kind``."""
+    """Writes a one-element count (:class:`~beam_jobs.counts.CountGlobally`) to the
+    progress folder as ``kind``."""
 
     def __init__(self, folder: str | None, kind: str):
         super().__init__()

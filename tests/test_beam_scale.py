@@ -10,6 +10,7 @@ import apache_beam as beam
 import pytest
 from apache_beam.runners.portability.fn_api_runner import FnApiRunner
 from apache_beam.testing import test_pipeline
+from apache_beam.testing.util import assert_that, equal_to
 from beam_support import IN_PROCESS, count_csv_rows, make_bundle, read_csv
 from image_files import noise_jpeg
 
@@ -253,3 +254,12 @@ def test_the_shard_options_refuse_bad_values_by_name(capsys):
         with pytest.raises(SystemExit):
             cli.main([*argv, option, value])
         assert f"argument {option.replace('-', '_').replace('__', '--')}" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("count", [0, 1, 2500])
+def test_a_count_is_exact_whatever_the_bundles(count):
+    from beam_jobs.counts import CountGlobally
+
+    with _pipeline() as p:
+        numbers = p | beam.Create(list(range(count))) | beam.Reshuffle()
+        assert_that(numbers | CountGlobally(), equal_to([count]))

@@ -88,6 +88,25 @@ def test_elements_stream_through_a_chain_one_at_a_time(local_cluster):
     assert ALIVE["peak"] < 10  # Beam's own translation holds all 300 of the partition
 
 
+def test_the_job_counts_without_gathering_the_elements(local_cluster):
+    """Beam's Count.Globally would group all 300 under one key in one worker here."""
+    from beam_jobs.counts import CountGlobally
+
+    ALIVE.update(now=0, peak=0)
+
+    def build(p):
+        total = (
+            p
+            | beam.Create([None])
+            | "Make" >> beam.FlatMap(lambda _: (_Big() for _ in range(300)))
+            | "Count" >> CountGlobally()
+        )
+        assert_that(total, equal_to([300]))
+
+    _run(local_cluster, build)
+    assert ALIVE["peak"] < 10
+
+
 def test_a_fan_out_is_split_side_inputs_and_finish_bundle_outputs_count(local_cluster):
     count = 5000
 
