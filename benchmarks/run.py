@@ -70,7 +70,7 @@ def merge_results(old: str, sections: list[Section], command: str, date: str) ->
     the text after the numbered sections (a ``## `` part, e.g. what bounds each figure)
     stays at the end."""
     first = re.search(r"(?m)^### ", old)
-    tail = re.search(r"(?m)^## ", old, first.end()) if first else None
+    tail = re.compile(r"(?m)^## ").search(old, first.end()) if first else None
     old, trailer = (old[: tail.start()], old[tail.start() :]) if tail else (old, "")
     header, *chunks = re.split(r"(?m)^(?=### )", old)
     by_number = {section_number(chunk): chunk for chunk in chunks}

@@ -63,8 +63,12 @@ def test_a_partial_run_keeps_the_text_after_the_numbered_sections_at_the_end():
     from benchmarks.common import Section
     from benchmarks.run import merge_results
 
-    old = "# R\n\n### 1. input\n\none\n\n### 2. feed\n\ntwo\n\n## What bounds\n\nwhy\n"
+    header = "# Results\n\n- command: full\n- machine: " + "2 cores, " * 40 + "\n\nRead ratios.\n\n"
+    old = header + "### 1. input\n\none\n\n### 2. feed\n\ntwo\n\n## What bounds\n\nwhy\n"
     merged = merge_results(old, [Section("2. feed again"), Section("3. bulk")], "cmd", "today")
+    assert merged.startswith(header + "### 1. input")
     assert merged.rstrip().endswith("## What bounds\n\nwhy")
     assert "one" in merged and "two" not in merged
-    assert merged.index("### 3. bulk") < merged.index("## What bounds")
+    titles = [line for line in merged.splitlines() if line.startswith("#")]
+    assert titles == ["# Results", "### 1. input", "### 2. feed again", "### 3. bulk",
+                      "## What bounds"]  # fmt: skip
