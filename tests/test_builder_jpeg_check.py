@@ -2,7 +2,8 @@
 
 ``check_image`` (Pillow's header, TensorFlow at 1/8 scale) must accept and reject exactly
 what ``full_decode_check`` (Pillow and TensorFlow both decoding in full) does, with the
-same reason, on intact JPEGs of every kind the decoders meet and on damaged ones. The
+same reason, on intact JPEGs of every kind the decoders meet and on damaged ones; the
+batched ``check_images`` (what the build runs) must give each image check_image's answer. The
 assertions compare the two checks in this environment, never a decoder's verdict on a
 particular byte pattern, except where the builder's policy depends on it.
 """
@@ -16,7 +17,8 @@ import pytest
 from image_files import cmyk_jpeg, encode, exif_rotated_jpeg, gray_png, truncated_jpeg
 from PIL import Image
 
-from tfds_flickr27.jpeg import check_image, full_decode_check
+from tfds_flickr27 import jpeg
+from tfds_flickr27.jpeg import check_image, check_images, full_decode_check
 
 
 def _noise(width: int, height: int, **save) -> bytes:
@@ -98,3 +100,28 @@ def test_what_the_builder_relies_on_is_rejected():
     ]:
         outcome, message = _outcome(check_image, DAMAGED[name])
         assert outcome == "rejected" and reason in message.lower(), (name, message)
+
+
+def _answer(result: tuple[int, int] | ValueError) -> tuple[str, object]:
+    return ("rejected", str(result)) if isinstance(result, ValueError) else ("ok", result)
+
+
+@pytest.mark.parametrize("name", list(DAMAGED))
+def test_a_batch_with_a_damaged_jpeg_gets_each_images_own_answer(name):
+    # The damaged image alone, and among intact ones: the batch's one TensorFlow call
+    # never accepts what check_image rejects, nor loses an intact image's answer.
+    for batch in ([DAMAGED[name]], [*INTACT.values(), DAMAGED[name], NOISE]):
+        assert [_answer(r) for r in check_images(batch)] == [
+            _outcome(check_image, data) for data in batch
+        ]
+
+
+def test_an_intact_batch_is_answered_by_the_batch_call(monkeypatch):
+    def not_expected(data):
+        raise AssertionError("check_image ran: the batch call did not accept an intact image")
+
+    intact = list(INTACT.values())
+    expected = [check_image(data) for data in intact]
+    monkeypatch.setattr(jpeg, "check_image", not_expected)
+    assert check_images(intact) == expected
+    assert check_images([]) == []
