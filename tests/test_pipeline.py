@@ -7,7 +7,7 @@ import pytest
 import tensorflow as tf
 
 from logo_batch import data
-from logo_batch.augment import AugmentConfig, build_augmenter, make_augment_fn
+from logo_batch.augment import METHODS, AugmentConfig, build_augmenter, make_augment_fn
 from logo_batch.preprocessing import PREPROCESSING_ID, preprocess_image_file
 
 SIZE = 32
@@ -89,11 +89,13 @@ def test_same_tensor_as_shared_preprocessing_at_every_dct_ratio():
         np.testing.assert_array_equal(image, preprocess_image_file(jpeg, SIZE))
 
 
-def test_augmentation_never_flips():
-    assert not any("flip" in type(layer).__name__.lower() for layer in build_augmenter().layers)
+@pytest.mark.parametrize("method", METHODS)
+def test_augmentation_never_flips(method):
+    layers = build_augmenter(AugmentConfig(method=method)).layers
+    assert not any("flip" in type(layer).__name__.lower() for layer in layers)
     image = np.zeros((64, SIZE, SIZE, 3), np.float32)
     image[:, :, : SIZE // 2] = 255.0  # bright left half, dark right half
-    augment = make_augment_fn(AugmentConfig(blur=1.0), seed=3)
+    augment = make_augment_fn(AugmentConfig(blur=1.0, method=method), seed=3)
     for _ in range(3):
         out = augment(tf.constant(image)).numpy()
         left = out[:, :, : SIZE // 2].mean(axis=(1, 2, 3))

@@ -6,8 +6,8 @@ import dataclasses
 import os
 from dataclasses import dataclass
 
+from logo_batch import augment, distribute, evaluate, models
 from logo_batch import data as data_lib
-from logo_batch import distribute, evaluate, models
 
 # Fields that must match to resume a run in the same output folder.
 RESUME_FIELDS = (
@@ -44,6 +44,7 @@ class TrainConfig:
     class_weights: bool = False
     augment: bool = True
     augment_on: str = "auto"  # cpu, device, or auto (device when a GPU is visible)
+    augmentation: str = "layers"  # layers (Keras layers) or fused (one warp, one colour matrix)
     head_on_features: bool = True  # pretrained base + default head: linear-probe first
     background: int = 0  # windows with no logo per training photo, learned as class none
     context: int = 0  # windows around each logo box (box = 10-100% of the window), its brand
@@ -110,6 +111,11 @@ class TrainConfig:
         for name, value, ok, rule in checks:
             if not ok:
                 raise ValueError(f"--{name.replace('_', '-')} must be {rule}, not {value}")
+        if self.augmentation not in augment.METHODS:
+            raise ValueError(
+                f"--augmentation must be one of {', '.join(augment.METHODS)}, "
+                f"not {self.augmentation!r}"
+            )
         if self.augment_on not in AUGMENT_ON_VALUES:
             raise ValueError(
                 f"--augment-on must be one of {', '.join(AUGMENT_ON_VALUES)}, "

@@ -95,6 +95,7 @@ def train(config: TrainConfig, *, callbacks: Sequence = ()) -> TrainResult:
         "xla": jit,
         "xla_train_step": xla_step,
         "augment_on": datasets.augment_on,  # cpu (tf.data), device (training step) or None
+        "augmentation": cfg.augmentation if datasets.augment_on else None,
         "strategy": type(strategy).__name__,
         "replicas": replicas,
     }
