@@ -20,10 +20,12 @@ In one run, each figure with its baseline measured alongside:
    :func:`logo_batch.data.make_dataset` as the trainer calls it, on the real
    photos of the ``images`` train split at 224 px, without a cache (a dataset too big
    to cache is decoded every epoch): decode + resize, decode + resize + augmentation,
-   and augmentation alone (epochs over a memory cache).
+   and augmentation alone (epochs over a memory cache), each augmentation both ways:
+   the Keras layers (``--augmentation layers``, the recipe before) and the fused warp +
+   colour matrix (``--augmentation fused``).
 5. Cores to keep one GPU busy training MobileNetV2 at 224 px: a GPU's published (or
-   estimated from published) training rate over the per-core feed rate, with the
-   augmentation on the CPU and on the GPU.
+   estimated from published) training rate over the per-core feed rate, with each
+   augmentation on the CPU, and with the augmentation on the GPU.
 
     python -m benchmarks.bench_devices --data-dir DIR [--bundle BUNDLE] [--quick]
 """
@@ -49,6 +51,12 @@ IMAGE_SIZE = 224
 BATCH_SIZE = 32
 TRAIN_BATCH_SIZE = 16  # bfloat16 steps are slow without AMX: a smaller batch, same ratio
 DEFAULT_DATA_DIR = REPO.parent / "data" / "tfds"  # where the built data is, when it is
+# The training feed's augmentations (``--augmentation``), as the rows name them.
+AUGMENTATIONS = {
+    "layers": "Keras layers (3 warps + 2 HSV round trips, the recipe before)",
+    "fused": "fused (1 affine warp + 1 colour matrix per image)",
+}
+DECODE = "decode + resize"
 
 
 @dataclass(frozen=True)
@@ -266,16 +274,24 @@ def training_step_rates(
     return rates
 
 
+def augmented_feed(method: str, cached: bool = False) -> str:
+    """The name of the feed variant with augmentation ``method`` (``layers``, ``fused``):
+    decoded every epoch, or ``cached`` (augmentation alone)."""
+    kind = "augment (cached decoded images)" if cached else f"{DECODE} + augment"
+    return f"{kind}, {AUGMENTATIONS[method]}"
+
+
 def feed_rates(data_dir: Path, rounds: int) -> dict[str, list[tuple[float, float]]]:
     """(images/s, images/CPU-s) of the trainer's training pipeline on the ``images``
-    train split at 224 px, per epoch: no cache with and without augmentation, and
-    augmentation alone over a memory cache (filled first)."""
-    from logo_batch.augment import make_augment_fn
+    train split at 224 px, per epoch: no cache without augmentation and with each
+    augmentation, and each augmentation alone over a memory cache (filled first)."""
+    from logo_batch.augment import AugmentConfig, make_augment_fn
     from logo_batch.data import load_split, make_dataset
 
     split = load_split(data_dir, "images", "train")
 
-    def pipeline(augment: bool, cache: str):
+    def pipeline(method: str | None, cache: str):
+        augment = None if method is None else make_augment_fn(AugmentConfig(method=method))
         return make_dataset(
             split.records,
             image_size=IMAGE_SIZE,
@@ -283,15 +299,16 @@ def feed_rates(data_dir: Path, rounds: int) -> dict[str, list[tuple[float, float
             training=True,
             num_classes=len(split.logo_class_names),
             cache=cache,
-            augment=make_augment_fn() if augment else None,
+            augment=augment,
             seed=0,
         )
 
-    datasets = {
-        "decode + resize": pipeline(False, "none"),
-        "decode + resize + augment": pipeline(True, "none"),
-        "augment (cached decoded images)": pipeline(True, "memory"),
-    }
+    datasets = {DECODE: pipeline(None, "none")}
+    for cached in (False, True):
+        for method in AUGMENTATIONS:
+            datasets[augmented_feed(method, cached)] = pipeline(
+                method, "memory" if cached else "none"
+            )
     for ds in datasets.values():
         count_images(ds)  # traces, fills the cache
     rates: dict[str, list[tuple[float, float]]] = {name: [] for name in datasets}
@@ -308,6 +325,62 @@ def median(values) -> float:
 def per_cpu_of(rates: dict[str, list[tuple[float, float]]], name: str) -> float:
     """The median images/CPU-s of one measured variant."""
     return median([r[1] for r in rates[name]])
+
+
+def feed_rows(feed: dict[str, list[tuple[float, float]]]) -> list[Row]:
+    """The training feed per core rows of :func:`feed_rates`' measurements, each over
+    decode + resize alone (the fused ones also over the Keras layers')."""
+    per_core = {name: per_cpu_of(feed, name) for name in feed}
+    rows = []
+    for name, runs in feed.items():
+        note = f"{median([r[0] for r in runs]):,.1f} img/s on this machine"
+        for cached in (False, True):
+            if name == augmented_feed("fused", cached):
+                layers = per_core[augmented_feed("layers", cached)]
+                note += f"; {per_core[name] / layers:.2f}x the Keras layers"
+        rows.append(
+            Row(f"training feed per core, images train split 224 px: {name}", per_core[name],
+                "img/CPU-s", per_core[name] / per_core[DECODE], DECODE, note)
+        )  # fmt: skip
+    return rows
+
+
+def cores_table(feed: dict[str, list[tuple[float, float]]]) -> list[str]:
+    """The cores-per-GPU table (Markdown lines) for :func:`feed_rates`' measurements: with
+    each augmentation on the CPU, the trainer's default ``--augmentation`` marked, and
+    with the augmentation on the GPU (the CPU decodes and resizes only)."""
+    from logo_batch.training.config import TrainConfig
+
+    default = TrainConfig.augmentation
+    decode = per_cpu_of(feed, DECODE)
+    on_cpu = {method: per_cpu_of(feed, augmented_feed(method)) for method in AUGMENTATIONS}
+    rates = "; ".join(
+        f"{on_cpu[method]:,.0f} img/CPU-s with `--augmentation {method}` on the CPU"
+        for method in AUGMENTATIONS
+    )
+    columns = " | ".join(
+        f"cores, {method} on CPU" + (" (trainer default)" if method == default else "")
+        for method in AUGMENTATIONS
+    )
+    table = [
+        "Cores to keep one GPU busy training MobileNetV2 at 224 px (GPU images/s divided by "
+        f"the feed per core measured above: {rates}; {decode:,.0f} with the augmentation "
+        f"on the GPU; the trainer's default is `--augmentation {default}`):",
+        "",
+        f"| GPU | MobileNetV2 224 px training, img/s | source | {columns} | "
+        "cores, augment on GPU |",
+        "|---|---|---|" + "---|" * len(AUGMENTATIONS) + "---|",
+    ]
+    for gpu in GPUS:
+        cores = " | ".join(
+            f"{cores_needed(gpu.images_per_second, on_cpu[method]):,.0f}"
+            for method in AUGMENTATIONS
+        )
+        table.append(
+            f"| {gpu.name} | {gpu.images_per_second:,.0f} | {gpu.basis} | {cores} | "
+            f"{cores_needed(gpu.images_per_second, decode):,.0f} |"
+        )
+    return table
 
 
 # -- the section ---------------------------------------------------------------------------
@@ -400,30 +473,8 @@ def bench_devices(
                 f"{policy}", per_cpu, "img/CPU-s", per_cpu / fp32_steps, "float32",
                 f"model alone; {rate:,.2f} img/s on this machine")
         )  # fmt: skip
-    per_core = {name: median([r[1] for r in runs]) for name, runs in feed.items()}
-    decode = per_core["decode + resize"]
-    for name, runs in feed.items():
-        section.rows.append(
-            Row(f"training feed per core, images train split 224 px: {name}", per_core[name],
-                "img/CPU-s", per_core[name] / decode, "decode + resize",
-                f"{median([r[0] for r in runs]):,.1f} img/s on this machine")
-        )  # fmt: skip
-    with_augment = per_core["decode + resize + augment"]
-    table = [
-        "Cores to keep one GPU busy training MobileNetV2 at 224 px (GPU images/s divided by "
-        f"the feed per core measured above: {with_augment:,.0f} img/CPU-s with the "
-        f"augmentation on the CPU, {decode:,.0f} with it on the GPU):",
-        "",
-        "| GPU | MobileNetV2 224 px training, img/s | source | cores, augment on CPU | "
-        "cores, augment on GPU |",
-        "|---|---|---|---|---|",
-    ]
-    for gpu in GPUS:
-        table.append(
-            f"| {gpu.name} | {gpu.images_per_second:,.0f} | {gpu.basis} | "
-            f"{cores_needed(gpu.images_per_second, with_augment):,.0f} | "
-            f"{cores_needed(gpu.images_per_second, decode):,.0f} |"
-        )
+    section.rows += feed_rows(feed)
+    table = cores_table(feed)
     lite32 = per_cpu_of(inference, "TFLite float32 (XNNPACK)")
     int8 = per_cpu_of(inference, "TFLite int8 (post-training quantization)")
     compiled = per_cpu_of(inference, "float32, predict_scores (compiled graph)")

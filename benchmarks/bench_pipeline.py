@@ -7,14 +7,17 @@
      the same N x S x S x 3 float32 images; and the same pipeline with the full-size
      decode it had before;
    - epochs over data in memory: shuffled batches gathered from the article's NumPy
-     array with NumPy (no input pipeline at all) vs our cached epochs, with and without
-     augmentation, vs a ceiling (one batch, ``take(1).cache().repeat()``);
+     array with NumPy (no input pipeline at all) vs our cached epochs, without
+     augmentation and with each augmentation (the Keras layers, the recipe before, and
+     the fused warp + colour matrix), vs a ceiling (one batch,
+     ``take(1).cache().repeat()``);
    - decode + resize per core: our path on one thread vs the fastest single-thread
      decode-and-downscale measured here with any installed library
      (:mod:`benchmarks.decode_reference`).
 2. Training steps per second of the model as the trainer trains it, fed by our pipeline,
-   by ``fit`` on the article's NumPy arrays and by the ceiling dataset, after the first
-   epoch, in both phases: the head on a frozen base (pretrained-style base: not
+   with each augmentation (Keras layers and fused), without augmentation, by ``fit``
+   on the article's NumPy arrays and by the ceiling dataset, after the first epoch, in
+   both phases: the head on a frozen base (pretrained-style base: not
    trainable, BatchNorm in inference mode) and fine-tuning (top half of the base
    trainable, learning rate 1e-4).
 """
@@ -31,12 +34,18 @@ import numpy as np
 import tensorflow as tf
 
 from benchmarks.common import Row, Section, timed, verdict
-from logo_batch.augment import make_augment_fn
+from logo_batch.augment import FUSED, LAYERS, AugmentConfig, make_augment_fn
 from logo_batch.data import AUTOTUNE, load_split, make_dataset
 from logo_batch.preprocessing import decode_image_tf, resize_image
 
 FINE_TUNE_FRACTION = 0.5  # the trainer's default
 FINE_TUNE_LEARNING_RATE = 1e-4
+# The two augmentations (``--augmentation``), as the rows name them: the recipe before
+# first, then the fused one (the targets are held to it).
+AUGMENTATIONS = {
+    LAYERS: "Keras layers augmentation (3 warps + 2 HSV round trips, the recipe before)",
+    FUSED: "fused augmentation (1 affine warp + 1 colour matrix per image)",
+}
 
 
 def article_loader(paths: Sequence[Path], image_size: int) -> np.ndarray:
@@ -70,9 +79,15 @@ def count_images(ds: tf.data.Dataset, max_batches: int | None = None) -> int:
 
 
 def training_pipeline(
-    data_dir: Path, config: str, image_size: int, batch_size: int, augment: bool = True
+    data_dir: Path,
+    config: str,
+    image_size: int,
+    batch_size: int,
+    augment: bool = True,
+    augmentation: str = LAYERS,
 ):
-    """The trainer's training input: the same library calls the trainer makes."""
+    """The trainer's training input: the same library calls the trainer makes, with
+    ``augmentation`` (``layers`` or ``fused``, as ``--augmentation``) when ``augment``."""
     split = load_split(data_dir, config, "train")
     ds = make_dataset(
         split.records,
@@ -81,7 +96,7 @@ def training_pipeline(
         training=True,
         num_classes=len(split.logo_class_names),
         cache="memory",
-        augment=make_augment_fn() if augment else None,
+        augment=make_augment_fn(AugmentConfig(method=augmentation)) if augment else None,
         seed=0,
     )
     return split, ds
@@ -172,7 +187,10 @@ def bench_input(
 
     loads, paths, ds = first_loads(data_dir, config, image_dir, image_size, batch_size, repeats)
     article, first, full = loads["article"][0], loads["first"][0], loads["full"][0]
-    _, augmented = training_pipeline(data_dir, config, image_size, batch_size)
+    augmented = {
+        method: training_pipeline(data_dir, config, image_size, batch_size, augmentation=method)[1]
+        for method in AUGMENTATIONS
+    }
     array = article_loader(paths, image_size)
     section = Section(
         f"1. Input pipeline ({config} train split, {len(paths)} images, {image_size} px)"
@@ -187,8 +205,12 @@ def bench_input(
         later.append(n / t)
     in_memory = float(np.median(numpy_rates))
     cached = float(np.median(later))
-    count_images(augmented)  # fills its cache
-    t_aug, n_aug = timed(lambda: count_images(augmented))
+    for aug_ds in augmented.values():
+        count_images(aug_ds)  # fills its cache (and traces the augmentation)
+    aug_rates = {}
+    for method, aug_ds in augmented.items():  # one epoch each, back to back
+        t_aug, n_aug = timed(lambda aug_ds=aug_ds: count_images(aug_ds))
+        aug_rates[method] = n_aug / t_aug
     ceiling_ds = ds.take(1).cache().repeat()
     count_images(ceiling_ds, 2)  # fills the one-batch cache
     t_ceiling, n_ceiling = timed(lambda: count_images(ceiling_ds, -(-len(paths) // batch_size)))
@@ -214,11 +236,19 @@ def bench_input(
         Row("article's array in memory: shuffled batches (NumPy gather), median epoch",
             in_memory, "img/s", 1.0, "baseline", "the article's data, no input pipeline"),
         Row("tf.data cached epochs (median)", cached, "img/s", cached / in_memory, "array"),
-        Row("tf.data cached epoch + augmentation (as training runs)", n_aug / t_aug, "img/s",
-            n_aug / t_aug / in_memory, "array", "augmentation is compute, per epoch"),
-        Row("ceiling: take(1).cache().repeat()", ceiling, "img/s", ceiling / in_memory,
-            "array"),
     ]  # fmt: skip
+    for method, label in AUGMENTATIONS.items():
+        rate = aug_rates[method]
+        note = f"{rate / ceiling:.2f}x ceiling; augmentation is compute, per epoch"
+        if method != LAYERS:
+            note += f"; {rate / aug_rates[LAYERS]:.2f}x the Keras layers"
+        section.rows.append(
+            Row(f"tf.data cached epoch + {label}, as training runs", rate, "img/s",
+                rate / in_memory, "array", note)
+        )  # fmt: skip
+    section.rows.append(
+        Row("ceiling: take(1).cache().repeat()", ceiling, "img/s", ceiling / in_memory, "array")
+    )
     for name, rate in references.items():
         section.rows.append(
             Row(f"decode + resize, 1 thread: {name}", rate, "img/CPU-s", rate / fastest,
@@ -296,13 +326,16 @@ def bench_feed(
     # epochs still have all their steps).
     warnings.filterwarnings("ignore", message="Your input ran out of data")
 
-    split, ds = training_pipeline(data_dir, config, image_size, batch_size)
-    _, plain = training_pipeline(data_dir, config, image_size, batch_size, augment=False)
+    split, plain = training_pipeline(data_dir, config, image_size, batch_size, augment=False)
+    feeds = {
+        method: training_pipeline(data_dir, config, image_size, batch_size, augmentation=method)[1]
+        for method in AUGMENTATIONS
+    }
     num_classes = len(split.logo_class_names)
     paths, labels = article_inputs(data_dir, config, image_dir, num_classes)
     array = article_loader(paths, image_size)
     steps = math.ceil(len(labels) / batch_size)
-    ceiling = ds.take(1).cache().repeat()
+    ceiling = plain.take(1).cache().repeat()
     weights = base_weights_file(work, backbone, image_size)
 
     def rates(phase: str, data, steps_per_epoch=None, **fit_args) -> tuple[float, float]:
@@ -330,44 +363,67 @@ def bench_feed(
         return steps / timer.seconds[0], steps / float(np.median(timer.seconds[1:]))
 
     head_ceiling = rates("head", ceiling, steps)[1]
-    head_first, head_ours = rates("head", ds)
+    head = {method: rates("head", ds) for method, ds in feeds.items()}  # (epoch 1, 2+)
     head_plain = rates("head", plain)[1]
     head_numpy = rates("head", array, y=labels, batch_size=batch_size, shuffle=True)[1]
     tune_ceiling = rates("fine_tune", ceiling, steps)[1]
-    tune_ours = rates("fine_tune", ds)[1]
+    tune = {method: rates("fine_tune", ds)[1] for method, ds in feeds.items()}
 
     section = Section(
         f"2. Training feed ({backbone}, {image_size} px, batch {batch_size}, {steps} "
         f"steps/epoch): head on a frozen base, then fine-tuning"
     )
-    head = "head phase (base frozen, BatchNorm inference)"
-    tune = f"fine-tune phase (top {FINE_TUNE_FRACTION:.0%} of the base trainable)"
-    section.rows = [
-        Row(f"{head}: ceiling dataset, epochs 2+", head_ceiling, "steps/s", 1.0, "baseline"),
-        Row(f"{head}: our pipeline + augmentation, epoch 1 (decode + cache fill)", head_first,
-            "steps/s", head_first / head_ceiling, "ceiling"),
-        Row(f"{head}: our pipeline + augmentation, epochs 2+ (as training runs)", head_ours,
-            "steps/s", head_ours / head_ceiling, "ceiling"),
-        Row(f"{head}: our pipeline, no augmentation, epochs 2+", head_plain, "steps/s",
+    phase_head = "head phase (base frozen, BatchNorm inference)"
+    phase_tune = f"fine-tune phase (top {FINE_TUNE_FRACTION:.0%} of the base trainable)"
+
+    def vs_layers(method: str, rate: float, layers_rate: float) -> str:
+        return "" if method == LAYERS else f"{rate / layers_rate:.2f}x the Keras layers"
+
+    rows = [Row(f"{phase_head}: ceiling dataset, epochs 2+", head_ceiling, "steps/s", 1.0,
+                "baseline")]  # fmt: skip
+    for method, label in AUGMENTATIONS.items():
+        first, later = head[method]
+        rows += [
+            Row(f"{phase_head}: our pipeline + {label}, epoch 1 (decode + cache fill)", first,
+                "steps/s", first / head_ceiling, "ceiling"),
+            Row(f"{phase_head}: our pipeline + {label}, epochs 2+ (as training runs)", later,
+                "steps/s", later / head_ceiling, "ceiling",
+                vs_layers(method, later, head[LAYERS][1])),
+        ]  # fmt: skip
+    rows += [
+        Row(f"{phase_head}: our pipeline, no augmentation, epochs 2+", head_plain, "steps/s",
             head_plain / head_ceiling, "ceiling",
             f"{head_plain / head_numpy:.2f}x fit on the article's arrays"),
-        Row(f"{head}: fit on the article's NumPy arrays (no augmentation), epochs 2+",
+        Row(f"{phase_head}: fit on the article's NumPy arrays (no augmentation), epochs 2+",
             head_numpy, "steps/s", head_numpy / head_ceiling, "ceiling"),
-        Row(f"{tune}: ceiling dataset, epochs 2+", tune_ceiling, "steps/s", 1.0, "baseline"),
-        Row(f"{tune}: our pipeline + augmentation, epochs 2+ (as training runs)", tune_ours,
-            "steps/s", tune_ours / tune_ceiling, "ceiling"),
+        Row(f"{phase_tune}: ceiling dataset, epochs 2+", tune_ceiling, "steps/s", 1.0,
+            "baseline"),
     ]  # fmt: skip
+    for method, label in AUGMENTATIONS.items():
+        rate = tune[method]
+        rows.append(
+            Row(f"{phase_tune}: our pipeline + {label}, epochs 2+ (as training runs)", rate,
+                "steps/s", rate / tune_ceiling, "ceiling", vs_layers(method, rate, tune[LAYERS]))
+        )  # fmt: skip
+    section.rows = rows
+    head_fused, head_layers = head[FUSED][1] / head_ceiling, head[LAYERS][1] / head_ceiling
+    tune_fused, tune_layers = tune[FUSED] / tune_ceiling, tune[LAYERS] / tune_ceiling
     section.targets = [
-        f"target head phase, epochs 2+ >= 0.9 x ceiling: {verdict(head_ours >= 0.9 * head_ceiling)}"
-        f" ({head_ours / head_ceiling:.2f})",
-        f"target fine-tune phase, epochs 2+ >= 0.9 x ceiling: "
-        f"{verdict(tune_ours >= 0.9 * tune_ceiling)} ({tune_ours / tune_ceiling:.2f})",
+        f"target head phase, epochs 2+ >= 0.9 x ceiling, fused augmentation: "
+        f"{verdict(head_fused >= 0.9)} ({head_fused:.2f}; with the Keras layers, the recipe "
+        f"before: {head_layers:.2f})",
+        f"target fine-tune phase, epochs 2+ >= 0.9 x ceiling, fused augmentation: "
+        f"{verdict(tune_fused >= 0.9)} ({tune_fused:.2f}; with the Keras layers, the recipe "
+        f"before: {tune_layers:.2f})",
     ]
     section.notes = [
         "The base is built as a pretrained one is (a weights file, here random values: "
         "same cost), so the head phase trains the head only and fine-tuning the top half "
         "of the base, as `logo-batch train` does (its default head phase fits a linear "
         "probe on features computed once instead, see README). The ceiling repeats one "
-        "cached batch: no input cost, no augmentation."
+        "cached batch: no input cost, no augmentation. Augmentation on the CPU in tf.data, "
+        "as `--augment-on cpu`: the Keras layers (`--augmentation layers`, the recipe "
+        "before) and the fused warp + colour matrix (`--augmentation fused`), same "
+        "strengths; the targets are held to the fused one."
     ]
     return section
