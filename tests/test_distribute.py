@@ -241,7 +241,12 @@ def test_auto_trains_in_bfloat16_on_a_cpu_with_amx(monkeypatch, synthetic_data_d
     monkeypatch.setattr(distribute, "cpu_features", lambda: _cpu(XEON_SPR))
     record = Record()
     config = tiny_config(
-        synthetic_data_dir, tmp_path, epochs=1, fine_tune_epochs=1, steps_per_epoch=2
+        synthetic_data_dir,
+        tmp_path,
+        epochs=1,
+        fine_tune_epochs=1,
+        steps_per_epoch=2,
+        mixed_precision="auto",
     )
     result = train(config, callbacks=[record])
     assert record.seen["policy"] == "mixed_bfloat16"

@@ -57,6 +57,7 @@ def test_two_workers_train_to_completion_and_agree(synthetic_data_dir: Path, tmp
         # split sizes are.
         "--train-split", "train[:33]", "--validation-split", "validation[:17]",
         "--strategy", "multi_worker", "--no-serving-export", "--output-dir", str(out),
+        "--mixed-precision", "off",  # the same on every CPU (auto follows its bf16 units)
     ]  # fmt: skip
     procs = []
     for index in range(2):

@@ -182,7 +182,7 @@ def test_mirrored_strategy_on_two_logical_cpus(synthetic_data_dir, tmp_path):
         "--backbone", "tiny_cnn", "--image-size", "32", "--batch-size", "16",
         "--train-split", "train[:33]", "--validation-split", "validation[:17]",
         "--epochs", "2", "--fine-tune-epochs", "1", "--steps-per-epoch", "3",
-        "--strategy", "mirrored", "--no-serving-export",
+        "--strategy", "mirrored", "--no-serving-export", "--mixed-precision", "off",
     ]  # fmt: skip
     runs = {
         "images": ["--weights", "none", "--augmentation", "fused", "--augment-on", "device"],

@@ -22,6 +22,10 @@ def tiny_config(data_dir, output_dir, **overrides) -> TrainConfig:
         fine_tune_learning_rate=1e-3,
         export_serving=False,
         verbose=0,
+        # float32 whatever this CPU offers: `auto` picks mixed_bfloat16 on CPUs with
+        # AVX-512 BF16 or AMX, and a test must not change with the machine's kernels
+        # (tests of `auto` set it and patch the CPU's features).
+        mixed_precision="off",
     )
     values.update(overrides)
     return TrainConfig(**values)
