@@ -333,7 +333,7 @@ def bench_scale(
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Runs this benchmark alone (not wired into ``benchmarks.run``)."""
+    """Runs this benchmark alone (``python -m benchmarks.run --only 7`` runs it too)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="1k, 5k, 20k files")
     parser.add_argument("--sizes", help="comma-separated file counts (default 1k, 10k, 100k)")
