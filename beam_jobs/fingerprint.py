@@ -10,25 +10,23 @@ import hashlib
 import json
 from collections.abc import Sequence
 
-from apache_beam.io.filesystem import CompressionTypes
-from apache_beam.io.filesystems import FileSystems
-
 import logo_batch
 from beam_jobs.errors import ClassifyJobError
-from beam_jobs.model import bundle_model_uri
-from logo_batch.bundle import METADATA_FILE
+from logo_batch.bundle import METADATA_FILE, MODEL_FILE, bundle_file, open_bundle_file
 
 FINGERPRINT_DIGITS = 16
 _CHUNK = 1 << 20
 
 
-def _hash_file(digest, path: str) -> None:
+def _hash_file(digest, bundle_dir: str, name: str) -> None:
     try:
-        with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as handle:
+        with open_bundle_file(bundle_dir, name) as handle:
             for chunk in iter(lambda: handle.read(_CHUNK), b""):
                 digest.update(chunk)
-    except Exception as error:  # noqa: BLE001  (each file system raises its own)
-        message = f"{path}: cannot read it to fingerprint the model: {error}"
+    except OSError as error:  # open_bundle_file raises its file system's errors as OSError
+        message = (
+            f"{bundle_file(bundle_dir, name)}: cannot read it to fingerprint the model: {error}"
+        )
         raise ClassifyJobError(message) from error
 
 
@@ -48,8 +46,8 @@ def job_fingerprint(
     (``--batch_size`` and the runner do not count: they do not change a row).
     """
     digest = hashlib.sha256()
-    _hash_file(digest, bundle_model_uri(bundle_dir))
-    _hash_file(digest, FileSystems.join(bundle_dir, METADATA_FILE))
+    _hash_file(digest, bundle_dir, MODEL_FILE)
+    _hash_file(digest, bundle_dir, METADATA_FILE)
     settings = {
         "mode": mode,
         "grid": [[int(n), float(fraction)] for n, fraction in grid],

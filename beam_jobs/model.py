@@ -3,29 +3,26 @@
 from __future__ import annotations
 
 import functools
-import io
-import os
 import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from apache_beam.io.filesystems import FileSystems
 from apache_beam.ml.inference.base import KeyedModelHandler, PredictionResult
 from apache_beam.ml.inference.tensorflow_inference import TFModelHandlerTensor
 
 from beam_jobs.errors import ClassifyJobError
-from beam_jobs.inputs import is_local, os_reason
-from logo_batch.bundle import model_path
+from beam_jobs.inputs import is_local, local_path, os_reason
+from logo_batch.bundle import MODEL_FILE, bundle_file, open_bundle_file
 from logo_batch.layers import ScalePixels
 from logo_batch.predict import predict_scores
 from logo_batch.whole_photo import DEFAULT_BATCH_SIZE, WindowStack, score_window_stacks
 
 
 def bundle_model_uri(bundle_dir: str) -> str:
-    if is_local(bundle_dir):
-        return os.path.abspath(model_path(bundle_dir))
-    return FileSystems.join(bundle_dir, os.path.basename(model_path(bundle_dir)))
+    """The bundle's ``model.keras`` (:func:`logo_batch.bundle.bundle_file`) as the model
+    handler loads it in every worker: a local bundle by its absolute path."""
+    return bundle_file(local_path(bundle_dir) if is_local(bundle_dir) else bundle_dir, MODEL_FILE)
 
 
 @dataclass(frozen=True)
@@ -126,22 +123,18 @@ def check_model_file(bundle_dir: str) -> None:
     """Fails before any work unless the bundle's ``model.keras`` is a complete archive.
 
     A ``.keras`` file is a zip archive holding ``config.json`` (and the weights); a
-    truncated or overwritten file fails its central directory or CRC checks.
+    truncated or overwritten file fails its central directory or CRC checks. Read
+    through :func:`logo_batch.bundle.open_bundle_file`, local or remote alike.
     """
     path = bundle_model_uri(bundle_dir)
     try:
-        if is_local(path):
-            if not os.path.lexists(path):
-                raise ClassifyJobError(
-                    f"{path}: no such file; {bundle_dir} is not a complete model bundle"
-                )
-            archive = zipfile.ZipFile(path)
-        else:
-            with FileSystems.open(path) as handle:
-                archive = zipfile.ZipFile(io.BytesIO(handle.read()))
-        with archive:
+        with open_bundle_file(bundle_dir, MODEL_FILE) as handle, zipfile.ZipFile(handle) as archive:
             damaged = archive.testzip()
             names = set(archive.namelist())
+    except FileNotFoundError as error:
+        raise ClassifyJobError(
+            f"{path}: no such file; {bundle_dir} is not a complete model bundle"
+        ) from error
     except (zipfile.BadZipFile, OSError, EOFError, RuntimeError, ValueError) as error:
         reason = os_reason(error) if isinstance(error, OSError) else str(error)
         raise ClassifyJobError(

@@ -7,15 +7,19 @@ preprocessed, the dataset it was trained on and its metrics.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import errno
 import json
 import os
+import re
 import shutil
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import keras
 
@@ -26,6 +30,7 @@ BUNDLE_FORMAT_VERSION = 1
 MODEL_FILE = "model.keras"
 METADATA_FILE = "metadata.json"
 SERVING_DIR = "serving"
+_COPY_CHUNK = 1 << 20
 
 PREPROCESSING = {
     "decode": "RGB uint8; EXIF orientation applied; JPEG IDCT INTEGER_ACCURATE; "
@@ -70,9 +75,9 @@ class BundleMetadata:
 
 @dataclass
 class Bundle:
-    """A loaded bundle."""
+    """A loaded bundle (``path``: the folder, or the URI of a remote bundle)."""
 
-    path: Path
+    path: Path | str
     model: keras.Model
     metadata: BundleMetadata
 
@@ -85,22 +90,61 @@ class Bundle:
         return self.metadata.image_size
 
 
+_URI = re.compile(r"[a-zA-Z][-a-zA-Z0-9+.]*://")
+
+
+def bundle_file(bundle_dir: str | os.PathLike, name: str) -> str:
+    """Where the file ``name`` (e.g. :data:`MODEL_FILE`) of a bundle is: a local path
+    joined as the OS joins paths, or for a bundle given as a URI (``gs://``, ``s3://``,
+    ``ram://``, ``file://``, ...) that URI and ``/name``. No file system is asked."""
+    location = os.fspath(bundle_dir)
+    if _URI.match(location):
+        return f"{location.rstrip('/')}/{name}"
+    return os.path.join(location, name)
+
+
 def model_path(bundle_dir: str | os.PathLike) -> str:
-    """Path of the bundle's ``.keras`` file (what Beam's model handler loads)."""
-    return os.path.join(os.fspath(bundle_dir), MODEL_FILE)
+    """Path of the bundle's ``.keras`` file: ``bundle_file(bundle_dir, MODEL_FILE)``."""
+    return bundle_file(bundle_dir, MODEL_FILE)
+
+
+@contextlib.contextmanager
+def open_bundle_file(bundle_dir: str | os.PathLike, name: str) -> Iterator[IO[bytes]]:
+    """Opens the file ``name`` of a local or remote bundle to read its bytes (a seekable
+    handle): every reader of a bundle goes through here.
+
+    One file-system layer for every kind of bundle: TensorFlow's ``tf.io.gfile`` (local
+    paths, ``gs://``, ``s3://``, ``hdfs://``, ``ram://``, ...). Its errors are raised as
+    ``OSError``: ``FileNotFoundError`` when there is no such file (or its folder is not
+    one), naming :func:`bundle_file`'s path.
+    """
+    import tensorflow as tf  # its file system reads local folders and gs://, s3://, ...
+
+    path = bundle_file(bundle_dir, name)
+    try:
+        if not tf.io.gfile.exists(path):
+            raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), path)
+        with tf.io.gfile.GFile(path, "rb") as handle:
+            yield handle
+    except tf.errors.OpError as error:  # raised by the open or by the caller's reads
+        code = {
+            tf.errors.NotFoundError: errno.ENOENT,
+            tf.errors.PermissionDeniedError: errno.EACCES,
+        }.get(type(error), errno.EIO)
+        raise OSError(code, error.message or os.strerror(code), path) from error
 
 
 def read_metadata(bundle_dir: str | os.PathLike) -> BundleMetadata:
     """Reads ``metadata.json`` of a local or remote (``gs://``, ...) bundle; raises a
     clear error when the folder is not a bundle."""
-    import tensorflow as tf  # its file system reads local folders and gs://, s3://, ...
-
-    path = f"{os.fspath(bundle_dir).rstrip('/')}/{METADATA_FILE}"
-    if not tf.io.gfile.exists(path):
-        raise FileNotFoundError(f"{bundle_dir}: not a logo-batch model bundle (no {METADATA_FILE})")
+    path = bundle_file(bundle_dir, METADATA_FILE)
     try:
-        with tf.io.gfile.GFile(path, "rb") as handle:
+        with open_bundle_file(bundle_dir, METADATA_FILE) as handle:
             data = json.loads(handle.read().decode("utf-8"))
+    except FileNotFoundError as error:
+        raise FileNotFoundError(
+            f"{bundle_dir}: not a logo-batch model bundle (no {METADATA_FILE})"
+        ) from error
     except json.JSONDecodeError as error:
         raise ValueError(f"{path}: invalid JSON: {error}") from error
     metadata = BundleMetadata.from_dict(data)
@@ -113,10 +157,19 @@ def read_metadata(bundle_dir: str | os.PathLike) -> BundleMetadata:
 
 
 def load_bundle(bundle_dir: str | os.PathLike) -> Bundle:
-    """Loads a bundle's model (Keras safe mode, no optimizer) and metadata."""
+    """Loads a bundle's model (Keras safe mode, no optimizer) and metadata; a remote
+    bundle's ``.keras`` file is copied to a local temporary file first."""
     metadata = read_metadata(bundle_dir)
-    model = keras.models.load_model(model_path(bundle_dir), compile=False, safe_mode=True)
-    return Bundle(Path(bundle_dir), model, metadata)
+    location = os.fspath(bundle_dir)
+    if not _URI.match(location):
+        model = keras.models.load_model(model_path(location), compile=False, safe_mode=True)
+        return Bundle(Path(location), model, metadata)
+    with tempfile.TemporaryDirectory(prefix="logo_batch_bundle-") as local:
+        copy = os.path.join(local, MODEL_FILE)
+        with open_bundle_file(bundle_dir, MODEL_FILE) as source, open(copy, "wb") as target:
+            shutil.copyfileobj(source, target, _COPY_CHUNK)
+        model = keras.models.load_model(copy, compile=False, safe_mode=True)
+    return Bundle(location, model, metadata)
 
 
 def _umask() -> int:
