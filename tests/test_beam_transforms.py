@@ -11,7 +11,7 @@ from apache_beam.runners.portability.fn_api_runner import FnApiRunner
 from apache_beam.testing import test_pipeline
 from apache_beam.testing.util import assert_that, equal_to
 from beam_support import count_csv_rows
-from image_files import encode, halves
+from image_files import encode, halves, noise_jpeg
 
 from beam_jobs import csv_output, inputs, reading, transforms
 from beam_jobs.file_facts import FileEntry
@@ -174,3 +174,189 @@ def test_the_driver_checks_the_writers_counts_and_sizes_without_reading_rows(tmp
     with pytest.raises(ClassifyJobError, match="bytes on storage, the writer reported"):
         job.verify_and_move(config, str(tmp_path), 1.0, {})
     assert not (tmp_path / "out.csv").exists()
+
+
+def test_classify_batches_gives_one_prediction_per_file_failures_named(tmp_path):
+    from beam_support import CLASSES, IMAGE_SIZE, make_bundle
+
+    from beam_jobs.reading import DecodedBatch
+    from logo_batch.bundle import load_bundle
+    from logo_batch.predict import predict_files
+    from logo_batch.preprocessing import preprocess_image_file
+
+    bundle = make_bundle(tmp_path / "tiny")
+    paths = []
+    for i in range(3):
+        paths.append(str(tmp_path / f"p{i}.jpg"))
+        (tmp_path / f"p{i}.jpg").write_bytes(noise_jpeg(i))
+    entries = [FileEntry(path, "", 100 + i, f"2024-05-0{i + 1}T00:00:00.000000Z")
+               for i, path in enumerate(paths)]  # fmt: skip
+    bad = FileEntry(str(tmp_path / "bad.jpg"), "", 7, "2024-05-09T00:00:00.000000Z")
+    gone = FileEntry("/photos/gone.jpg", "broken symbolic link (to x)")
+    batches = [
+        DecodedBatch(
+            inputs=[(entry, preprocess_image_file(entry.path, IMAGE_SIZE)) for entry in entries],
+            errors=[(bad, "cannot decode image: truncated")],
+        ),
+        DecodedBatch(errors=[(gone, gone.error)]),  # no model input at all
+        DecodedBatch(),  # nothing: no row
+    ]
+    want = {p.path: p for p in predict_files(load_bundle(bundle), paths, top_k=2, mode="single")}
+
+    def check(results):
+        by_path = {entry.path: (entry, prediction) for entry, prediction in results}
+        assert len(results) == len(by_path) == 5  # one per file, each once
+        for entry in entries:
+            got_entry, got = by_path[entry.path]
+            assert got_entry == entry and got.path == entry.path and not got.error  # the key
+            assert (got.label, got.top_labels) == (
+                want[entry.path].label,
+                want[entry.path].top_labels,
+            )
+            np.testing.assert_allclose(got.top_scores, want[entry.path].top_scores, atol=1e-6)
+            assert got.mode == "single" and len(got.top_labels) == 2  # top_k
+        assert by_path[bad.path] == (
+            bad,
+            error_prediction(bad.path, "cannot decode image: truncated", "single"),
+        )
+        assert by_path[gone.path][1].error == "broken symbolic link (to x)"
+
+    with _pipeline() as p:
+        results = (
+            p | beam.Create(batches) | transforms.ClassifyBatches(str(bundle), CLASSES, top_k=2)
+        )
+        assert_that(results, check)
+
+
+def _row(path: str, entry_size: int, *, fingerprint: str = "fp", error: str = "") -> dict:
+    from beam_jobs.file_facts import ROW_COLUMNS
+
+    row = {column: "" for column in ROW_COLUMNS}
+    if not error:  # a label and scores that need CSV quoting: a carried row keeps them
+        row.update(label='a "b", ç', score="0.700000", top_labels='a "b", ç;y')
+        row.update(top_scores="0.700000;0.300000", mode="single")
+    row.update(path=path, error=error, size=str(entry_size))
+    row.update(modified="2024-05-01T12:00:00.000001Z", fingerprint=fingerprint)
+    return row
+
+
+def test_reuse_previous_carries_unchanged_rows_byte_for_byte_and_classifies_the_rest(tmp_path):
+    from beam_jobs import previous
+    from beam_jobs.file_facts import ROW_COLUMNS
+    from beam_jobs.sorted_csv import csv_line, to_record
+
+    modified = "2024-05-01T12:00:00.000001Z"
+    same = FileEntry('/p/same, "q" é.jpg', "", 10, modified)
+    changed = FileEntry("/p/changed.jpg", "", 11, modified)  # the row says 10 bytes
+    failed = FileEntry("/p/failed.jpg", "", 10, modified)  # its row is an error: retried
+    new = FileEntry("/p/new.jpg", "", 10, modified)
+    rows = [
+        _row(same.path, 10),
+        _row(changed.path, 10),
+        _row(failed.path, 10, error="corrupt"),
+        _row("/p/removed.jpg", 10),
+    ]
+    old = tmp_path / "old.csv"
+    lines = [csv_line(ROW_COLUMNS)] + [csv_line([row[c] for c in ROW_COLUMNS]) for row in rows]
+    old.write_bytes("".join(lines).encode("utf-8"))
+    output = previous.PreviousOutput(str(old), (str(old),))
+    counts_path = str(tmp_path / previous.REUSE_COUNTS_FILE)
+
+    def carried_bytes(carried):
+        assert [to_record(row, ROW_COLUMNS)[2] for row in carried] == [lines[1]]
+
+    with _pipeline() as p:
+        entries = p | beam.Create([same, changed, failed, new])
+        to_classify, carried = entries | previous.ReusePrevious(output, "fp", counts_path)
+        assert_that(to_classify, equal_to([changed, failed, new]), label="ToClassify")
+        assert_that(carried, carried_bytes, label="Carried")
+    counts = json.loads((tmp_path / previous.REUSE_COUNTS_FILE).read_text())
+    assert counts == {"reused": 1, "new": 1, "changed": 1, "retried": 1, "removed": 1}
+    # Another fingerprint (another model or settings): nothing is carried.
+    with _pipeline() as p:
+        entries = p | beam.Create([same])
+        to_classify, carried = entries | previous.ReusePrevious(output, "other", counts_path)
+        assert_that(to_classify, equal_to([same]), label="ToClassify")
+        assert_that(carried, equal_to([]), label="Carried")
+
+
+def test_read_file_list_names_every_listed_path_resolved(tmp_path):
+    from beam_jobs.file_lists import ListedPath
+
+    lists = tmp_path / "lists"
+    lists.mkdir()
+    text = lists / "files.txt"
+    text.write_bytes(b"a.jpg\n\n/abs/b.jpg\r\ngs://bucket/c.jpg\n")
+    table = lists / "files.csv"
+    table.write_text("name,Path\nx,sub/d.jpg\ny,\n", encoding="utf-8")
+    with _pipeline() as p:
+        listed = p | "Text" >> reading.ReadFileList(inputs.FileListSpec(str(text), True))
+        assert_that(
+            listed,
+            equal_to([
+                ListedPath(str(lists / "a.jpg"), True, str(text)),
+                ListedPath("/abs/b.jpg", True, str(text)),
+                ListedPath("gs://bucket/c.jpg", False, str(text)),
+            ]),
+            label="TextList",
+        )  # fmt: skip
+        rows = p | "Csv" >> reading.ReadFileList(inputs.FileListSpec(str(table), True))
+        assert_that(
+            rows,
+            equal_to([
+                ListedPath(str(lists / "sub/d.jpg"), True, str(table)),
+                ListedPath(f"{table}:3", True, str(table), "row 3 of the file list has no path"),
+            ]),
+            label="CsvList",
+        )  # fmt: skip
+
+
+def test_one_entry_per_file_prefers_the_folder_entry_and_looks_listed_paths_up(tmp_path):
+    from beam_jobs.file_facts import local_entry
+    from beam_jobs.file_lists import ListedPath
+
+    for name in ("a.jpg", "b.jpg"):
+        (tmp_path / name).write_bytes(b"x" * 3)
+    a, b, gone = (str(tmp_path / name) for name in ("a.jpg", "b.jpg", "gone.jpg"))
+    found = [
+        local_entry(a),  # found in a folder
+        ListedPath(a, True, "l1"),
+        ListedPath(a, True, "l2"),
+        ListedPath(b, True, "l2"),
+        ListedPath(gone, True, "l2"),
+        ListedPath(gone, True, "l1"),
+    ]
+    expected = [
+        local_entry(a),
+        local_entry(b),  # looked at here: its size and modification time
+        FileEntry(gone, "no such file (listed in l1)"),
+    ]
+    assert expected[1].size == 3
+    with _pipeline() as p:
+        entries = p | beam.Create(found) | reading.OneEntryPerFile()
+        assert_that(entries, equal_to(expected))
+
+
+def test_match_inputs_gives_one_entry_per_file_of_folders_and_lists(tmp_path):
+    from beam_jobs.file_facts import local_entry
+
+    photos = tmp_path / "photos"
+    (photos / "sub").mkdir(parents=True)
+    for name in ("photos/a.jpg", "photos/sub/b.png", "photos/notes.txt", "extra.jpg"):
+        (tmp_path / name).write_bytes(b"x")
+    listed = tmp_path / "more.txt"
+    listed.write_text("photos/a.jpg\nextra.jpg\ngone.jpg\nextra.jpg\n", encoding="utf-8")
+    specs = inputs.resolve_inputs([str(photos)], [str(listed)])
+    expected = [
+        local_entry(str(photos / "a.jpg")),  # in the folder and the list: once
+        local_entry(str(photos / "sub/b.png")),
+        local_entry(str(tmp_path / "extra.jpg")),  # listed twice: once
+        FileEntry(str(tmp_path / "gone.jpg"), f"no such file (listed in {listed})"),
+    ]
+    p = _pipeline()
+    assert_that(p | reading.MatchInputs(specs), equal_to(expected))
+    result = p.run()
+    result.wait_until_finish()
+    counters = {c.key.metric.name: c.committed for c in result.metrics().query()["counters"]}
+    assert counters["files_matched"] == 4 and counters["listing_errors"] == 1
+    assert counters["duplicate_entries"] == 2
