@@ -197,9 +197,15 @@ def evaluate_bundle(
     extra = {"bundle": os.fspath(bundle_dir), "dataset": f"{dataset}/{config}", "split": split}
     if background:
         extra.update(background_metrics(scores, labels, bundle.class_names.index(background)))
-    if output_dir is not None:
+    if output_dir is not None:  # one row and column per model output, none included
         return write_report(
-            scores, labels, logo_names, output_dir, threshold=threshold, prefix=split, extra=extra
+            scores,
+            labels,
+            bundle.class_names,
+            output_dir,
+            threshold=threshold,
+            prefix=split,
+            extra=extra,
         )
     return {**extra, **compute_metrics(scores, labels, threshold)}
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
+import pytest
 import tensorflow as tf
 from training_support import tiny_config
 
@@ -52,6 +54,17 @@ def test_training_with_background_learns_the_class_none(synthetic_data_dir, tmp_
     # Over the brands only (what whole-photo mode answers), no crop can be called none.
     assert test["brand_accuracy"] >= test["accuracy"]
     assert 0.0 <= test["called_background"] <= 1.0
+    # `logo-batch evaluate` on the crops with a report folder: 28 columns, 28 rows.
+    from logo_batch.evaluate import evaluate_bundle
+
+    report = tmp_path / "crops_report"
+    metrics = evaluate_bundle(
+        result.bundle_dir, synthetic_data_dir, config="crops", output_dir=report
+    )
+    assert metrics["brand_accuracy"] == pytest.approx(test["brand_accuracy"])
+    per_class = pd.read_csv(report / "test_per_class.csv")
+    assert list(per_class["class"]) == bundle.class_names
+    assert (report / "test_confusion_matrix.png").stat().st_size > 0
 
 
 def test_background_metrics_count_brands_only():
