@@ -17,12 +17,16 @@ photos took ~3 GB and 4 GB workers were killed.
   chain (one batch of decoded images, not a partition's). A chain's output is a list only
   where it must be kept (read by several transforms, shuffled, flattened, a side input).
   What ``finish_bundle`` emits is kept.
-- **Partitions that follow the data.** A collection read by several transforms, or
-  shuffled, that has fewer partitions than :func:`min_partitions` (twice the cluster's
-  worker threads) is persisted on the cluster, counted, and split into
-  ``max(min_partitions, ceil(elements / ELEMENTS_PER_PARTITION))`` partitions: the
-  listing of a folder is spread over the workers, and every later step keeps that many
-  partitions.
+- **Partitions that follow the data.** A collection read by several transforms,
+  shuffled, or reshuffled, that has fewer partitions than :func:`min_partitions` (twice
+  the cluster's worker threads) is persisted on the cluster, counted, and split into
+  ``max(min_partitions, ceil(elements / ELEMENTS_PER_PARTITION))`` partitions (never
+  more than its elements), and every later step keeps that many partitions. An element
+  with a ``partition_weight`` counts as that many: the job's listing units
+  (:class:`~beam_jobs.reading.ListingUnit`, up to 10,000 files each) are split about
+  one a partition, so that a folder's files are listed and classified in many tasks
+  and no worker holds more than a unit of them. A Reshuffle of a collection that
+  already has enough partitions is passed over (its chain goes on in the same tasks).
 - **Side inputs, once.** A side input is computed once, as a dask item every task that
   reads it receives.
 - **Every leaf.** Every transform nothing reads is computed, not only the last one visited.
@@ -51,6 +55,7 @@ from apache_beam.runners.dask.overrides import (
     _Create,
     _Flatten,
     _GroupByKeyOnly,
+    _Reshuffle,
     dask_overrides,
 )
 from apache_beam.runners.dask.transform_evaluator import (
@@ -75,9 +80,19 @@ def min_partitions(client) -> int:
     return max(2, 2 * threads)
 
 
-def split_count(elements: int, partitions: int, least: int) -> int:
-    """Partitions for a collection of ``elements`` that has ``partitions`` now."""
-    return max(partitions, least, math.ceil(elements / ELEMENTS_PER_PARTITION))
+def split_count(elements: int, partitions: int, least: int, weight: int | None = None) -> int:
+    """Partitions for a collection of ``elements`` that has ``partitions`` now: at least
+    ``least`` and one per :data:`ELEMENTS_PER_PARTITION` of its ``weight`` (the sum of
+    :func:`element_weight`; default: its elements), never more than its elements."""
+    weight = elements if weight is None else weight
+    wanted = max(least, math.ceil(weight / ELEMENTS_PER_PARTITION))
+    return max(partitions, min(elements, wanted))
+
+
+def element_weight(element) -> int:
+    """What ``element`` counts as when its collection is split: its ``partition_weight``
+    (the job's listing units: the files they name), else 1."""
+    return getattr(element, "partition_weight", 1)
 
 
 @dataclasses.dataclass
@@ -247,8 +262,9 @@ class _Translator(PipelineVisitor):
         if bag.npartitions >= self.least:
             return bag
         bag = self.client.persist(bag)
-        elements = int(self.client.compute(bag.count()).result())
-        partitions = split_count(elements, bag.npartitions, self.least)
+        counted = self.client.compute([bag.count(), bag.map(element_weight).sum()])
+        elements, weight = (int(future.result()) for future in counted)
+        partitions = split_count(elements, bag.npartitions, self.least, weight)
         self.split_counts.append((label, elements, partitions))
         return bag.repartition(npartitions=partitions) if partitions > bag.npartitions else bag
 
@@ -274,6 +290,8 @@ class _Translator(PipelineVisitor):
         elif isinstance(transform, _GroupByKeyOnly):
             bag = self.input_bag(node, spread=True)
             self.outputs[node] = bag.groupby(_group_key).map(_group_value)
+        elif isinstance(transform, _Reshuffle):
+            self.outputs[node] = self.reshuffle(node)
         elif isinstance(transform, _Flatten):
             import dask.bag as db
 
@@ -283,6 +301,16 @@ class _Translator(PipelineVisitor):
             self.outputs[node] = self.outputs[list(node.inputs)[0].producer]
         else:
             raise NotImplementedError(f"the Dask runner cannot run {node.full_label}")
+
+    def reshuffle(self, node: AppliedPTransform):
+        """A Reshuffle: passed over when its input has partitions enough (a pending chain
+        goes on through it), else its input spread (see the module's notes)."""
+        producer = list(node.inputs)[0].producer
+        upstream = self.outputs[producer]
+        partitions = (upstream.bag if isinstance(upstream, _Chain) else upstream).npartitions
+        if partitions >= self.least and self.consumers[producer] == 1:
+            return upstream
+        return self.input_bag(node, spread=True)
 
     def chain_pardo(self, node: AppliedPTransform) -> _Chain:
         transform = node.transform

@@ -130,6 +130,39 @@ def test_a_fan_out_is_split_side_inputs_and_finish_bundle_outputs_count(local_cl
     assert ("Expand", count, 4) in runner.split_counts
 
 
+def test_a_folder_is_listed_in_units_one_a_partition_and_no_file_list_is_gathered(
+    local_cluster, tmp_path, monkeypatch
+):
+    """The listing's units are split by the files they name (here 10 files a partition,
+    as units of 10 files: one unit a partition); the entries (5 partitions, at least the
+    cluster's 4) are neither persisted nor split again, and the batches' Reshuffle is
+    passed over: the only collection counted and split is the units'."""
+    from beam_jobs import dask_runner
+    from beam_jobs.counts import CountGlobally
+    from beam_jobs.reading import GroupIntoBatches, MatchImageFiles
+
+    monkeypatch.setattr(dask_runner, "ELEMENTS_PER_PARTITION", 10)
+
+    for index in range(45):
+        folder = tmp_path / f"d{index // 20}"
+        folder.mkdir(exist_ok=True)
+        (folder / f"f{index:02d}.jpg").write_bytes(b"x")
+    paths = sorted(str(path) for path in tmp_path.rglob("*.jpg"))
+
+    def build(p):
+        entries = p | MatchImageFiles(str(tmp_path), files_per_unit=10)
+        assert_that(entries | CountGlobally(), equal_to([45]), label="Count")
+        batches = entries | GroupIntoBatches(batch_size=4)
+        flat = batches | beam.FlatMap(lambda batch: [fields[0] for fields in batch])
+        assert_that(flat, equal_to(paths), label="EveryFileOnce")
+
+    runner = _run(local_cluster, build, least=4)
+    assert ("MatchImageFiles/PlanListing", 5, 5) in runner.split_counts  # 45 files / 10
+    assert max(elements for _, elements, _ in runner.split_counts) <= 5  # no per-file list
+    assert dask_runner.split_count(5, 1, 4, weight=45) == 5
+    assert dask_runner.split_count(5, 1, 8, weight=45) == 5  # never more than the units
+
+
 def test_files_that_failed_to_decode_go_through_the_model_unscored(tmp_path):
     from logo_batch.bundle import load_bundle
 
