@@ -3,8 +3,14 @@
 A writer keeps at most ``buffer_rows`` rows in memory: beyond that it writes sorted
 runs to a local scratch folder and merges them into the file, so a file of any size is
 written sorted with the same memory. A merge reads its sorted inputs as streams
-(``heapq.merge``) and opens at most :data:`MERGE_FAN_IN` of them at once (more are
-merged in passes through the scratch folder): its memory does not depend on the rows.
+(``heapq.merge``) and opens at most :data:`MERGE_FAN_IN` of them at once: its memory
+does not depend on the rows. More inputs are merged in passes through the scratch
+folder (the worker's temporary folder, ``TMPDIR``): each pass merges groups of
+:data:`MERGE_FAN_IN` into runs there and deletes the runs it merged, so the scratch
+folder holds about one copy of the rows at a time (a pass's runs, plus the group
+being merged). ``n`` inputs take ``ceil(log_64(n)) - 1`` passes before the final
+merge (none up to 64 inputs, one up to 4,096, two up to 262,144), each reading and
+writing every row once more.
 
 A row travels as a :data:`Record`: ``(path, error flag, the row as one CSV line)``, a
 third of the memory of the row's dict (what a shuffle holds). Rows come in as dicts
@@ -19,6 +25,7 @@ import contextlib
 import csv
 import heapq
 import io
+import os
 import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from operator import itemgetter
@@ -91,11 +98,15 @@ def _merged(
 ) -> Iterator[Iterator[list[str]]]:
     """The rows of sorted CSV files as one sorted stream, at most MERGE_FAN_IN open."""
     paths = list(paths)
-    while len(paths) > MERGE_FAN_IN:  # merge groups into local runs first
+    while len(paths) > MERGE_FAN_IN:  # merge groups into local runs first (a pass)
         merged = []
         for start in range(0, len(paths), MERGE_FAN_IN):
-            with _merged(paths[start : start + MERGE_FAN_IN], key_index, scratch, header) as rows:
+            group = paths[start : start + MERGE_FAN_IN]
+            with _merged(group, key_index, scratch, header) as rows:
                 merged.append(_write_run(scratch, rows))
+            if header is None:  # runs in the scratch folder, merged: not read again
+                for path in group:
+                    os.remove(path)
         paths, header = merged, None
     with contextlib.ExitStack() as stack:
         readers = [stack.enter_context(_opened_csv(path, header)) for path in paths]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 
 import apache_beam as beam
 import pytest
@@ -85,6 +86,38 @@ def test_a_merge_of_many_files_takes_passes_and_keeps_every_row(tmp_path, monkey
     (tmp_path / "other.csv").write_text("path,label\n/a.jpg,x\n")
     with pytest.raises(ValueError, match="is not the columns"):
         sorted_csv.merge_sorted_csvs([str(tmp_path / "other.csv")], str(merged), ROW_COLUMNS)
+
+
+def test_a_merge_in_passes_deletes_each_pass_s_runs_once_merged(tmp_path, monkeypatch):
+    """9 inputs, 2 at a time: passes of 5, 3 and 2 runs. Kept to the end they would be 10
+    runs in the scratch folder; deleted once merged, at most 6 (a pass's 5 and one new)."""
+    monkeypatch.setattr(sorted_csv, "MERGE_FAN_IN", 2)
+    rows = _rows(45)
+    sources = []
+    for part in range(9):
+        source = tmp_path / f"part{part}.csv"
+        sorted_csv.write_sorted_csv(str(source), rows[part::9], ROW_COLUMNS)
+        sources.append(str(source))
+    write_run, seen = sorted_csv._write_run, []
+
+    def counting_write_run(folder, records):
+        path = write_run(folder, records)
+        seen.append(len(os.listdir(folder)))
+        return path
+
+    monkeypatch.setattr(sorted_csv, "_write_run", counting_write_run)
+    merged = tmp_path / "merged.csv"
+    assert sorted_csv.merge_sorted_csvs(sources, str(merged), ROW_COLUMNS)[0] == 45
+    assert _read_paths(merged) == sorted(row["path"] for row in rows)
+    assert len(seen) == 5 + 3 + 2 and max(seen) == 6
+    assert all(os.path.exists(source) for source in sources)  # the inputs are not runs
+    # A writer's own spilled runs (9 runs of 5 rows) are deleted as they are merged too:
+    # at most its 9 and one new (kept, the passes would leave 9 + 5 + 3 + 2 = 19).
+    seen.clear()
+    out = tmp_path / "written.csv"
+    sorted_csv.write_sorted_csv(str(out), rows, ROW_COLUMNS, buffer_rows=5)
+    assert _read_paths(out) == sorted(row["path"] for row in rows)
+    assert seen[:9] == list(range(1, 10)) and max(seen) == 10
 
 
 def test_a_row_with_an_unknown_column_is_refused(tmp_path):
