@@ -8,9 +8,12 @@ else default).
 
 Precision (:func:`resolve_precision`, for training and for inference) is a Keras
 dtype policy chosen at run time from what this machine has: ``mixed_float16`` on a
-GPU, ``mixed_bfloat16`` on a CPU with bfloat16 matrix units (AMX or AVX-512 BF16:
-Intel Sapphire Rapids and later) that TensorFlow drives through oneDNN, else
-``float32`` (:func:`cpu_features` reads the CPU's flags).
+GPU, ``mixed_bfloat16`` on a CPU with bfloat16 matrix units (AMX: Intel Sapphire
+Rapids and later) that TensorFlow drives through oneDNN, else ``float32``
+(:func:`cpu_features` reads the CPU's flags). AVX-512 BF16 alone (AMD Zen 4 and later,
+Intel Cooper Lake) is not enough: on an AMD EPYC with it and oneDNN on, a MobileNetV2
+training step ran at 0.86x float32 per CPU-second and inference at 0.94x
+(benchmarks/RESULTS.md section 6).
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ STRATEGIES = ("auto", "default", "mirrored", "multi_worker")
 PRECISION_VALUES = ("auto", "on", "bfloat16", "off")
 FLOAT32, MIXED_FLOAT16, MIXED_BFLOAT16 = "float32", "mixed_float16", "mixed_bfloat16"
 BFLOAT16_FLAGS = ("amx_bf16", "avx512_bf16")  # /proc/cpuinfo: bfloat16 matrix/vector units
+FAST_BFLOAT16_FLAGS = ("amx_bf16",)  # where bfloat16 measured faster than float32
 INT8_FLAGS = ("amx_int8", "avx512_vnni", "avx_vnni")  # int8 dot products
 CPUINFO = "/proc/cpuinfo"
 
@@ -66,10 +70,10 @@ class CpuFeatures:
 
     @property
     def fast_bfloat16(self) -> bool:
-        """bfloat16 runs on matrix units here: a bfloat16 unit and oneDNN on. Without
-        them TensorFlow's bfloat16 kernels convert in software and are slower than
-        float32."""
-        return bool(self.bfloat16) and self.onednn
+        """bfloat16 runs on matrix units here: AMX and oneDNN on. Without oneDNN
+        TensorFlow's bfloat16 kernels convert in software; with AVX-512 BF16 alone
+        (vector dot products, no tiles) bfloat16 measured slower than float32."""
+        return any(flag in self.flags for flag in FAST_BFLOAT16_FLAGS) and self.onednn
 
     def describe(self) -> str:
         """One line for logs and benchmark headers."""

@@ -159,7 +159,7 @@ def error_prediction(path: str, error: str, mode: str = "") -> Prediction:
 def with_precision(bundle: Bundle, precision: str) -> Bundle:
     """The bundle with its model computing in the precision ``precision`` resolves to
     on this machine (:func:`logo_batch.distribute.resolve_precision`: ``auto`` is
-    bfloat16 on a CPU with AMX or AVX-512 BF16, float16 on a GPU, else float32;
+    bfloat16 on a CPU with AMX, float16 on a GPU, else float32;
     ``off``, float32, returns the bundle itself)."""
     from logo_batch import distribute
 

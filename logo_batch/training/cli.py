@@ -78,8 +78,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         "--mixed-precision",
         choices=distribute.PRECISION_VALUES,
         default=d.mixed_precision,
-        help="auto: float16 on a GPU, bfloat16 on a CPU with AMX/AVX-512 BF16, else off; "
-        "on: float16",
+        help="auto: float16 on a GPU, bfloat16 on a CPU with AMX, else off; on: float16",
     )
     a("--xla", choices=distribute.SWITCH_VALUES, default=d.xla)
     a("--strategy", choices=distribute.STRATEGIES, default=d.strategy)
