@@ -1,4 +1,4 @@
-"""Benchmark 7: the Beam job at 1,000, 10,000 and 100,000 files: memory that does not grow.
+"""Benchmark 7: the Beam job at 1,000 to 200,000 files: memory that does not grow.
 
 Each size is a folder of small generated JPEGs (64 distinct 32x32 pictures, hard-linked
 under new names, 10,000 to a subfolder) classified by a tiny model (a 3x3 convolution and
@@ -10,16 +10,23 @@ size and runner, in the same run:
 - wall time of the job (a separate process, as users run it);
 - peak RSS of the driver (the job's process) and of each worker process, sampled every
   100 ms: the local runner's SDK workers (its children), or the workers of a Dask
-  cluster started with the ``dask`` command line (2 workers, 1 thread, 4 GB each);
-- listing: the local listing (``list_local_entries``, one stat a file) of the largest
-  folder, timed in this process.
+  cluster started with the ``dask`` command line (2 workers, 1 thread, 4 GB each), with
+  Dask's statistical profiler off (:data:`DASK_WORKER_ENV`: it keeps the last 1,000
+  seconds of sampled call stacks, which grows a worker with the run's time, not its
+  files: the README says so);
+- listing, timed in this process over the largest folder: the plan (one process walks
+  the folders, ``plan_local_listing``) and the listing of its units (one stat a file,
+  ``list_unit_entries``; the job spreads this over the workers);
+- the merge ``--num_shards 1`` runs, over the largest run's files, and the bytes a row
+  takes in them.
 
 The baseline of each memory figure is the same process at the smallest size (the ratio
-column); the target: at the largest size, within 10% of it. From the measured growth per
-file the notes estimate the driver's and a worker's memory, the listing time and the
-shard count at 10 million and 1 billion files.
+column); the target: at the largest size, within 10% of it. From the growth per file
+between the two largest sizes (where every partition holds a full listing unit of
+10,000 files) the notes estimate the driver's and a worker's memory, the listing time,
+the shard count and the one sorted file's merge at 10 million and 1 billion files.
 
-    python -m benchmarks.bench_scale                # 1k, 10k, 100k; local and dask
+    python -m benchmarks.bench_scale                # 1k, 10k, 100k, 200k; local and dask
     python -m benchmarks.bench_scale --quick        # 1k, 5k, 20k
     python -m benchmarks.bench_scale --runners local --sizes 1000,50000
 """
@@ -27,7 +34,9 @@ shard count at 10 million and 1 billion files.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
+import math
 import os
 import shutil
 import subprocess
@@ -42,13 +51,15 @@ import numpy as np
 
 from benchmarks.common import Row, Section, python_command, verdict
 
-FULL_SIZES = (1_000, 10_000, 100_000)
+FULL_SIZES = (1_000, 10_000, 100_000, 200_000)
 QUICK_SIZES = (1_000, 5_000, 20_000)
 RUNNERS = ("local", "dask")
 FILES_PER_FOLDER = 10_000
 DISTINCT_PICTURES = 64
 ESTIMATE_SIZES = (10_000_000, 1_000_000_000)
 MiB = 2**20
+DASK_WORKER_ENV = {"DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED": "False"}
+"""Environment of the benchmark's ``dask worker`` processes (see the module's notes)."""
 
 
 def make_folder(target: Path, count: int, seed: int = 0) -> Path:
@@ -98,13 +109,25 @@ def tiny_bundle(folder: Path) -> Path:
     return save_bundle(keras.Model(inputs, outputs), metadata, path, export_serving=False)
 
 
-def listing_rate(folder: Path) -> tuple[int, float]:
-    """(files, seconds) of the job's local listing of ``folder``."""
-    from beam_jobs.inputs import list_local_entries
+@dataclass
+class Listing:
+    """The job's local listing of a folder, in one process: the plan, then the units."""
+
+    files: int
+    plan_seconds: float
+    list_seconds: float
+
+
+def listing_rate(folder: Path) -> Listing:
+    """Times the job's listing of ``folder``: planning (one process walks the folders)
+    and listing the units (one stat a file; spread over the workers in the job)."""
+    from beam_jobs.reading import list_unit_entries, plan_local_listing
 
     start = time.perf_counter()
-    files = sum(1 for _ in list_local_entries(str(folder)))
-    return files, time.perf_counter() - start
+    units = list(plan_local_listing(str(folder)))
+    planned = time.perf_counter()
+    files = sum(1 for unit in units for _ in list_unit_entries(unit))
+    return Listing(files, planned - start, time.perf_counter() - planned)
 
 
 @dataclass
@@ -206,15 +229,40 @@ def measure(
     return Point(count, measured.seconds, len(files), measured.driver_peak, worker)
 
 
+def growth_points(points: Sequence[Point]) -> tuple[Point, Point]:
+    """The two sizes the growth per file is taken between: the two largest (every
+    partition then holds a full listing unit), or the only two."""
+    return (points[-2], points[-1]) if len(points) >= 2 else (points[0], points[-1])
+
+
 def growth_per_file(points: Sequence[Point], attribute: str) -> float:
-    """Bytes of peak memory per file, from the smallest to the largest size."""
-    first, last = points[0], points[-1]
+    """Bytes of peak memory per file between :func:`growth_points`."""
+    first, last = growth_points(points)
+    if last.files == first.files:
+        return 0.0
     return (getattr(last, attribute) - getattr(first, attribute)) / (last.files - first.files)
 
 
-def merge_rate(shards: Sequence[Path], work: Path) -> float:
-    """Rows per second of the merge ``--num_shards 1`` runs (one process), over the
-    largest run's shards."""
+@dataclass
+class Merge:
+    """The merge ``--num_shards 1`` runs, over a run's files (one process)."""
+
+    rows: int
+    seconds: float
+    bytes: int  # of the files merged
+
+    @property
+    def rate(self) -> float:
+        return self.rows / self.seconds
+
+    @property
+    def bytes_per_row(self) -> float:
+        return self.bytes / self.rows
+
+
+def merge_rate(shards: Sequence[Path], work: Path) -> Merge:
+    """Times the merge ``--num_shards 1`` runs (one process) over the largest run's
+    shards."""
     from beam_jobs.file_facts import ROW_COLUMNS
     from beam_jobs.sorted_csv import merge_sorted_csvs
 
@@ -222,45 +270,72 @@ def merge_rate(shards: Sequence[Path], work: Path) -> float:
     rows, _ = merge_sorted_csvs([str(s) for s in shards], str(work / "merged.csv"), ROW_COLUMNS)
     seconds = time.perf_counter() - start
     (work / "merged.csv").unlink()
-    return rows / seconds
+    return Merge(rows, seconds, sum(shard.stat().st_size for shard in shards))
+
+
+def merge_passes(files: int) -> int:
+    """Passes through local scratch before the final merge of ``files`` sorted files
+    (:data:`beam_jobs.sorted_csv.MERGE_FAN_IN` at a time)."""
+    from beam_jobs.sorted_csv import MERGE_FAN_IN
+
+    passes = 0
+    while files > MERGE_FAN_IN:
+        files = math.ceil(files / MERGE_FAN_IN)
+        passes += 1
+    return passes
 
 
 def estimate_lines(
     results: dict[str, list[Point]],
-    listing: tuple[int, float],
-    merge_rate: float,
+    listing: Listing,
+    merge: Merge,
     memory_limit: int,
+    workers: int = 2,
 ) -> list[str]:
-    """Driver and worker memory, listing time and shards at 10 million and 1 billion
-    files, extrapolated linearly from the measured growth."""
+    """Driver and worker memory, listing time, shards and the one sorted file at 10
+    million and 1 billion files, extrapolated linearly from the growth per file
+    between the two largest sizes."""
     from beam_jobs.csv_output import shard_count
     from beam_jobs.progress import duration
 
-    files, seconds = listing
-    rate = files / seconds
-    measured = next(iter(results.values()))
+    plan_rate = listing.files / listing.plan_seconds
+    list_rate = listing.files / listing.list_seconds
+    first, last = growth_points(next(iter(results.values())))
     lines = [
-        f"Estimates, linear in the growth per file measured from {measured[0].files:,} to "
-        f"{measured[-1].files:,} files; listing at {rate:,.0f} files/s (one process lists "
-        f"an input); one sorted file (--num_shards 1) merged at {merge_rate:,.0f} rows/s:",
+        f"Estimates, linear in the growth per file measured from {first.files:,} to "
+        f"{last.files:,} files; listing: the plan at {plan_rate:,.0f} files/s (one process "
+        f"walks an input's folders), then the units at {list_rate:,.0f} files/s per process "
+        f"(one stat a file), here over {workers} workers; one sorted file (--num_shards 1): "
+        f"merged at {merge.rate:,.0f} rows/s by one worker, each pass through its local "
+        f"scratch folder reading and writing every row once more "
+        f"({merge.bytes_per_row:,.0f} bytes a row):",
         "",
-        "| files | runner | driver peak | worker peak | listing | shards | one sorted file |",
+        "| files | runner | driver peak | worker peak | listing | shards "
+        "| one sorted file: merge, passes, scratch |",
         "|---|---|---|---|---|---|---|",
     ]
     for count in ESTIMATE_SIZES:
+        shards = shard_count(count)
+        passes = merge_passes(shards)
+        scratch = count * merge.bytes_per_row if passes else 0
+        merged = (
+            f"+{duration((passes + 1) * count / merge.rate)}, {passes} pass(es), "
+            f"{scratch / 1e9:,.0f} GB"
+        )
+        listed = f"{duration(count / plan_rate)} + {duration(count / list_rate / workers)}"
         for runner, points in results.items():
             cells = []
             for attribute in ("driver", "worker"):
                 per_file = max(0.0, growth_per_file(points, attribute))
-                value = getattr(points[0], attribute) + per_file * (count - points[0].files)
+                largest = points[-1]
+                value = getattr(largest, attribute) + per_file * (count - largest.files)
                 text = f"{value / 2**30:,.1f} GiB ({per_file:,.0f} B/file)"
                 if runner == "dask" and attribute == "worker" and value > 0.6 * memory_limit:
                     text += "; Dask spills above 60% of --memory-limit"
                 cells.append(text)
             lines.append(
-                f"| {count:,} | {runner} | {cells[0]} | {cells[1]} "
-                f"| {duration(count / rate)} | {shard_count(count):,} "
-                f"| +{duration(count / merge_rate)} |"
+                f"| {count:,} | {runner} | {cells[0]} | {cells[1]} | {listed} | {shards:,} "
+                f"| {merged} |"
             )
     return lines
 
@@ -283,7 +358,10 @@ def bench_scale(
 
             points = []
             for n in sizes:  # a fresh cluster each time: each worker's peak is this size's
-                with dask_cluster(work / f"dask_{n}", workers=2, memory_limit="4GB") as cluster:
+                with (
+                    environment(DASK_WORKER_ENV),
+                    dask_cluster(work / f"dask_{n}", workers=2, memory_limit="4GB") as cluster,
+                ):
                     points.append(measure(
                         runner, folders[n], n, bundle, out, cluster.address,
                         lambda _: cluster.worker_pids(),
@@ -294,7 +372,7 @@ def bench_scale(
     listing = listing_rate(folders[sizes[-1]])
     first = next(iter(results))
     largest = sorted((out / f"{first}_{sizes[-1]}").glob("rows*.csv"))
-    merged = merge_rate(largest, out)
+    merge = merge_rate(largest, out)
     section = Section(
         f"7. Scale: the Beam job at {', '.join(f'{n:,}' for n in sizes)} files "
         "(small JPEGs, tiny model, 2 local SDK workers / 2 Dask workers of 4 GB)"
@@ -324,19 +402,43 @@ def bench_scale(
                 f"{base.files:,}: {verdict(ratio <= 1.10)} ({ratio:.2f}x)"
             )
     section.rows.append(
-        Row(f"local listing of {listing[0]:,} files", listing[0] / listing[1], "files/s")
-    )
+        Row(f"listing of {listing.files:,} files: plan (one process)",
+            listing.files / listing.plan_seconds, "files/s")
+    )  # fmt: skip
+    section.rows.append(
+        Row(f"listing of {listing.files:,} files: units (per process)",
+            listing.files / listing.list_seconds, "files/s")
+    )  # fmt: skip
     section.targets = targets
-    section.rows.append(Row("merge into one sorted file (--num_shards 1)", merged, "rows/s"))
-    section.notes = ["\n".join(estimate_lines(results, listing, merged, memory_limit))]
+    section.rows.append(
+        Row(f"merge into one sorted file (--num_shards 1), {len(largest)} files", merge.rate,
+            "rows/s", note=f"{merge.bytes_per_row:,.0f} bytes a row")
+    )  # fmt: skip
+    section.notes = ["\n".join(estimate_lines(results, listing, merge, memory_limit))]
     return section
+
+
+@contextlib.contextmanager
+def environment(values: dict[str, str]):
+    """``values`` in ``os.environ`` while the ``with`` body runs (the processes it starts
+    inherit them)."""
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def main(argv: list[str] | None = None) -> int:
     """Runs this benchmark alone (``python -m benchmarks.run --only 7`` runs it too)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="1k, 5k, 20k files")
-    parser.add_argument("--sizes", help="comma-separated file counts (default 1k, 10k, 100k)")
+    parser.add_argument("--sizes", help="comma-separated file counts (default 1k, 10k, 100k, 200k)")
     parser.add_argument("--runners", default=",".join(RUNNERS), help="local, dask or both")
     parser.add_argument("--work", type=Path, default=Path("/tmp/logo_batch_bench/scale"))
     args = parser.parse_args(argv)
