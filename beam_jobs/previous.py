@@ -9,8 +9,11 @@ Rows of files that are no longer among the inputs drop out.
 
 The earlier output (a CSV file, or the shards ``STEM-NNNNN-of-NNNNN.csv`` of a run with
 ``--num_shards``) is read inside the pipeline (each file streamed by a worker) and
-joined with this run's files by path: never held in the driver's memory. The driver
-only reads its header and first row: when those show another model or other settings
+joined with this run's files by path: a CoGroupByKey, so whichever process shuffles
+holds every earlier row (the whole row, as a dict of its columns) and every entry of
+this run: the local runner's driver process, a Dask cluster's workers, Dataflow's
+shuffle service. The job's own code in the driver reads only the earlier output's
+header and first row: when those show another model or other settings
 (another fingerprint), or an output without the ``size``, ``modified`` and
 ``fingerprint`` columns, nothing can be reused and every file is classified again (the
 run says why; it is not an error).
