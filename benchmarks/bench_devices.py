@@ -21,7 +21,7 @@ In one run, each figure with its baseline measured alongside:
    photos of the ``images`` train split at 224 px, without a cache (a dataset too big
    to cache is decoded every epoch): decode + resize, decode + resize + augmentation,
    and augmentation alone (epochs over a memory cache), each augmentation both ways:
-   the Keras layers (``--augmentation layers``, the recipe before) and the fused warp +
+   the Keras layers (``--augmentation layers``, the recipe until 2026-12) and the fused warp +
    colour matrix (``--augmentation fused``).
 5. Cores to keep one GPU busy training MobileNetV2 at 224 px: a GPU's published (or
    estimated from published) training rate over the per-core feed rate, with each
@@ -53,7 +53,7 @@ TRAIN_BATCH_SIZE = 16  # bfloat16 steps are slow without AMX: a smaller batch, s
 DEFAULT_DATA_DIR = REPO.parent / "data" / "tfds"  # where the built data is, when it is
 # The training feed's augmentations (``--augmentation``), as the rows name them.
 AUGMENTATIONS = {
-    "layers": "Keras layers (3 warps + 2 HSV round trips, the recipe before)",
+    "layers": "Keras layers (3 warps + 2 HSV round trips, the recipe until 2026-12)",
     "fused": "fused (1 affine warp + 1 colour matrix per image)",
 }
 DECODE = "decode + resize"

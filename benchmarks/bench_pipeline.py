@@ -8,7 +8,7 @@
      decode it had before;
    - epochs over data in memory: shuffled batches gathered from the article's NumPy
      array with NumPy (no input pipeline at all) vs our cached epochs, without
-     augmentation and with each augmentation (the Keras layers, the recipe before, and
+     augmentation and with each augmentation (the Keras layers, the recipe until 2026-12, and
      the fused warp + colour matrix), vs a ceiling (one batch,
      ``take(1).cache().repeat()``);
    - decode + resize per core: our path on one thread vs the fastest single-thread
@@ -43,7 +43,7 @@ FINE_TUNE_LEARNING_RATE = 1e-4
 # The two augmentations (``--augmentation``), as the rows name them: the recipe before
 # first, then the fused one (the targets are held to it).
 AUGMENTATIONS = {
-    LAYERS: "Keras layers augmentation (3 warps + 2 HSV round trips, the recipe before)",
+    LAYERS: "Keras layers augmentation (3 warps + 2 HSV round trips, the recipe until 2026-12)",
     FUSED: "fused augmentation (1 affine warp + 1 colour matrix per image)",
 }
 
@@ -84,7 +84,7 @@ def training_pipeline(
     image_size: int,
     batch_size: int,
     augment: bool = True,
-    augmentation: str = LAYERS,
+    augmentation: str = FUSED,
 ):
     """The trainer's training input: the same library calls the trainer makes, with
     ``augmentation`` (``layers`` or ``fused``, as ``--augmentation``) when ``augment``."""

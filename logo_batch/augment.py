@@ -10,7 +10,11 @@ implementations of the same strengths (``--augmentation``):
   colour matrix plus an offset per image (saturation as a blend with the luma, hue as a
   rotation about the grey axis): one resampling and one matrix product per batch;
 - ``layers``: Keras's preprocessing layers one after another (three warps, two HSV
-  round trips), what runs before 2026-12 used.
+  round trips), the recipe until 2026-12.
+
+``fused`` is the default: over 3 seeds it matched ``layers`` on the crops (0.936 both)
+and on whole photos (query top-1 0.800 vs 0.778, ``none`` rejected 95.8% vs 91.9%) at
+about a quarter of the CPU per image (README, "Results on the real FlickrLogos-27").
 
 Never a horizontal flip: mirrored text is another logo. Borders are filled by
 repeating the edge pixels, never by reflection, which would paint mirrored copies of
@@ -44,7 +48,7 @@ class AugmentConfig:
     saturation: float = 0.2
     hue: float = 0.04  # hue rotation up to ±2 % of the colour wheel
     blur: float = 0.0  # probability-like factor of a Gaussian blur
-    method: str = LAYERS  # layers (Keras layers) or fused (one warp, one colour matrix)
+    method: str = FUSED  # fused (one warp, one colour matrix) or layers (Keras layers)
 
     def __post_init__(self):
         if self.method not in METHODS:

@@ -50,8 +50,8 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         "--augmentation",
         choices=METHODS,
         default=d.augmentation,
-        help="fused: one warp and one colour matrix per image (4x less CPU); layers: "
-        "Keras's preprocessing layers one after another (the recipe before 2026-12)",
+        help="fused (default): one warp and one colour matrix per image (4x less CPU); "
+        "layers: Keras's preprocessing layers one after another (the recipe until 2026-12)",
     )
     a("--blur", type=float, default=d.blur, help="random Gaussian blur strength (0 = off)")
     a(

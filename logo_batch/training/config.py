@@ -44,7 +44,7 @@ class TrainConfig:
     class_weights: bool = False
     augment: bool = True
     augment_on: str = "auto"  # cpu, device, or auto (device when a GPU is visible)
-    augmentation: str = "layers"  # layers (Keras layers) or fused (one warp, one colour matrix)
+    augmentation: str = "fused"  # fused (one warp, one colour matrix) or layers (Keras layers)
     head_on_features: bool = True  # pretrained base + default head: linear-probe first
     background: int = 0  # windows with no logo per training photo, learned as class none
     context: int = 0  # windows around each logo box (box = 10-100% of the window), its brand
