@@ -14,9 +14,11 @@ The pipeline (:func:`beam_jobs.job.build_pipeline`), as named composable PTransf
 (the layout of Beam's inference examples)::
 
     MatchInputs          per --input, MatchImageFiles: local
-                         list_local_entries (follows symlinked folders,
-                         reports unreadable folders, broken links),
-                         remote fileio.MatchFiles, image extensions;
+                         plan_local_listing (units of <= 10,000 files,
+                         no names), Reshuffle, list_unit_entries on the
+                         workers (follows symlinked folders, reports
+                         unreadable folders, broken links); remote
+                         fileio.MatchFiles, image extensions;
                          per --file-list, ReadFileList (streamed);
                          several inputs or a list: OneEntryPerFile
                          (GroupByKey by path: stat, duplicates once);
@@ -29,8 +31,8 @@ The pipeline (:func:`beam_jobs.job.build_pipeline`), as named composable PTransf
                                                   -> FileEntry to classify, rows
     GroupIntoBatches     consecutive entries into batches of B where
                          they are, each packed as one bytes object;
-                         GroupByKey by hash of the first path (spread
-                         over the workers)                   -> tuples of entries
+                         Reshuffle (spread over the workers)
+                                                             -> tuples of entries
     DecodeImageBatches   read + preprocess_image_file per file (single
                          mode) or load_image + whole_photo.photo_stack,
                          a [14, S, S, 3] window stack (whole mode)  -> DecodedBatch
