@@ -4,12 +4,13 @@
     -> DecodeImageBatches
 
 A local ``--input`` folder is listed in two steps so that no process holds its whole
-listing: :func:`plan_local_listing` walks the folders (one worker) and emits
-:class:`ListingUnit` s of at most :data:`FILES_PER_UNIT` files each (a few folders, or a
-range of names of a large one: no file names), the units are spread over the workers
-(``SpreadUnits``, a Reshuffle; the job's Dask runner splits them by the files they
-name, about one a partition), and each worker lists its units' files
-(:func:`list_unit_entries`, one stat a file).
+listing: :func:`~beam_jobs.inputs.plan_local_listing` walks the folders (one worker)
+and emits :class:`~beam_jobs.inputs.ListingUnit` s of at most
+:data:`~beam_jobs.inputs.FILES_PER_UNIT` files each (a few folders, or a range of names
+of a large one: no file names), the units are spread over the workers (``SpreadUnits``,
+a Reshuffle; the job's Dask runner splits them by the files they name, about one a
+partition), and each worker lists its units' files
+(:func:`~beam_jobs.inputs.list_unit_entries`, one stat a file).
 
 Why the batching is done here, not by RunInference's ``BatchElements``: batches are
 packed where the entries are listed (one small bytes object per batch) and only then
@@ -24,25 +25,31 @@ has tagged outputs (the Dask runner merges them into one collection).
 
 from __future__ import annotations
 
-import os
-import re
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import NamedTuple
 
 import apache_beam as beam
 import numpy as np
 from apache_beam.io import fileio
-from apache_beam.io.filesystem import CompressionTypes, FileSystem
+from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 from apache_beam.transforms.window import GlobalWindows
 
-from beam_jobs.file_facts import FileEntry, local_entry, metadata_entry
+from beam_jobs.file_facts import FileEntry, metadata_entry
 from beam_jobs.file_lists import listed_paths
-from beam_jobs.inputs import FileListSpec, InputSpec, Spec, os_reason, resolve_input
-from beam_jobs.paths import escape_path, unescape_path
+from beam_jobs.inputs import (
+    FILES_PER_UNIT,
+    FileListSpec,
+    InputSpec,
+    ListingUnit,
+    Spec,
+    list_unit_entries,
+    plan_local_listing,
+    resolve_input,
+)
+from beam_jobs.paths import unescape_path
 from beam_jobs.progress import LISTED, ProgressCounter
 from beam_jobs.transforms import METRICS_NAMESPACE, check_mode
 from logo_batch.predict import (
@@ -57,175 +64,6 @@ from logo_batch.preprocessing import (
     preprocess_image_file,
 )
 from logo_batch.whole_photo import DEFAULT_GRID, Grid, WindowStack, photo_stack
-
-FILES_PER_UNIT = 10_000
-"""Files a listing unit names at most (a unit is listed, then classified, by one worker)."""
-PARTS_PER_UNIT = 1_000
-"""Folders a listing unit names at most (folders of a few files are listed together)."""
-FOLDER, FILE, ERROR = "folder", "file", "error"
-
-
-class ListingPart(NamedTuple):
-    """A piece of a local listing, as :func:`plan_local_listing` emits it in units.
-
-    ``kind`` :data:`FOLDER`: the image files of the folder ``path`` whose names are in
-    ``[lo, hi)`` (None: no bound; a folder of more than :data:`FILES_PER_UNIT` files is
-    cut into several ranges); :data:`FILE`: the input is this one file; :data:`ERROR`:
-    the folder ``path`` could not be read, ``error`` says why. Paths and names are
-    escaped (:func:`~beam_jobs.paths.escape_path`: Beam's coders take only UTF-8).
-    """
-
-    kind: str
-    path: str
-    lo: str | None = None
-    hi: str | None = None
-    error: str = ""
-
-
-class ListingUnit(NamedTuple):
-    """What one worker lists (:func:`list_unit_entries`): ``parts``, naming ``files``
-    image files in all (counted when planned)."""
-
-    parts: tuple[ListingPart, ...]
-    files: int
-
-    @property
-    def partition_weight(self) -> int:
-        """What the job's Dask runner counts this unit as when it splits the units into
-        partitions (:mod:`beam_jobs.dask_runner`): its files."""
-        return max(1, self.files)
-
-
-def _glob_depth(root: str, pattern: str) -> int | None:
-    """How many folders below ``root`` a glob can reach (None: any depth, ``**``)."""
-    rest = os.path.relpath(pattern, root).split(os.sep)
-    if any("**" in part for part in rest):
-        return None
-    return len(rest) - 1
-
-
-def _is_folder(entry: os.DirEntry) -> bool:
-    try:
-        return entry.is_dir()  # follows symbolic links
-    except OSError:
-        return False
-
-
-def _wanted(path: str, regex: re.Pattern | None) -> bool:
-    return is_image_path(path) and not (regex and not regex.match(path))
-
-
-def plan_local_listing(
-    root: str,
-    pattern: str | None = None,
-    files_per_unit: int = FILES_PER_UNIT,
-    parts_per_unit: int = PARTS_PER_UNIT,
-) -> Iterator[ListingUnit]:
-    """The listing of ``root`` (and ``pattern``) as units to list elsewhere, each naming
-    at most ``files_per_unit`` image files in at most ``parts_per_unit`` parts;
-    :func:`list_unit_entries` of every unit gives exactly what
-    :func:`~beam_jobs.inputs.list_local_entries` gives (in another order).
-
-    The folders are walked as that function walks them (symbolic links to folders
-    followed, each real folder once, as deep as ``pattern`` reaches; a folder that
-    cannot be read is an :data:`ERROR` part). Memory: the names of one folder at a
-    time and the real folders seen, never a file list: a folder's image files are
-    counted here and listed by the unit's worker (a folder of more than
-    ``files_per_unit`` files is cut into ranges of names, each listed by reading the
-    folder again). Folders without image files are not in any unit.
-    """
-    if files_per_unit < 1 or parts_per_unit < 1:
-        raise ValueError("files_per_unit and parts_per_unit must be at least 1")
-    if not os.path.isdir(root):
-        if os.path.lexists(root) and is_image_path(root):
-            yield ListingUnit((ListingPart(FILE, escape_path(root)),), 1)
-        return
-    regex = re.compile(FileSystem.translate_pattern(pattern)) if pattern else None
-    max_depth = _glob_depth(root, pattern) if pattern else None
-    visited: set[tuple[int, int]] = set()
-    stack = [(root, 0)]
-    parts: list[ListingPart] = []
-    files = 0
-    while stack:
-        folder, depth = stack.pop()
-        try:
-            info = os.stat(folder)
-            if (info.st_dev, info.st_ino) in visited:
-                continue  # a link back to a folder already listed
-            visited.add((info.st_dev, info.st_ino))
-            names, subfolders = [], []
-            with os.scandir(folder) as scan:
-                for entry in scan:
-                    if _is_folder(entry):
-                        if max_depth is None or depth < max_depth:
-                            subfolders.append(entry.name)
-                    elif _wanted(entry.path, regex):
-                        names.append(entry.name)
-        except OSError as error:
-            reason = f"cannot read folder: {os_reason(error)}"
-            parts.append(ListingPart(ERROR, escape_path(folder), error=reason))
-            if len(parts) >= parts_per_unit:
-                yield ListingUnit(tuple(parts), files)
-                parts, files = [], 0
-            continue
-        names.sort()
-        start, lo = 0, None
-        while start < len(names):
-            room = files_per_unit - files
-            take = min(room, len(names) - start)
-            end = start + take
-            hi = names[end] if end < len(names) else None  # the next range's first name
-            parts.append(
-                ListingPart(
-                    FOLDER,
-                    escape_path(folder),
-                    None if lo is None else escape_path(lo),
-                    None if hi is None else escape_path(hi),
-                )
-            )
-            files += take
-            if files >= files_per_unit or len(parts) >= parts_per_unit:
-                yield ListingUnit(tuple(parts), files)
-                parts, files = [], 0
-            start, lo = end, hi
-        del names
-        subfolders.sort()
-        stack.extend((os.path.join(folder, name), depth + 1) for name in reversed(subfolders))
-    if parts:
-        yield ListingUnit(tuple(parts), files)
-
-
-def list_unit_entries(unit: ListingUnit, pattern: str | None = None) -> Iterator[FileEntry]:
-    """The :class:`FileEntry` of every file a unit of :func:`plan_local_listing` names
-    (one stat each), a folder's in the order of their names. A folder that cannot be
-    read now is an entry with the reason (once: from its range without a lower bound)."""
-    regex = re.compile(FileSystem.translate_pattern(pattern)) if pattern else None
-    for part in ListingUnit(*unit).parts:
-        part = ListingPart(*part)
-        if part.kind == ERROR:
-            yield FileEntry(part.path, part.error)
-            continue
-        path = unescape_path(part.path)
-        if part.kind == FILE:
-            yield local_entry(path)
-            continue
-        lo = None if part.lo is None else unescape_path(part.lo)
-        hi = None if part.hi is None else unescape_path(part.hi)
-        try:
-            with os.scandir(path) as scan:
-                chosen = [
-                    entry
-                    for entry in scan
-                    if (lo is None or entry.name >= lo) and (hi is None or entry.name < hi)
-                ]
-        except OSError as error:
-            if lo is None:
-                yield FileEntry(part.path, f"cannot read folder: {os_reason(error)}")
-            continue
-        chosen.sort(key=lambda entry: entry.name)
-        for entry in chosen:
-            if not _is_folder(entry) and _wanted(entry.path, regex):
-                yield local_entry(entry.path)
 
 
 class _PlanListingFn(beam.DoFn):
@@ -266,14 +104,15 @@ class _RemoteMatchFn(beam.DoFn):
 class MatchImageFiles(beam.PTransform):
     """Every image file (by extension, any case) of an ``--input`` as a :class:`FileEntry`.
 
-    ``path`` is escaped (:func:`escape_path`); ``error`` is "" for a file to read, or
-    why the entry cannot be (an unreadable folder, a broken symbolic link): each
-    entry becomes one CSV row. Local inputs are listed as
+    ``path`` is escaped (:func:`~beam_jobs.paths.escape_path`); ``error`` is "" for a
+    file to read, or why the entry cannot be (an unreadable folder, a broken symbolic
+    link): each entry becomes one CSV row. Local inputs are listed as
     :func:`~beam_jobs.inputs.list_local_entries` lists them, in units of at most
-    ``files_per_unit`` files spread over the workers (:func:`plan_local_listing`, see
-    the module's notes); remote ones by Beam's ``fileio.MatchFiles`` (one worker holds
-    the match's metadata list). Both give each file's size and modification time.
-    ``progress_dir``: count the files there (:mod:`beam_jobs.progress`).
+    ``files_per_unit`` files spread over the workers
+    (:func:`~beam_jobs.inputs.plan_local_listing`, see the module's notes); remote ones
+    by Beam's ``fileio.MatchFiles`` (one worker holds the match's metadata list). Both
+    give each file's size and modification time. ``progress_dir``: count the files
+    there (:mod:`beam_jobs.progress`).
     """
 
     def __init__(

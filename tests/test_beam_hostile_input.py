@@ -86,7 +86,7 @@ def test_listing_reports_a_folder_it_cannot_read(tmp_path, monkeypatch):
         return real_scandir(path)
 
     monkeypatch.setattr(os, "scandir", scandir)
-    listed = sorted(inputs.list_local_files(str(tmp_path)))
+    listed = sorted((entry.path, entry.error) for entry in inputs.list_local_entries(str(tmp_path)))
     assert listed == [
         (str(tmp_path / "locked"), "cannot read folder: Permission denied"),
         (str(tmp_path / "ok" / "a.jpg"), ""),

@@ -1,6 +1,8 @@
-"""A local folder listed in units (beam_jobs.reading.plan_local_listing, list_unit_entries):
-the same entries as the one-process listing, whatever the unit size, with no unit over
-its bound, and files added after planning listed once."""
+"""The local listing (beam_jobs.inputs): plan_local_listing's units, list_unit_entries on
+them, and list_local_entries (both in one process), each checked against the entries a
+tree must give: every image once (symlinked folders followed, loops not), unreadable
+folders, broken links and pipes as error rows, non-UTF-8 names escaped, globs only as deep
+as they reach, units of at most their bound, files added after planning listed once."""
 
 from __future__ import annotations
 
@@ -13,14 +15,24 @@ from apache_beam.runners.portability.fn_api_runner import FnApiRunner
 from apache_beam.testing import test_pipeline
 from apache_beam.testing.util import assert_that, equal_to
 
-from beam_jobs import inputs, reading
-from beam_jobs.reading import ERROR, FILE, list_unit_entries, plan_local_listing
+from beam_jobs import reading
+from beam_jobs.inputs import (
+    ERROR,
+    FILE,
+    list_local_entries,
+    list_unit_entries,
+    plan_local_listing,
+    resolve_input,
+)
+
+DENIED = "cannot read folder: Permission denied"
 
 
 @pytest.fixture
 def tree(tmp_path):
     """Nested folders, a folder of 23 files, links (a loop, a folder elsewhere, a broken
-    one), names that are not UTF-8 or hold a backslash, files that are not images."""
+    one), a named pipe, names that are not UTF-8 or hold a backslash, files that are not
+    images, folders without images."""
     root, elsewhere = tmp_path / "in", tmp_path / "elsewhere"
     (root / "a" / "b").mkdir(parents=True)
     (root / "big").mkdir()
@@ -39,7 +51,33 @@ def tree(tmp_path):
     (root / "linked").symlink_to(elsewhere, target_is_directory=True)
     (root / "a" / "b" / "up").symlink_to(root, target_is_directory=True)  # a loop
     (root / "gone.jpg").symlink_to(tmp_path / "nowhere.jpg")
+    os.mkfifo(root / "pipe.jpg")
     return root
+
+
+def _rows(root, *, without=()) -> list[tuple[str, str]]:
+    """(escaped path, error) of every entry the whole tree gives, in listing order (folders
+    depth first, a folder's files by name before its subfolders); ``without``: folders
+    (relative) whose files are not listed. The tmp paths are ASCII without backslashes,
+    so they are escaped as they are."""
+    r = str(root)
+    rows = [
+        (f"{r}/gone.jpg", f"broken symbolic link (to {root.parent}/nowhere.jpg)"),
+        (f"{r}/pipe.jpg", "not a regular file (a named pipe)"),
+        (f"{r}/top.JPG", ""),
+        (f"{r}/a/back\\\\slash.jpg", ""),  # a backslash doubled
+        (f"{r}/a/caf\\xe9.jpg", ""),  # the byte that is not UTF-8 as \xNN
+        (f"{r}/a/x.png", ""),
+        (f"{r}/a/b/y.webp", ""),  # and not again below a/b/up (a link to the root)
+        *[(f"{r}/big/f{i:02d}.jpg", "") for i in range(23)],  # not notes.txt
+        (f"{r}/linked/far.jpg", ""),  # through the link to a folder elsewhere
+    ]
+    prefixes = tuple(f"{r}/{folder}/" for folder in without)
+    return [row for row in rows if not row[0].startswith(prefixes)]
+
+
+def _pairs(entries) -> list[tuple[str, str]]:
+    return [(entry.path, entry.error) for entry in entries]
 
 
 def _units_entries(root, pattern=None, **sizes):
@@ -47,77 +85,152 @@ def _units_entries(root, pattern=None, **sizes):
     return units, [entry for unit in units for entry in list_unit_entries(unit, pattern)]
 
 
-@pytest.mark.parametrize("files_per_unit", [1, 2, 5, 10, 10_000])
-def test_units_list_what_the_one_process_listing_lists(tree, files_per_unit):
-    want = list(inputs.list_local_entries(str(tree)))
-    assert len(want) == 23 + 7  # big, top, x, y, back\slash, café, linked/far, gone
+def test_list_local_entries_lists_each_image_once_with_its_facts(tree):
+    entries = list(list_local_entries(str(tree)))
+    assert _pairs(entries) == _rows(tree)  # in this order
+    assert len(_rows(tree)) == 31
+    for entry in entries:
+        if entry.error:
+            assert (entry.size, entry.modified) == (None, "")
+        else:
+            assert entry.size == 1 and entry.modified.endswith("Z")
+
+
+# files_per_unit: units the tree (31 files: in/ 3, a/ 3, a/b/ 1, big/ 23, linked/ 1) is
+# planned in at parts_per_unit=3: full units of files, unless 3 folders fill one first.
+UNITS = {1: 31, 2: 16, 5: 7, 10: 4, 10_000: 2}
+
+
+@pytest.mark.parametrize("files_per_unit", sorted(UNITS))
+def test_units_list_each_image_once_whatever_their_size(tree, files_per_unit):
     units, got = _units_entries(tree, files_per_unit=files_per_unit, parts_per_unit=3)
-    assert sorted(got) == sorted(want)  # each file once, with the same facts and errors
+    assert sorted(_pairs(got)) == sorted(_rows(tree))  # each entry once, nothing else
+    assert len(units) == UNITS[files_per_unit]
     for unit in units:
         assert 1 <= len(unit.parts) <= 3
         assert len(list(list_unit_entries(unit))) == unit.files <= files_per_unit
     if files_per_unit == 1:  # a name that is not UTF-8 bounds a range: escaped, as paths are
-        bounds = {part.lo for unit in units for part in unit.parts}
-        assert "caf\\xe9.jpg" in bounds
-    if files_per_unit == 5:  # the 23 files of big in ranges of names: 5 units' worth
-        big = [part for unit in units for part in unit.parts if part.path.endswith("/big")]
-        assert len(big) >= 5 and big[0].lo is None and big[-1].hi is None
-        assert [part.lo for part in big[1:]] == [part.hi for part in big[:-1]]
+        a_parts = [part for unit in units for part in unit.parts if part.path == f"{tree}/a"]
+        assert [(part.lo, part.hi) for part in a_parts] == [
+            (None, "caf\\xe9.jpg"),
+            ("caf\\xe9.jpg", "x.png"),
+            ("x.png", None),
+        ]
+    if files_per_unit == 5:  # big's 23 files: 3 in a unit with a/ and a/b/, then fives
+        big = [part for unit in units for part in unit.parts if part.path == f"{tree}/big"]
+        assert [(part.lo, part.hi) for part in big] == [
+            (None, "f03.jpg"),
+            ("f03.jpg", "f08.jpg"),
+            ("f08.jpg", "f13.jpg"),
+            ("f13.jpg", "f18.jpg"),
+            ("f18.jpg", None),
+        ]
 
 
-def test_a_glob_reaches_as_deep_as_its_pattern_and_a_file_is_its_own_unit(tree):
-    for pattern in (f"{tree}/*/*.jpg", f"{tree}/**.jpg", f"{tree}/big/f1*.jpg"):
-        spec = inputs.resolve_input(pattern)
-        want = list(inputs.list_local_entries(spec.root, spec.pattern))
-        assert want
-        _, got = _units_entries(spec.root, spec.pattern, files_per_unit=4)
-        assert sorted(got) == sorted(want)
-    single = tree / "top.JPG"
-    units = list(plan_local_listing(str(single)))
-    assert [part.kind for unit in units for part in unit.parts] == [FILE]
-    assert [entry.path for entry in list_unit_entries(units[0])] == [str(single)]
-    assert list(plan_local_listing(str(tree / "big" / "notes.txt"))) == []
-
-
-def test_a_folder_that_cannot_be_read_is_one_error_row(tree, monkeypatch):
-    real_scandir, refused = os.scandir, {str(tree / "a")}
+def _scanning(monkeypatch, refused=()):
+    """Records the folders os.scandir reads; refuses those in ``refused`` (as a folder
+    without read permission would: root's permissions are not enforced)."""
+    real_scandir, scanned = os.scandir, []
 
     def scandir(path="."):
+        scanned.append(os.fspath(path))
         if os.fspath(path) in refused:
             raise PermissionError(13, "Permission denied", os.fspath(path))
         return real_scandir(path)
 
     monkeypatch.setattr(os, "scandir", scandir)
+    return scanned
+
+
+def test_a_glob_keeps_matching_paths_as_deep_as_it_reaches(tree, monkeypatch):
+    r = str(tree)
+    one_down = [  # Beam's * matches neither / nor \: not a/back\slash.jpg
+        (f"{r}/a/caf\\xe9.jpg", ""),
+        *[(f"{r}/big/f{i:02d}.jpg", "") for i in range(23)],
+        (f"{r}/linked/far.jpg", ""),
+    ]
+    any_depth = [
+        (f"{r}/gone.jpg", f"broken symbolic link (to {tree.parent}/nowhere.jpg)"),
+        (f"{r}/pipe.jpg", "not a regular file (a named pipe)"),
+        (f"{r}/a/back\\\\slash.jpg", ""),
+        *one_down,
+    ]
+    cases = {  # not top.JPG (*.jpg is case-sensitive), x.png, y.webp, notes.txt
+        f"{r}/*/*.jpg": one_down,
+        f"{r}/**.jpg": any_depth,
+        f"{r}/big/f1*.jpg": [(f"{r}/big/f1{i}.jpg", "") for i in range(10)],
+    }
+    for pattern, want in cases.items():
+        spec = resolve_input(pattern)
+        assert sorted(_pairs(list_local_entries(spec.root, spec.pattern))) == sorted(want)
+        _, got = _units_entries(spec.root, spec.pattern, files_per_unit=4)
+        assert sorted(_pairs(got)) == sorted(want)
+    # A folder deeper than the glob reaches is never read: no error row for it.
+    scanned = _scanning(monkeypatch, refused={f"{r}/a/b"})
+    spec = resolve_input(f"{r}/*/*.jpg")
+    assert sorted(_pairs(list_local_entries(spec.root, spec.pattern))) == sorted(one_down)
+    assert not [path for path in scanned if path.startswith(f"{r}/a/b")]
+    spec = resolve_input(f"{r}/**.jpg")
+    got = sorted(_pairs(list_local_entries(spec.root, spec.pattern)))
+    assert got == sorted([*any_depth, (f"{r}/a/b", DENIED)])
+
+
+def test_a_file_is_its_own_unit(tree):
+    single = tree / "top.JPG"
+    units = list(plan_local_listing(str(single)))
+    assert [(unit.files, [part.kind for part in unit.parts]) for unit in units] == [(1, [FILE])]
+    assert _pairs(list_unit_entries(units[0])) == [(str(single), "")]
+    assert _pairs(list_local_entries(str(single))) == [(str(single), "")]
+    assert _pairs(list_local_entries(str(tree / "gone.jpg"))) == [_rows(tree)[0]]
+    assert list(plan_local_listing(str(tree / "big" / "notes.txt"))) == []  # not an image
+    assert list(plan_local_listing(str(tree / "missing.jpg"))) == []
+
+
+def test_a_folder_that_cannot_be_read_is_one_error_row(tree, monkeypatch):
+    refused = {str(tree / "a")}
+    _scanning(monkeypatch, refused)
+    want = sorted([*_rows(tree, without=["a"]), (f"{tree}/a", DENIED)])  # nor a/b below it
+    assert sorted(_pairs(list_local_entries(str(tree)))) == want
     units, got = _units_entries(tree, files_per_unit=5)
     errors = [part for unit in units for part in unit.parts if part.kind == ERROR]
-    assert [part.path for part in errors] == [str(tree / "a")]
-    assert sorted(got) == sorted(inputs.list_local_entries(str(tree)))
+    assert [(part.path, part.error) for part in errors] == [(f"{tree}/a", DENIED)]
+    assert sorted(_pairs(got)) == want
     # Readable when planned, not when listed: one row for the folder, from its first range.
-    refused = {str(tree / "big")}
+    refused.clear()
+    units = list(plan_local_listing(str(tree), files_per_unit=5))
+    refused.add(str(tree / "big"))
     got = [entry for unit in units for entry in list_unit_entries(unit)]
+    assert sorted(_pairs(got)) == sorted([*_rows(tree, without=["big"]), (f"{tree}/big", DENIED)])
     big_rows = [entry for entry in got if entry.path.startswith(str(tree / "big"))]
-    assert big_rows == [(str(tree / "big"), "cannot read folder: Permission denied", None, "")]
+    assert big_rows == [(str(tree / "big"), DENIED, None, "")]
 
 
 def test_files_added_after_planning_are_listed_once(tree):
     units = list(plan_local_listing(str(tree), files_per_unit=4))
-    for name in ("a.jpg", "f05x.jpg", "f11x.jpg", "zz.jpg"):  # before, inside, after the ranges
+    big_ranges = [part for unit in units for part in unit.parts if part.path == f"{tree}/big"]
+    assert len(big_ranges) == 7  # 1 + 4 + 4 + 4 + 4 + 4 + 2 files
+    added = ("a.jpg", "f05x.jpg", "f11x.jpg", "zz.jpg")  # before, inside, after the ranges
+    for name in added:
         (tree / "big" / name).write_bytes(b"x")
     got = [entry.path for unit in units for entry in list_unit_entries(unit)]
     assert Counter(got).most_common(1)[0][1] == 1
-    assert sorted(got) == sorted(entry.path for entry in inputs.list_local_entries(str(tree)))
+    want = [path for path, _ in _rows(tree)] + [f"{tree}/big/{name}" for name in added]
+    assert sorted(got) == sorted(want)
 
 
 def test_match_image_files_in_units_gives_the_entries_once(tree):
-    want = list(inputs.list_local_entries(str(tree)))
+    want = _rows(tree)
     with test_pipeline.TestPipeline(runner=FnApiRunner()) as p:
         entries = p | reading.MatchImageFiles(str(tree), files_per_unit=1)  # through coders
-        assert_that(entries, equal_to(want))
+        pairs = entries | beam.Map(lambda entry: (entry.path, entry.error))
+        assert_that(pairs, equal_to(want))
         batches = entries | reading.GroupIntoBatches(batch_size=4)
         flat = batches | beam.FlatMap(lambda batch: [fields[0] for fields in batch])
-        assert_that(flat, equal_to([entry.path for entry in want]), label="Batched")
+        assert_that(flat, equal_to([path for path, _ in want]), label="Batched")
 
 
 def test_unit_sizes_must_be_positive(tree):
     with pytest.raises(ValueError, match="at least 1"):
         list(plan_local_listing(str(tree), files_per_unit=0))
+    with pytest.raises(ValueError, match="at least 1"):
+        list(plan_local_listing(str(tree), parts_per_unit=0))
