@@ -480,10 +480,11 @@ def bench_devices(
     compiled = per_cpu_of(inference, "float32, predict_scores (compiled graph)")
     section.notes = [
         f"Detected: {machine}. `--mixed-precision auto` trains in {train_policy} here; "
-        f"inference `auto` is {infer_policy}. bfloat16 pays where the CPU has AMX or "
-        "AVX-512 BF16 (Intel Sapphire Rapids and later) and TensorFlow runs oneDNN (its "
-        "default on those CPUs); elsewhere TensorFlow's bfloat16 kernels convert in "
-        "software, which is why `auto` leaves it off. Inference: the same "
+        f"inference `auto` is {infer_policy}. `auto` uses bfloat16 only where the CPU has AMX "
+        "(Intel Sapphire Rapids and later) and TensorFlow runs oneDNN: without oneDNN "
+        "TensorFlow's bfloat16 kernels convert in software, and AVX-512 BF16 alone (AMD "
+        "Zen 4, Intel Cooper Lake) measured slower than float32 (the rows above on such "
+        "a CPU). Inference: the same "
         f"{len(images)} images for each variant, {rounds} rounds in turn, medians; "
         f"int8 calibrated on {len(calibration)} training images"
         + (

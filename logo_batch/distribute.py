@@ -12,7 +12,7 @@ GPU, ``mixed_bfloat16`` on a CPU with bfloat16 matrix units (AMX: Intel Sapphire
 Rapids and later) that TensorFlow drives through oneDNN, else ``float32``
 (:func:`cpu_features` reads the CPU's flags). AVX-512 BF16 alone (AMD Zen 4 and later,
 Intel Cooper Lake) is not enough: on an AMD EPYC with it and oneDNN on, a MobileNetV2
-training step ran at 0.86x float32 per CPU-second and inference at 0.94x
+training step ran at 0.87x float32 per CPU-second and inference at 0.85x
 (benchmarks/RESULTS.md section 6).
 """
 
