@@ -71,14 +71,20 @@ def test_a_sorted_file_is_the_same_whatever_the_memory_it_may_use(tmp_path, buff
     assert path.read_bytes() == reference.read_bytes()  # what csv.DictWriter writes
 
 
+def _sorted_parts(folder, rows: list[dict], parts: int) -> list[str]:
+    """``rows`` dealt into ``parts`` sorted CSV files in ``folder``; their paths."""
+    sources = []
+    for part in range(parts):
+        source = folder / f"part{part}.csv"
+        sorted_csv.write_sorted_csv(str(source), rows[part::parts], ROW_COLUMNS)
+        sources.append(str(source))
+    return sources
+
+
 def test_a_merge_of_many_files_takes_passes_and_keeps_every_row(tmp_path, monkeypatch):
     monkeypatch.setattr(sorted_csv, "MERGE_FAN_IN", 2)  # 5 inputs: merged in passes
     rows = _rows(31)
-    sources = []
-    for part in range(5):
-        source = tmp_path / f"part{part}.csv"
-        sorted_csv.write_sorted_csv(str(source), rows[part::5], ROW_COLUMNS)
-        sources.append(str(source))
+    sources = _sorted_parts(tmp_path, rows, 5)
     merged = tmp_path / "merged.csv"
     errors = sum(bool(row["error"]) for row in rows)
     assert sorted_csv.merge_sorted_csvs(sources, str(merged), ROW_COLUMNS) == (31, errors)
@@ -93,11 +99,7 @@ def test_a_merge_in_passes_deletes_each_pass_s_runs_once_merged(tmp_path, monkey
     runs in the scratch folder; deleted once merged, at most 6 (a pass's 5 and one new)."""
     monkeypatch.setattr(sorted_csv, "MERGE_FAN_IN", 2)
     rows = _rows(45)
-    sources = []
-    for part in range(9):
-        source = tmp_path / f"part{part}.csv"
-        sorted_csv.write_sorted_csv(str(source), rows[part::9], ROW_COLUMNS)
-        sources.append(str(source))
+    sources = _sorted_parts(tmp_path, rows, 9)
     write_run, seen = sorted_csv._write_run, []
 
     def counting_write_run(folder, records):
