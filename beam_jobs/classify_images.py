@@ -4,7 +4,8 @@
         [--file_list LIST.txt|LIST.csv ...] --model BUNDLE --output results.csv \\
         [--previous OLD.csv] [--progress_interval S] \\
         [--num_shards N] [--top_k K] [--min_score S] \\
-        [--mode auto|whole|single] [--max_error_fraction F] [--batch_size B] [-v] \\
+        [--mode auto|whole|single] [--precision auto|off|bfloat16|int8] \\
+        [--max_error_fraction F] [--batch_size B] [-v] \\
         [Beam pipeline options...]
 
 Every option of ours takes both spellings (``--num-shards`` = ``--num_shards``); an
@@ -101,6 +102,7 @@ from beam_jobs.job import JobConfig, run_job
 from logo_batch import console
 from logo_batch.cli_options import (
     add_option,
+    add_precision_option,
     matching_args,
     unknown_beam_options,
     unknown_option_message,
@@ -184,6 +186,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         "threshold",
     )
     add_mode_option(parser)
+    add_precision_option(parser)
     add_option(
         parser,
         "--previous",

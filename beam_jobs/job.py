@@ -106,6 +106,8 @@ class JobConfig:
     # auto: whole for a bundle with a background class, single otherwise (resolve_mode).
     mode: str = AUTO
     grid: Grid = DEFAULT_GRID
+    # auto: the bundle's int8 model on workers with int8 dot products (logo_batch.int8).
+    precision: str = "auto"
     file_list: Sequence[str] = ()  # text or CSV files naming files (beam_jobs.file_lists)
     previous: str | None = None  # an earlier output whose rows still hold (beam_jobs.previous)
     progress_interval: float = 30.0  # seconds between progress lines; 0: none
@@ -215,6 +217,7 @@ def build_pipeline(
             mode=mode,
             background_class=background_class_of(metadata),
             batch_size=config.batch_size,
+            precision=config.precision,
         )
         | "FormatRows" >> FormatRows(fingerprint)
         | "CountProgress" >> CountProgress(progress_dir, DONE)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import logging
 import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -13,7 +14,14 @@ from apache_beam.ml.inference.tensorflow_inference import TFModelHandlerTensor
 
 from beam_jobs.errors import ClassifyJobError
 from beam_jobs.inputs import is_local, local_path, os_reason
-from logo_batch.bundle import MODEL_FILE, bundle_file, open_bundle_file
+from logo_batch import distribute, int8
+from logo_batch.bundle import (
+    MODEL_FILE,
+    BundleMetadata,
+    bundle_file,
+    open_bundle_file,
+    read_metadata,
+)
 from logo_batch.layers import ScalePixels
 from logo_batch.predict import predict_scores
 from logo_batch.whole_photo import DEFAULT_BATCH_SIZE, WindowStack, score_window_stacks
@@ -82,18 +90,45 @@ def infer_scores(
     ]
 
 
+class BundleModelHandler(TFModelHandlerTensor):
+    """Beam's TensorFlow model handler, loading the model a precision resolves to in
+    the worker that runs it (:func:`logo_batch.int8.resolve_inference`): the bundle's
+    int8 model where ``auto`` finds it kept its accuracy and the worker's CPU has int8
+    dot products, the Keras model (in bfloat16 when asked) otherwise."""
+
+    def __init__(self, bundle_dir: str, metadata: BundleMetadata, precision: str, **kwargs):
+        super().__init__(bundle_model_uri(bundle_dir), **kwargs)
+        # Fails here, before any work, on a precision the bundle cannot give.
+        int8.resolve_inference(precision, metadata, cpu=distribute.CpuFeatures(frozenset(), False))
+        self._bundle_dir = bundle_dir
+        self._metadata = metadata
+        self._precision = precision
+
+    def load_model(self):
+        resolved = int8.resolve_inference(self._precision, self._metadata)
+        logging.info("logo-batch: the model runs in %s in this worker", resolved)
+        if resolved == int8.INT8:
+            return int8.load_int8_model(self._bundle_dir)
+        model = super().load_model()
+        if resolved == distribute.FLOAT32:
+            return model
+        return distribute.inference_model(model, resolved)
+
+
 def make_model_handler(
     bundle_dir: str,
     *,
     class_names: Sequence[str] | None = None,
     background_class: str | None = None,
     window_batch_size: int = DEFAULT_BATCH_SIZE,
+    precision: str = int8.OFF,
 ) -> KeyedModelHandler:
     """Beam's TensorFlow model handler for a bundle, keyed by path, batches pre-made.
 
     ``class_names`` and ``background_class`` are needed for whole-photo examples
     (:class:`~logo_batch.whole_photo.WindowStack`), which are scored in model calls of
-    at most ``window_batch_size`` windows.
+    at most ``window_batch_size`` windows. ``precision`` (``--precision``) is resolved in
+    each worker (:class:`BundleModelHandler`); the bundle's metadata is read here.
 
     ``custom_objects`` holds the :class:`~logo_batch.layers.ScalePixels` class itself:
     unpickling the handler in a worker imports :mod:`logo_batch.layers` (which
@@ -107,8 +142,10 @@ def make_model_handler(
             background_class=background_class,
             window_batch_size=window_batch_size,
         )
-    handler = TFModelHandlerTensor(
-        bundle_model_uri(bundle_dir),
+    handler = BundleModelHandler(
+        bundle_dir,
+        read_metadata(bundle_dir),
+        precision,
         load_model_args={
             "compile": False,
             "safe_mode": True,

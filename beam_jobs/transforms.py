@@ -44,6 +44,8 @@ class ClassifyBatches(beam.PTransform):
     The files of a batch that failed to decode go through ``RunInference`` with it, as
     :class:`~beam_jobs.model.FailedInput` examples (not scored): one chain of steps, no
     branch to join, so no runner holds more than a batch of decoded images at a time.
+    ``precision``: what the model computes in, resolved in each worker
+    (:class:`~beam_jobs.model.BundleModelHandler`).
     """
 
     def __init__(
@@ -56,8 +58,10 @@ class ClassifyBatches(beam.PTransform):
         mode: str = SINGLE,
         background_class: str | None = None,
         batch_size: int = 32,
+        precision: str = "off",
     ):
         super().__init__()
+        self._precision = precision
         self._bundle_dir = bundle_dir
         self._class_names = list(class_names)
         self._top_k = top_k
@@ -95,6 +99,7 @@ class ClassifyBatches(beam.PTransform):
             class_names=class_names,
             background_class=background_class,
             window_batch_size=self._batch_size,
+            precision=self._precision,
         )
         return (
             decoded

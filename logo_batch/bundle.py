@@ -58,6 +58,8 @@ class BundleMetadata:
     background_class: str | None = None
     preprocessing: dict[str, str] = field(default_factory=lambda: dict(PREPROCESSING))
     training: dict[str, Any] = field(default_factory=dict)
+    # What `logo-batch quantize` measured of the bundle's int8 model (empty: none).
+    quantization: dict[str, Any] = field(default_factory=dict)
     format_version: int = BUNDLE_FORMAT_VERSION
     logo_batch_version: str = __version__
     created: str = field(
@@ -211,3 +213,21 @@ def save_bundle(
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return final
+
+
+def write_bundle_file(bundle_dir: str | os.PathLike, name: str, content: bytes) -> Path:
+    """Adds or replaces one file of a local bundle atomically: written beside it, then
+    renamed over it (a failure leaves the old file, never half of a new one)."""
+    folder = Path(bundle_dir)
+    if _URI.match(os.fspath(bundle_dir)) or not (folder / METADATA_FILE).is_file():
+        raise ValueError(f"{bundle_dir}: not a local logo-batch model bundle (no {METADATA_FILE})")
+    handle, temporary = tempfile.mkstemp(prefix=f".{name}.tmp-", dir=folder)
+    try:
+        with os.fdopen(handle, "wb") as out:
+            out.write(content)
+        os.chmod(temporary, 0o666 & ~_umask())
+        os.replace(temporary, folder / name)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return folder / name

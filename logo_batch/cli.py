@@ -26,6 +26,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("logo_batch.training.cli", "train a logo classifier on the TFDS dataset"),
     "evaluate": ("logo_batch.evaluate", "evaluate a model bundle on a dataset split"),
     "predict": ("logo_batch.predict_cli", "classify image files with a model bundle"),
+    "quantize": (
+        "logo_batch.quantize",
+        "add an int8 model to a bundle (fast inference on CPUs with int8 dot products)",
+    ),
     "classify": (
         "beam_jobs.classify_images",
         "classify image folders in bulk into CSV with Apache Beam",

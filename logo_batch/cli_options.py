@@ -43,6 +43,21 @@ def add_option(parser: argparse.ArgumentParser, name: str, *short: str, **kwargs
     return parser.add_argument(*spellings(name), *short, **kwargs)
 
 
+def add_precision_option(parser: argparse.ArgumentParser) -> None:
+    """``--precision auto|off|bfloat16|int8``, as ``predict``, ``evaluate`` and ``classify``
+    take it (:func:`logo_batch.int8.resolve_inference`)."""
+    add_option(
+        parser,
+        "--precision",
+        choices=("auto", "off", "bfloat16", "int8"),
+        default="auto",
+        help="what the model computes in: int8 (the bundle's int8 model, made by "
+        "logo-batch quantize), bfloat16, off (float32); auto (default): int8 when the "
+        "bundle has one that kept its accuracy and this CPU has int8 dot products "
+        "(AVX-512 VNNI, AVX-VNNI, AMX), else float32",
+    )
+
+
 def _beam_parser(args: Sequence[str]) -> argparse.ArgumentParser:
     """An argument parser holding every Beam pipeline option (as Beam builds it)."""
     from apache_beam.options.pipeline_options import PipelineOptions, _BeamArgumentParser

@@ -26,7 +26,8 @@ import numpy as np
 import pandas as pd
 
 from logo_batch import data as data_lib
-from logo_batch.cli_options import matching_args
+from logo_batch.cli_options import add_precision_option, matching_args
+from logo_batch.predict import predict_scores, with_precision
 from tfds_flickr27 import CONFIG_NAMES, DATASET_NAME, IMAGES
 
 DEFAULT_KEEP = 0.95
@@ -39,7 +40,7 @@ def predict_dataset(
     ds = data_lib.make_dataset(records, image_size=image_size, batch_size=batch_size, cache="none")
     scores, labels = [], []
     for images, batch_labels in ds:
-        scores.append(np.asarray(model.predict_on_batch(images), dtype=np.float32))
+        scores.append(predict_scores(model, images.numpy()))
         labels.append(batch_labels.numpy())
     if not scores:
         raise ValueError("the split is empty: nothing to evaluate")
@@ -168,22 +169,25 @@ def evaluate_bundle(
     threshold: float | None = None,
     output_dir: str | os.PathLike | None = None,
     mode: str = "auto",
+    precision: str = "auto",
 ) -> dict[str, Any]:
     """Evaluates a bundle on a TFDS split (threshold: the bundle's unless given).
 
     ``mode``: ``single`` (each example resized whole, as the crops were trained),
     ``whole`` (photos of the ``images`` config scored over windows,
     :mod:`logo_batch.photo_metrics`), or ``auto`` (whole for the ``images`` config with
-    a bundle that learned a background class).
+    a bundle that learned a background class). ``precision``: what the model runs in,
+    as ``logo-batch predict`` runs it (:func:`logo_batch.predict.with_precision`).
     """
     from logo_batch.bundle import load_bundle
 
-    bundle = load_bundle(bundle_dir)
+    bundle, precision = with_precision(load_bundle(bundle_dir), precision)
     background = bundle.metadata.background_class
     if mode == "auto":
         mode = "whole" if config == IMAGES and background else "single"
     if mode == "whole":
-        return _evaluate_whole(bundle, data_dir, split, dataset, threshold, output_dir)
+        metrics = _evaluate_whole(bundle, data_dir, split, dataset, threshold, output_dir)
+        return {**metrics, "precision": precision}
     info = data_lib.load_split(data_dir, config, split, dataset=dataset)
     logo_names = info.logo_class_names
     if [n for n in bundle.class_names if n != background] != logo_names:
@@ -194,7 +198,12 @@ def evaluate_bundle(
     if threshold is None:
         threshold = bundle.metadata.rejection_threshold
     scores, labels = predict_dataset(bundle.model, info.records, bundle.image_size, batch_size)
-    extra = {"bundle": os.fspath(bundle_dir), "dataset": f"{dataset}/{config}", "split": split}
+    extra = {
+        "bundle": os.fspath(bundle_dir),
+        "dataset": f"{dataset}/{config}",
+        "split": split,
+        "precision": precision,
+    }
     if background:
         extra.update(background_metrics(scores, labels, bundle.class_names.index(background)))
     if output_dir is not None:  # one row and column per model output, none included
@@ -273,6 +282,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         help="whole: photos scored over windows; single: each example resized whole; "
         "auto: whole for --config images with a bundle that learned a background class",
     )
+    add_precision_option(parser)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -156,17 +156,17 @@ def error_prediction(path: str, error: str, mode: str = "") -> Prediction:
     return Prediction(path=path, error=error, mode=mode)
 
 
-def with_precision(bundle: Bundle, precision: str) -> Bundle:
-    """The bundle with its model computing in the precision ``precision`` resolves to
-    on this machine (:func:`logo_batch.distribute.resolve_precision`: ``auto`` is
-    bfloat16 on a CPU with AMX, float16 on a GPU, else float32;
-    ``off``, float32, returns the bundle itself)."""
-    from logo_batch import distribute
+def with_precision(bundle: Bundle, precision: str) -> tuple[Bundle, str]:
+    """The bundle with the model inference runs for ``precision`` on this machine, and
+    what that resolved to (:func:`logo_batch.int8.resolve_inference`: ``auto`` is the
+    bundle's int8 model where it kept the accuracy and the CPU has int8 dot products,
+    else float32; ``off`` is float32 and returns the bundle itself)."""
+    from logo_batch import int8
 
-    policy = distribute.resolve_precision(precision)
-    if policy == distribute.FLOAT32:
-        return bundle
-    return dataclasses.replace(bundle, model=distribute.inference_model(bundle.model, policy))
+    model, resolved = int8.inference_model(bundle, precision)
+    if model is bundle.model:
+        return bundle, resolved
+    return dataclasses.replace(bundle, model=model), resolved
 
 
 _COMPILED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -225,10 +225,11 @@ def predict_files(
     model call, ``grid`` the windows, default :data:`~logo_batch.whole_photo.DEFAULT_GRID`)
     or ``auto`` (:func:`resolve_mode`). ``min_score`` is used as given (see
     :func:`effective_min_score` for the commands' default). ``precision``: see
-    :func:`with_precision` (default ``off``: float32, the same scores on any machine).
+    :func:`with_precision` (default ``off``: float32, the same scores on any machine;
+    the commands default to ``auto``).
     """
     mode = resolve_mode(mode, bundle.metadata)
-    bundle = with_precision(bundle, precision)
+    bundle, _ = with_precision(bundle, precision)
     if mode == WHOLE:
         return _predict_files_whole(
             bundle,

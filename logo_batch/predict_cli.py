@@ -15,7 +15,7 @@ import sys
 from collections.abc import Sequence
 from typing import TextIO
 
-from logo_batch.cli_options import add_option
+from logo_batch.cli_options import add_option, add_precision_option
 from logo_batch.predict import (
     CSV_COLUMNS,
     MODES,
@@ -23,6 +23,7 @@ from logo_batch.predict import (
     effective_min_score,
     predict_files,
     resolve_mode,
+    with_precision,
 )
 
 
@@ -63,6 +64,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         metavar="B",
         help="model inputs per model call (files in single mode, windows in whole mode)",
     )
+    add_precision_option(parser)
 
 
 def write_predictions(predictions: Sequence[Prediction], fmt: str, out: TextIO) -> None:
@@ -104,6 +106,7 @@ def run(args: argparse.Namespace) -> int:
         bundle = load_bundle(args.bundle)
         mode = resolve_mode(args.mode, bundle.metadata)
         min_score = effective_min_score(_min_score(args.min_score, bundle), mode, bundle.metadata)
+        bundle, precision = with_precision(bundle, args.precision)
     except (FileNotFoundError, ValueError) as error:
         print(f"logo-batch predict: error: {error}", file=sys.stderr)
         return 1
@@ -115,6 +118,8 @@ def run(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         mode=mode,
     )
+    if precision != "float32":
+        print(f"logo-batch predict: the model ran in {precision}", file=sys.stderr)
     write_predictions(predictions, args.format, sys.stdout)
     failed = sum(bool(p.error) for p in predictions)
     if failed:

@@ -209,8 +209,10 @@ def test_predict_files_precision(tmp_path):
     from logo_batch.predict import predict_files, with_precision
 
     bundle = load_bundle(make_bundle(tmp_path / "bundle"))
-    assert with_precision(bundle, "off") is bundle
-    fast = with_precision(bundle, "bfloat16")
+    assert with_precision(bundle, "off") == (bundle, "float32")
+    assert with_precision(bundle, "auto") == (bundle, "float32")  # no int8 model in it
+    fast, resolved = with_precision(bundle, "bfloat16")
+    assert resolved == "mixed_bfloat16"
     assert fast.metadata is bundle.metadata and fast.model is not bundle.model
     assert "bfloat16" in set(_compute_dtypes(fast.model).values())
     paths = []

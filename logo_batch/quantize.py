@@ -1,0 +1,176 @@
+"""``logo-batch quantize``: add an int8 model to a bundle, checked against its float32 model.
+
+The bundle's Keras model is converted by TensorFlow Lite's post-training quantization
+(:func:`logo_batch.int8.convert_int8`), its activation ranges calibrated on training
+images of the bundle's dataset config (and, for a bundle with a background class, on
+the whole-photo windows of training photos, which is what it will score). Then both
+models classify the validation split (and, with a background class, the validation
+photos in whole-photo mode); the int8 model is marked as keeping the accuracy when
+its top-1 is within :data:`logo_batch.int8.MAX_TOP1_DROP` of the float32 model's on
+each. ``model.int8.tflite`` and the figures (``quantization`` in ``metadata.json``)
+are written to the bundle atomically; the Keras model is left as it was.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import sys
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+
+from logo_batch import data as data_lib
+from logo_batch import int8
+from logo_batch.bundle import METADATA_FILE, Bundle, load_bundle, write_bundle_file
+from logo_batch.cli_options import matching_args
+from tfds_flickr27 import DATASET_NAME, IMAGES
+
+DEFAULT_CALIBRATION = 256  # model inputs
+CALIBRATION_PHOTOS = 16  # training photos whose windows join them (background bundles)
+CALIBRATION_SEED = 7
+
+
+def calibration_inputs(
+    bundle: Bundle, data_dir: str | os.PathLike, count: int, dataset: str = DATASET_NAME
+) -> Iterator[np.ndarray]:
+    """Model inputs ``float32 [S, S, 3]`` from the training split of the bundle's
+    dataset config (a seeded shuffle of it, ``count`` of them), then, for a bundle with
+    a background class, the whole-photo windows of :data:`CALIBRATION_PHOTOS` training
+    photos."""
+    from logo_batch import photo_metrics
+    from logo_batch.whole_photo import photo_stack
+
+    config = bundle.metadata.dataset.get("config", IMAGES)
+    info = data_lib.load_split(data_dir, config, "train", dataset=dataset)
+    records = info.records.shuffle(4096, seed=CALIBRATION_SEED).take(count)
+    ds = data_lib.make_dataset(records, image_size=bundle.image_size, batch_size=32, cache="none")
+    for images, _ in ds.as_numpy_iterator():
+        yield from images
+    if bundle.metadata.background_class:
+        photos, _ = photo_metrics.split_photos(data_dir, "train", dataset)
+        for _, image in zip(range(CALIBRATION_PHOTOS), photos, strict=False):
+            yield from photo_stack(image, bundle.image_size).inputs
+
+
+def _top1(scores: np.ndarray, labels: np.ndarray) -> float:
+    logo = labels < scores.shape[1]
+    return float(np.mean(scores.argmax(axis=1)[logo] == labels[logo]))
+
+
+def _brand_top1(scores: np.ndarray, labels: np.ndarray, metadata) -> float:
+    """Top-1 over the brands (what ``evaluate`` reports as ``brand_accuracy`` for a
+    bundle with a background class, ``accuracy`` otherwise)."""
+    from logo_batch.evaluate import background_metrics
+
+    if not metadata.background_class:
+        return _top1(scores, labels)
+    index = metadata.class_names.index(metadata.background_class)
+    return background_metrics(scores, labels, index)["brand_accuracy"]
+
+
+def compare_models(
+    bundle: Bundle,
+    quantized: int8.Int8Model,
+    data_dir: str | os.PathLike,
+    split: str = "validation",
+    dataset: str = DATASET_NAME,
+) -> dict[str, Any]:
+    """Top-1 of the float32 and the int8 model on ``split`` of the bundle's config, how
+    often their top classes agree, and (a bundle with a background class) the same on
+    that split's photos in whole-photo mode."""
+    from logo_batch import photo_metrics
+    from logo_batch.evaluate import predict_dataset
+
+    meta = bundle.metadata
+    config = meta.dataset.get("config", IMAGES)
+    records = data_lib.load_split(data_dir, config, split, dataset=dataset).records
+    figures: dict[str, Any] = {"split": f"{config}/{split}"}
+    outputs = {}
+    for name, model in (("float32", bundle.model), ("int8", quantized)):
+        scores, labels = predict_dataset(model, records, bundle.image_size)
+        figures[f"top1_{name}"] = _brand_top1(scores, labels, meta)
+        outputs[name] = scores.argmax(axis=1)
+    figures["agreement"] = float(np.mean(outputs["float32"] == outputs["int8"]))
+    if meta.background_class:
+        for name, model in (("float32", bundle.model), ("int8", quantized)):
+            photo_model = photo_metrics.PhotoModel(
+                model, meta.image_size, list(meta.class_names), meta.background_class
+            )
+            photos, labels = photo_metrics.split_photos(data_dir, split, dataset)
+            figures[f"photos_top1_{name}"] = _top1(photo_model.brand_scores(photos), labels)
+    return figures
+
+
+def kept_accuracy(figures: dict[str, Any]) -> bool:
+    """Each top-1 of the int8 model within :data:`~logo_batch.int8.MAX_TOP1_DROP` of
+    the float32 model's."""
+    return all(
+        figures[f"{prefix}int8"] >= figures[f"{prefix}float32"] - int8.MAX_TOP1_DROP
+        for prefix in ("top1_", "photos_top1_")
+        if f"{prefix}float32" in figures
+    )
+
+
+def quantize_bundle(
+    bundle: str | os.PathLike,
+    data_dir: str | os.PathLike,
+    *,
+    calibration: int = DEFAULT_CALIBRATION,
+    dataset: str = DATASET_NAME,
+) -> dict[str, Any]:
+    """Adds ``model.int8.tflite`` to a local bundle and its figures to the metadata
+    (``quantization``); returns the figures."""
+    if calibration < 1:
+        raise ValueError(f"calibration must be at least 1 image, not {calibration}")
+    loaded = load_bundle(bundle)
+    start = time.perf_counter()
+    inputs = list(calibration_inputs(loaded, data_dir, calibration, dataset))
+    content = int8.convert_int8(loaded.model, inputs)
+    figures: dict[str, Any] = {
+        "file": int8.INT8_FILE,
+        "calibration_inputs": len(inputs),
+        "convert_seconds": round(time.perf_counter() - start, 1),
+        "bytes": len(content),
+    }
+    figures.update(compare_models(loaded, int8.Int8Model(content), data_dir, dataset=dataset))
+    figures["kept_accuracy"] = kept_accuracy(figures)
+    write_bundle_file(bundle, int8.INT8_FILE, content)
+    metadata = dataclasses.replace(loaded.metadata, quantization=figures)
+    write_bundle_file(bundle, METADATA_FILE, (metadata.to_json() + "\n").encode("utf-8"))
+    return figures
+
+
+def configure_parser(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("bundle", help="model bundle folder (made by logo-batch train)")
+    parser.add_argument("--data-dir", required=True, help="TFDS data_dir the bundle trained on")
+    parser.add_argument(
+        "--calibration",
+        type=int,
+        default=DEFAULT_CALIBRATION,
+        metavar="N",
+        help=f"training images that calibrate the activation ranges (default "
+        f"{DEFAULT_CALIBRATION}; a background bundle adds the windows of "
+        f"{CALIBRATION_PHOTOS} training photos)",
+    )
+    parser.add_argument("--dataset", default=DATASET_NAME, help=argparse.SUPPRESS)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        figures = quantize_bundle(**matching_args(quantize_bundle, args))
+    except (FileNotFoundError, ValueError) as error:
+        print(f"logo-batch quantize: error: {error}", file=sys.stderr)
+        return 1
+    print(json.dumps(figures, indent=2))
+    if not figures["kept_accuracy"]:
+        print(
+            "logo-batch quantize: the int8 model lost accuracy; --precision auto keeps "
+            "float32 for this bundle (--precision int8 still uses it)",
+            file=sys.stderr,
+        )
+    return 0
