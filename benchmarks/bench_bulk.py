@@ -12,6 +12,12 @@ as trained ones) at the default 224 px and at the article's 128 px, in the same 
   runs it (pipeline, worker start-up and model loading included);
 - ceiling: the model alone, batched ``predict`` on tensors already in memory.
 
+At 224 px the same three run again with the bundle's int8 model (``--precision int8``;
+:mod:`logo_batch.int8`, converted here and calibrated on 64 of the images: untrained
+weights, so this measures speed only; accuracy is measured by ``logo-batch quantize``
+on a trained bundle), against the int8 model's own ceiling. The float32 runs pass
+``--precision off``.
+
 The commands run twice: over one batch (32 files), whose end-to-end time is the time to
 the first row, and over all the files; steady state is the difference,
 ``(N - 32) / (t_N - t_32)`` images per second.
@@ -23,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import os
 import shutil
 import subprocess
@@ -64,6 +71,26 @@ def make_bundle(folder: Path, class_names: list[str], image_size: int = DEFAULT_
     return save_bundle(model, metadata, path, export_serving=False)
 
 
+def add_int8_model(bundle_dir: Path, paths: list[Path], image_size: int) -> Path:
+    """A copy of the bundle with an int8 model calibrated on 64 of ``paths`` (made once)."""
+    from logo_batch import int8
+    from logo_batch.bundle import load_bundle, save_bundle, write_bundle_file
+    from logo_batch.preprocessing import preprocess_image_file
+
+    path = bundle_dir.with_name(bundle_dir.name + "_int8")
+    if (path / int8.INT8_FILE).is_file():
+        return path
+    bundle = load_bundle(bundle_dir)
+    calibration = [preprocess_image_file(p, image_size) for p in paths[:64]]
+    content = int8.convert_int8(bundle.model, calibration)
+    metadata = dataclasses.replace(
+        bundle.metadata, quantization={"note": "benchmark: speed only, untrained weights"}
+    )
+    save_bundle(bundle.model, metadata, path, export_serving=False)
+    write_bundle_file(path, int8.INT8_FILE, content)
+    return path
+
+
 def time_predimage(bundle_dir: Path, paths: list[Path], image_size: int) -> float:
     """The article's ``predimage`` loop: one file, one ``model.predict`` call; seconds."""
     from logo_batch.bundle import load_bundle
@@ -77,13 +104,16 @@ def time_predimage(bundle_dir: Path, paths: list[Path], image_size: int) -> floa
     return time.perf_counter() - start
 
 
-def time_ceiling(bundle_dir: Path, paths: list[Path], count: int, image_size: int) -> float:
-    """The model alone: batched forward passes over inputs already in memory; seconds."""
+def time_ceiling(
+    bundle_dir: Path, paths: list[Path], count: int, image_size: int, precision: str = "off"
+) -> float:
+    """The model alone (in ``precision``): batched forward passes over inputs already
+    in memory; seconds."""
     from logo_batch.bundle import load_bundle
-    from logo_batch.predict import predict_scores
+    from logo_batch.predict import predict_scores, with_precision
     from logo_batch.preprocessing import preprocess_image_file
 
-    bundle = load_bundle(bundle_dir)
+    bundle, _ = with_precision(load_bundle(bundle_dir), precision)
     inputs = np.stack([preprocess_image_file(p, image_size) for p in paths[: BATCH_SIZE * 4]])
     batches = [inputs[i : i + BATCH_SIZE] for i in range(0, len(inputs), BATCH_SIZE)]
     predict_scores(bundle.model, batches[0])  # warm up
@@ -115,20 +145,23 @@ def run_command(command: list[str], stdout: Path, log: Path | None = None) -> fl
     return seconds
 
 
-def predict_command(bundle_dir: Path, paths: list[Path]) -> list[str]:
+def predict_command(bundle_dir: Path, paths: list[Path], precision: str = "off") -> list[str]:
     """``logo-batch predict`` over files, CSV on standard output."""
     return python_command(
         "-m", "logo_batch.cli", "predict", str(bundle_dir), *map(str, paths),
         "--format", "csv", "--mode", "single", "--batch-size", str(BATCH_SIZE),
+        "--precision", precision,
     )  # fmt: skip
 
 
-def beam_command(bundle_dir: Path, folder: Path, output: Path, beam_args: list[str]) -> list[str]:
+def beam_command(
+    bundle_dir: Path, folder: Path, output: Path, beam_args: list[str], precision: str = "off"
+) -> list[str]:
     """The Beam job over a folder, as a user runs it."""
     return python_command(
         "-m", "beam_jobs.classify_images", "--input", str(folder), "--model", str(bundle_dir),
         "--output", str(output), "--mode", "single", "--batch_size", str(BATCH_SIZE),
-        *beam_args,
+        "--precision", precision, *beam_args,
     )  # fmt: skip
 
 
@@ -149,19 +182,27 @@ class Timings:
         return (self.count - BATCH_SIZE) / max(self.total - self.first, 1e-9)
 
 
-def time_predict(bundle_dir: Path, paths: list[Path], logs: Path) -> Timings:
+def time_predict(
+    bundle_dir: Path, paths: list[Path], logs: Path, precision: str = "off"
+) -> Timings:
     """``logo-batch predict`` over one batch, then over every file; rows checked."""
     seconds = []
     for part in (paths[:BATCH_SIZE], paths):
         out = logs / f"predict_{bundle_dir.name}_{len(part)}.csv"
-        seconds.append(run_command(predict_command(bundle_dir, part), out, out.with_suffix(".log")))
+        command = predict_command(bundle_dir, part, precision)
+        seconds.append(run_command(command, out, out.with_suffix(".log")))
         if csv_rows(out) != len(part):
             raise RuntimeError(f"logo-batch predict: {len(part)} files but {csv_rows(out)} rows")
     return Timings(seconds[0], seconds[1], len(paths))
 
 
 def time_beam(
-    bundle_dir: Path, folders: tuple[Path, Path], count: int, logs: Path, beam_args: list[str]
+    bundle_dir: Path,
+    folders: tuple[Path, Path],
+    count: int,
+    logs: Path,
+    beam_args: list[str],
+    precision: str = "off",
 ) -> Timings:
     """The Beam job over a one-batch folder, then over the whole folder; rows checked.
 
@@ -172,7 +213,8 @@ def time_beam(
         fresh = Path(tempfile.mkdtemp(prefix="beam_", dir=logs))
         out = fresh / "rows.csv"
         log = logs / f"beam_{bundle_dir.name}_{expected}.log"
-        seconds.append(run_command(beam_command(bundle_dir, folder, out, beam_args), log))
+        command = beam_command(bundle_dir, folder, out, beam_args, precision)
+        seconds.append(run_command(command, log))
         if csv_rows(out) != expected:
             raise RuntimeError(f"Beam job: {expected} files but {csv_rows(out)} rows in {out}")
         shutil.rmtree(fresh)
@@ -180,14 +222,16 @@ def time_beam(
 
 
 def size_rows(
-    image_size: int, loop: float, loop_count: int, predict: Timings, beam: Timings,
-    ceiling: float,
+    at: str, loop: float, loop_count: int, predict: Timings, beam: Timings, ceiling: float,
+    with_loop: bool = True,
 ) -> list[Row]:  # fmt: skip
-    """The rows of one input size, ratios to the loop (and steady states to the ceiling)."""
-    at = f"{image_size} px"
+    """The rows of one input size and precision (``at``), ratios to the loop (and steady
+    states to the ceiling of the same model)."""
     count = predict.count
-    rows = [Row(f"{at}: predimage loop (model.predict per image, {loop_count} images)", loop,
-                "img/s", 1.0, "baseline")]  # fmt: skip
+    rows = []
+    if with_loop:
+        rows.append(Row(f"{at}: predimage loop (model.predict per image, {loop_count} images)",
+                        loop, "img/s", 1.0, "baseline"))  # fmt: skip
     for name, timings in (("logo-batch predict", predict), ("Beam job, local runner", beam)):
         rows += [
             Row(f"{at}: {name}, time to first row ({BATCH_SIZE}-image run)", timings.first,
@@ -237,8 +281,19 @@ def bench_bulk(
         print(f"  {image_size} px: loop {loop:.1f} img/s; predict first row {predict.first:.1f} s, "
               f"steady {predict.steady:.1f} img/s; Beam first row {beam.first:.1f} s, steady "
               f"{beam.steady:.1f} img/s; ceiling {ceiling:.1f} img/s", flush=True)  # fmt: skip
-        section.rows += size_rows(image_size, loop, len(loop_paths), predict, beam, ceiling)
+        at = f"{image_size} px"
+        section.rows += size_rows(at, loop, len(loop_paths), predict, beam, ceiling)
         if image_size == DEFAULT_IMAGE_SIZE:
+            bundle8 = add_int8_model(bundle, paths, image_size)
+            ceiling8 = images / time_ceiling(bundle8, paths, images, image_size, "int8")
+            predict8 = time_predict(bundle8, paths, logs, "int8")
+            beam8 = time_beam(bundle8, (one_batch, folder), images, logs, list(beam_args), "int8")
+            print(f"  {image_size} px int8: predict steady {predict8.steady:.1f} img/s; Beam "
+                  f"steady {beam8.steady:.1f} img/s; ceiling {ceiling8:.1f} img/s",
+                  flush=True)  # fmt: skip
+            section.rows += size_rows(
+                f"{at}, int8", loop, len(loop_paths), predict8, beam8, ceiling8, with_loop=False
+            )
             steady = beam.steady
             section.targets = [
                 f"target Beam steady state >= 0.8 of the ceiling ({image_size} px, {images} "
@@ -246,13 +301,18 @@ def bench_bulk(
                 f"target Beam faster than logo-batch predict on the same cores "
                 f"({image_size} px, steady state): {verdict(steady > predict.steady)} "
                 f"({steady / predict.steady:.2f}x)",
+                f"int8 model ({image_size} px): Beam steady state {beam8.steady / ceiling8:.2f} "
+                f"of the int8 ceiling, {beam8.steady / steady:.2f}x the float32 Beam job, "
+                f"{beam8.steady / predict8.steady:.2f}x logo-batch predict --precision int8",
             ]
     section.notes = [
         "Time to first row: a run over 32 files, end to end (process start, imports, model "
         "loading, one batch). Steady state: (N - 32) / (t_N - t_32). Both commands run in "
         "their own processes, as a user runs them; predimage and the ceiling run in this one. "
         "Predict, the Beam job and the ceiling call the model the same way: one traced graph "
-        "(logo_batch.predict.compiled_forward); predimage calls model.predict per image."
+        "(logo_batch.predict.compiled_forward); predimage calls model.predict per image. "
+        "The int8 rows run the bundle's TensorFlow Lite int8 model (--precision int8) "
+        "through the same code, with its own ceiling; ratios stay to the float32 loop."
     ]
     return section
 
