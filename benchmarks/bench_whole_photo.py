@@ -1,13 +1,16 @@
-"""Whole-photo mode vs single mode: images per second of the Beam job, in the same run.
+"""Benchmark 8: whole-photo mode vs single mode, float32 and int8: the Beam job's images/s.
 
-Over generated 400x300 JPEGs, with a MobileNetV2 224 px bundle of 27 brands plus the
-background class ``none`` (untrained weights cost the same as trained ones), the Beam
-job on the local runner (one worker process per core) is run once in single mode
-(one model input per photo) and once in whole mode (14 windows per photo). The work
-per photo grows 14x in the model; the figures say what that costs end to end.
+Over real FlickrLogos-27 photos (the archive's JPEGs, repeated under new names), with a
+MobileNetV2 224 px bundle of 27 brands plus the background class ``none`` (untrained
+weights cost the same as trained ones), the Beam job on the local runner (one worker
+process per core, pipeline start-up and model loading included) runs four times in the
+same run: single mode (one model input per photo) and whole mode (14 windows per
+photo), each with the float32 model (``--precision off``) and with the bundle's int8
+model (``--precision int8``, converted here, calibrated on the windows of 8 photos:
+speed only). Baseline: single mode, float32.
 
-    python -m benchmarks.bench_whole_photo            # 200 images
-    python -m benchmarks.bench_whole_photo --quick    # 40 images
+    python -m benchmarks.bench_whole_photo            # 200 photos
+    python -m benchmarks.bench_whole_photo --quick    # 40 photos
 """
 
 from __future__ import annotations
@@ -17,44 +20,25 @@ import os
 import sys
 from pathlib import Path
 
-import numpy as np
-
-from benchmarks.common import timed
+from benchmarks.common import Row, Section, extract_images, real_archive, replicate_folder, timed
 
 IMAGE_SIZE = 224
-WIDTH, HEIGHT = 400, 300
-WORK = Path("/tmp/logo_batch_bench_whole_photo")
+WORK = Path("/tmp/logo_batch_bench")
+RUNS = (("single", "off"), ("whole", "off"), ("single", "int8"), ("whole", "int8"))
 
 
-def make_photos(folder: Path, count: int) -> list[Path]:
-    """``count`` 400x300 JPEGs: smooth gradients, noise and a few blocks (made once)."""
-    from PIL import Image
-
-    folder.mkdir(parents=True, exist_ok=True)
-    paths = [folder / f"photo_{i:04d}.jpg" for i in range(count)]
-    rng = np.random.default_rng(0)
-    y, x = np.mgrid[0:HEIGHT, 0:WIDTH]
-    for i, path in enumerate(paths):
-        if path.is_file():
-            continue
-        base = rng.integers(0, 256, 3)
-        image = (base + (x[..., None] * 0.3 + y[..., None] * 0.2) * (1 + i % 3)) % 256
-        image = image + rng.normal(0, 12, image.shape)
-        for _ in range(3):
-            x0, y0 = rng.integers(0, WIDTH - 60), rng.integers(0, HEIGHT - 40)
-            image[y0 : y0 + 40, x0 : x0 + 60] = rng.integers(0, 256, 3)
-        Image.fromarray(np.clip(image, 0, 255).astype(np.uint8)).save(path, quality=90)
-    return paths
-
-
-def make_bundle(folder: Path) -> Path:
-    """MobileNetV2 224 px, 27 brands + ``none`` (the background class), untrained."""
-    from logo_batch.bundle import BundleMetadata, save_bundle
+def make_bundle(folder: Path, photos: list[Path]) -> Path:
+    """MobileNetV2 224 px, 27 brands + ``none`` (the background class), untrained, with
+    an int8 model calibrated on the windows of 8 of ``photos`` (made once)."""
+    from logo_batch import int8
+    from logo_batch.bundle import BundleMetadata, save_bundle, write_bundle_file
     from logo_batch.models import build_model
+    from logo_batch.preprocessing import load_image
+    from logo_batch.whole_photo import photo_stack
     from tfds_flickr27 import CLASS_NAMES
 
     path = folder / f"bundle_mobilenet_v2_{IMAGE_SIZE}_background"
-    if (path / "model.keras").is_file():
+    if (path / int8.INT8_FILE).is_file():
         return path
     class_names = [*CLASS_NAMES, "none"]
     model = build_model("mobilenet_v2", len(class_names), IMAGE_SIZE, "none")
@@ -64,58 +48,83 @@ def make_bundle(folder: Path) -> Path:
         backbone="mobilenet_v2",
         weights="none",
         background_class="none",
+        quantization={"note": "benchmark: speed only, untrained weights"},
     )
-    return save_bundle(model, metadata, path, export_serving=False)
+    calibration = [
+        window for p in photos[:8] for window in photo_stack(load_image(p), IMAGE_SIZE).inputs
+    ]
+    content = int8.convert_int8(model, calibration)
+    save_bundle(model, metadata, path, export_serving=False)
+    write_bundle_file(path, int8.INT8_FILE, content)
+    return path
 
 
-def time_job(bundle: Path, folder: Path, output: Path, mode: str, beam_args) -> float:
-    """The Beam job end to end in ``mode`` (worker start-up, model loads included)."""
+def time_job(
+    bundle: Path, folder: Path, output: Path, mode: str, precision: str, beam_args
+) -> float:
+    """The Beam job end to end in ``mode`` and ``precision``; seconds. Rows checked."""
     from beam_jobs.job import JobConfig, run_job
 
-    config = JobConfig(input=str(folder), model=str(bundle), output=str(output), mode=mode)
+    config = JobConfig(
+        input=str(folder), model=str(bundle), output=str(output), mode=mode, precision=precision
+    )
     seconds, summary = timed(lambda: run_job(config, list(beam_args), quiet=True))
-    print(f"  {summary.line()}", flush=True)
+    print(f"  {precision}: {summary.line()}", flush=True)
     if summary.matched != summary.written or summary.failed:
         raise RuntimeError(f"{mode}: {summary.matched} matched, {summary.written} written")
     return seconds
 
 
-def run(quick: bool, beam_args=()) -> dict:
-    """Both modes on the same photos; returns and prints images/s and their ratio."""
-    count = 40 if quick else 200
-    folder = WORK / f"photos_{count}"
-    make_photos(folder, count)
-    bundle = make_bundle(WORK)
-    seconds = {
-        mode: time_job(bundle, folder, WORK / f"{mode}_{count}.csv", mode, beam_args)
-        for mode in ("single", "whole")
-    }
-    single, whole = count / seconds["single"], count / seconds["whole"]
-    result = {
-        "images": count,
-        "cores": os.cpu_count(),
-        "single_images_per_s": single,
-        "whole_images_per_s": whole,
-        "whole_over_single": whole / single,
-        "whole_windows_per_s": whole * 14,
-        "whole_windows_over_single_images": whole * 14 / single,
-    }
-    print(
-        f"Beam job, {count} generated {WIDTH}x{HEIGHT} JPEGs, MobileNetV2 {IMAGE_SIZE} px, "
-        f"{os.cpu_count()} cores, local runner:\n"
-        f"  single mode {single:.2f} img/s, whole mode {whole:.2f} img/s "
-        f"(ratio whole/single {whole / single:.3f}; 1/14 = {1 / 14:.3f})\n"
-        f"  whole mode {whole * 14:.1f} windows/s = {whole * 14 / single:.2f}x single "
-        f"mode's inputs/s"
+def bench_whole_photo(originals: list[Path], work: Path, count: int, beam_args=()) -> Section:
+    """The four runs on the same ``count`` photos: images/s, ratios to single float32."""
+    folder = work / f"whole_photo_{count}"
+    photos = replicate_folder(originals, folder, count)
+    bundle = make_bundle(work, photos)
+    outputs = work / "whole_photo_out"
+    outputs.mkdir(parents=True, exist_ok=True)
+    rates = {}
+    for mode, precision in RUNS:
+        output = outputs / f"{mode}_{precision}_{count}.csv"
+        output.unlink(missing_ok=True)
+        seconds = time_job(bundle, folder, output, mode, precision, beam_args)
+        rates[mode, precision] = count / seconds
+    base = rates["single", "off"]
+    section = Section(
+        f"8. Whole-photo mode vs single mode, Beam job ({count} real photos, MobileNetV2 "
+        f"{IMAGE_SIZE} px + background class, {os.cpu_count()} cores, local runner)"
     )
-    return result
+    names = {"off": "float32", "int8": "int8"}
+    for mode, precision in RUNS:
+        windows = 14 if mode == "whole" else 1
+        rate = rates[mode, precision]
+        section.rows.append(
+            Row(f"{mode} mode, {names[precision]}", rate, "img/s", rate / base,
+                "single float32", f"{rate * windows:.1f} model inputs/s")
+        )  # fmt: skip
+    whole_int8, whole = rates["whole", "int8"], rates["whole", "off"]
+    section.targets = [
+        f"whole mode over single mode: {whole / base:.2f}x (float32), "
+        f"{whole_int8 / rates['single', 'int8']:.2f}x (int8); int8 whole mode "
+        f"{whole_int8 / whole:.2f}x float32 whole mode"
+    ]
+    section.notes = [
+        "End to end, as a user runs the job: pipeline and worker start-up, model loading, "
+        "listing, decoding, 14 windows per photo in whole mode (1 in single mode), CSV. "
+        "Each run writes a new output file."
+    ]
+    return section
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Runs this benchmark alone (``benchmarks.run`` runs all of them)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="40 images instead of 200")
+    parser.add_argument("--quick", action="store_true", help="40 photos instead of 200")
+    parser.add_argument("--archive", type=Path, default=real_archive())
+    parser.add_argument("--work", type=Path, default=WORK)
     args, beam_args = parser.parse_known_args(argv)
-    run(args.quick, beam_args)
+    originals = extract_images(args.archive, args.work / "images" / args.archive.stem)
+    section = bench_whole_photo(originals, args.work, 40 if args.quick else 200, beam_args)
+    print(section.text())
     return 0
 
 

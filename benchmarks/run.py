@@ -32,7 +32,7 @@ from benchmarks.common import (
 )
 
 RESULTS = REPO / "benchmarks" / "RESULTS.md"
-ALL = "1,2,3,4,5,6,7"
+ALL = "1,2,3,4,5,6,7,8"
 
 
 def machine() -> str:
@@ -207,6 +207,10 @@ def main(argv: list[str] | None = None) -> int:
         from benchmarks.bench_scale import FULL_SIZES, QUICK_SIZES, bench_scale
 
         report(bench_scale(work / "scale", QUICK_SIZES if args.quick else FULL_SIZES))
+    if 8 in only:
+        from benchmarks.bench_whole_photo import bench_whole_photo
+
+        report(bench_whole_photo(originals, work, 40 if args.quick else 200))
 
     command = "python -m benchmarks.run " + shlex.join(argv if argv is not None else sys.argv[1:])
     if not (args.no_write or args.quick):

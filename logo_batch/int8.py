@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from logo_batch import distribute
+from logo_batch import console, distribute
 from logo_batch.bundle import Bundle, BundleMetadata, open_bundle_file
 
 if TYPE_CHECKING:
@@ -55,11 +55,13 @@ class Int8Model:
     def __init__(self, content: bytes, num_threads: int | None = None):
         import tensorflow as tf
 
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # tf.lite.Interpreter's deprecation notice
+        # Quiet unless asked: the deprecation notice, and XNNPACK's "created delegate" line.
+        with warnings.catch_warnings(), console.native_stderr_captured(not console.is_verbose()):
+            warnings.simplefilter("ignore")
             self._interpreter = tf.lite.Interpreter(
                 model_content=content, num_threads=num_threads or os.cpu_count() or 1
             )
+            self._interpreter.allocate_tensors()
         self._input = self._interpreter.get_input_details()[0]
         self._output = self._interpreter.get_output_details()[0]["index"]
         self.input_shape = (None, *self._input["shape"][1:])
