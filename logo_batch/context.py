@@ -39,15 +39,17 @@ def context_boxes(
     width: tf.Tensor,
     per_box: int,
     seed: tf.Tensor,
+    min_coverage: float = CONTEXT_COVERAGE[0],
 ) -> tuple[tf.Tensor, tf.Tensor]:
     """``per_box`` windows ``int32 [n, 4]`` (y0, x0, y1, x1) around each logo box of a
     photo, and their labels ``int32 [n]`` (the box's).
 
     ``boxes`` are normalized ``(ymin, xmin, ymax, xmax)``, clipped to the photo and
     rounded to pixels; a box with no area there (zero height or width) gets no window.
-    Each window holds its whole box, which covers between ``CONTEXT_COVERAGE`` of the
-    window's area; when the photo is too small for the drawn window, it is clipped to
-    the photo (the box then covers more of it). Deterministic for a given ``seed``
+    Each window holds its whole box, which covers ``min_coverage`` to all of the
+    window's area (log-uniform; default ``CONTEXT_COVERAGE``); when the photo is too
+    small for the drawn window, it is clipped to the photo (the box then covers more of
+    it). Deterministic for a given ``seed``
     (``int32 [2]``, stateless random numbers).
     """
     h, w = tf.cast(height, tf.float32), tf.cast(width, tf.float32)
@@ -63,7 +65,8 @@ def context_boxes(
         tf.random.experimental.stateless_fold_in(seed, _STREAM), 4
     )
     u = [tf.random.stateless_uniform(count, s, 0.0, 1.0) for s in tf.unstack(seeds)]
-    area = box_h * box_w / _log_uniform(u[0], CONTEXT_COVERAGE)  # the window's, >= the box's
+    # The window's area, >= the box's.
+    area = box_h * box_w / _log_uniform(u[0], (min_coverage, CONTEXT_COVERAGE[1]))
     aspect = _log_uniform(u[1], CONTEXT_ASPECTS)
     # The drawn aspect where the box allows it; the area kept: the window holds the box.
     win_w = tf.minimum(tf.maximum(tf.sqrt(area * aspect), box_w), area / box_h)
@@ -94,20 +97,24 @@ def _photo_seed(seed: int, index: tf.Tensor) -> tf.Tensor:
     return tf.stack([tf.constant(seed, tf.int32), tf.cast(index, tf.int32)])
 
 
-def context_labels(photos: tf.data.Dataset, per_box: int, seed: int) -> np.ndarray:
+def context_labels(
+    photos: tf.data.Dataset, per_box: int, seed: int, min_coverage: float = CONTEXT_COVERAGE[0]
+) -> np.ndarray:
     """The labels of the windows :func:`context_windows` gives, in order (reads JPEG
     headers only). ``photos``: ``(jpeg, boxes float32 [N, 4], labels [N])``."""
 
     def found(index, jpeg, boxes, labels):
         shape = tf.image.extract_jpeg_shape(jpeg)
         seeds = _photo_seed(seed, index)
-        return context_boxes(boxes, labels, shape[0], shape[1], per_box, seeds)[1]
+        return context_boxes(boxes, labels, shape[0], shape[1], per_box, seeds, min_coverage)[1]
 
     per_photo = photos.enumerate().map(lambda i, ex: found(i, *ex))
     return np.concatenate([np.zeros(0, np.int32), *per_photo.as_numpy_iterator()])
 
 
-def context_crops(photos: tf.data.Dataset, per_box: int, seed: int) -> tf.data.Dataset:
+def context_crops(
+    photos: tf.data.Dataset, per_box: int, seed: int, min_coverage: float = CONTEXT_COVERAGE[0]
+) -> tf.data.Dataset:
     """``(uint8 [h, w, 3] window, int32 label)``: :func:`context_boxes` of every photo
     of ``(jpeg, boxes, labels)``; the same seed gives the same windows."""
 
@@ -115,7 +122,7 @@ def context_crops(photos: tf.data.Dataset, per_box: int, seed: int) -> tf.data.D
         image = decode_image_tf(jpeg)
         shape = tf.shape(image)
         windows, window_labels = context_boxes(
-            boxes, labels, shape[0], shape[1], per_box, _photo_seed(seed, index)
+            boxes, labels, shape[0], shape[1], per_box, _photo_seed(seed, index), min_coverage
         )
         return tf.data.Dataset.from_tensor_slices((windows, window_labels)).map(
             lambda window, label: (image[window[0] : window[2], window[1] : window[3]], label)
@@ -125,11 +132,15 @@ def context_crops(photos: tf.data.Dataset, per_box: int, seed: int) -> tf.data.D
 
 
 def context_windows(
-    photos: tf.data.Dataset, image_size: int, per_box: int, seed: int
+    photos: tf.data.Dataset,
+    image_size: int,
+    per_box: int,
+    seed: int,
+    min_coverage: float = CONTEXT_COVERAGE[0],
 ) -> tf.data.Dataset:
     """``(image float32 [S, S, 3], label int32)``: :func:`context_crops` resized with the
     shared :func:`resize_image` (as background windows and whole-photo windows are)."""
-    return context_crops(photos, per_box, seed).map(
+    return context_crops(photos, per_box, seed, min_coverage).map(
         lambda crop, label: (resize_image(crop, image_size), label),
         num_parallel_calls=AUTOTUNE,
     )

@@ -99,7 +99,12 @@ def convert_int8(model: keras.Model, calibration: Iterable[np.ndarray]) -> bytes
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     converter.representative_dataset = representative
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+    quiet = not console.is_verbose()
+    with (
+        contextlib.redirect_stdout(io.StringIO()),
+        warnings.catch_warnings(),
+        console.native_stderr_captured(quiet),
+    ):
         # The export lists every tensor; the float input has no statistics (by design).
         warnings.filterwarnings("ignore", "Statistics for quantized inputs")
         return converter.convert()

@@ -30,7 +30,7 @@ from logo_batch.bundle import METADATA_FILE, Bundle, load_bundle, write_bundle_f
 from logo_batch.cli_options import matching_args
 from tfds_flickr27 import DATASET_NAME, IMAGES
 
-DEFAULT_CALIBRATION = 256  # model inputs
+DEFAULT_CALIBRATION = 1000  # model inputs (the crops train split holds 890)
 CALIBRATION_PHOTOS = 16  # training photos whose windows join them (background bundles)
 CALIBRATION_SEED = 7
 

@@ -147,3 +147,19 @@ def test_training_with_context_and_background_writes_a_bundle(synthetic_data_dir
     assert recorded["context"] == 1 and recorded["background"] == 1
     with pytest.raises(ValueError, match="context"):  # resuming needs the same windows
         train(tiny_config(synthetic_data_dir, tmp_path, context=2, background=1))
+
+
+def test_a_smaller_min_coverage_draws_windows_where_the_box_is_smaller():
+    # Small boxes in a large photo: windows are rarely clipped to the photo.
+    boxes = np.array([[0.45, 0.45, 0.5, 0.5]] * 40, np.float32)
+    labels = np.zeros(40, np.int32)
+    coverage = {}
+    for low in (LOW, 0.02):
+        windows, _ = context.context_boxes(
+            tf.constant(boxes), tf.constant(labels), 2000, 2000, 5, tf.constant([1, 2]), low
+        )
+        y0, x0, y1, x1 = windows.numpy().T.astype(float)
+        coverage[low] = 100.0 * 100.0 / ((y1 - y0) * (x1 - x0))
+        # Within [low, 1], allowing the rounding out to whole pixels.
+        assert coverage[low].max() <= 1.0 and coverage[low].min() >= low * 0.97
+    assert coverage[0.02].min() < LOW and np.median(coverage[0.02]) < np.median(coverage[LOW])

@@ -89,7 +89,7 @@ def test_quantize_adds_the_int8_model_and_its_figures(quantized, synthetic_data_
     assert (bundle / int8.INT8_FILE).stat().st_size == figures["bytes"] > 0
     assert read_metadata(bundle).quantization == figures
     assert figures["split"] == "crops/validation"
-    # Calibration: the training crops (fewer than 256 here) plus 16 photos' 14 windows.
+    # Calibration: the training crops (fewer than 1,000 here) plus 16 photos, 14 windows each.
     assert figures["calibration_inputs"] > 16 * 14
     for name in ("top1_float32", "top1_int8", "photos_top1_float32", "photos_top1_int8"):
         assert 0.0 <= figures[name] <= 1.0

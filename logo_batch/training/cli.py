@@ -67,8 +67,17 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         default=d.context,
         metavar="N",
         help="also learn N windows per logo box of the training photos, the box with "
-        "random context around it (10-100%% of the window's area), labelled with its "
-        "brand: like the windows whole-photo mode scores (0 = off)",
+        "random context around it (the box covers --context-coverage to 100%% of the "
+        "window's area), labelled with its brand: like the windows whole-photo mode "
+        "scores (0 = off)",
+    )
+    a(
+        "--context-coverage",
+        type=float,
+        default=d.context_coverage,
+        metavar="F",
+        help="the smallest share of a context window's area its logo box covers "
+        "(default %(default)s; smaller: smaller logos in the windows)",
     )
     a("--cache", default=d.cache, help="memory, none, or a folder for file caches")
     a("--shuffle-buffer", type=int, default=d.shuffle_buffer)

@@ -12,7 +12,7 @@ from logo_batch import data as data_lib
 # Fields that must match to resume a run in the same output folder.
 RESUME_FIELDS = (
     "dataset", "config", "image_size", "backbone", "head", "dropout", "seed", "background",
-    "context",
+    "context", "context_coverage",
 )  # fmt: skip
 # --augment-on: where augmentation runs. cpu: in the tf.data pipeline; device: in the
 # training step on the accelerator (the CPU only decodes); auto: device with a GPU.
@@ -48,6 +48,7 @@ class TrainConfig:
     head_on_features: bool = True  # pretrained base + default head: linear-probe first
     background: int = 0  # windows with no logo per training photo, learned as class none
     context: int = 0  # windows around each logo box (box = 10-100% of the window), its brand
+    context_coverage: float = 0.1  # the smallest share of a context window the box covers
     blur: float = 0.0
     cache: str = data_lib.CACHE_MEMORY  # memory, none, or a folder for file caches
     shuffle_buffer: int = 2048
@@ -101,6 +102,8 @@ class TrainConfig:
             ("blur", self.blur, self.blur >= 0, ">= 0"),
             ("background", self.background, self.background >= 0, ">= 0"),
             ("context", self.context, self.context >= 0, ">= 0"),
+            ("context_coverage", self.context_coverage, 0 < self.context_coverage <= 1,
+             "in (0, 1]"),
             ("shuffle_buffer", self.shuffle_buffer, self.shuffle_buffer >= 1, ">= 1"),
             ("early_stopping_patience", self.early_stopping_patience,
              self.early_stopping_patience >= 1, ">= 1"),

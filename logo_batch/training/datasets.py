@@ -81,14 +81,17 @@ def build_datasets(
                 dataset=cfg.dataset,
             )
             seed = cfg.seed + offset
-            found = context.context_labels(photos, cfg.context, seed)
-            windows = context.context_windows(photos, cfg.image_size, cfg.context, seed)
+            coverage = cfg.context_coverage
+            found = context.context_labels(photos, cfg.context, seed, coverage)
+            windows = context.context_windows(photos, cfg.image_size, cfg.context, seed, coverage)
             extra[name] = windows if extra[name] is None else extra[name].concatenate(windows)
             labels = np.concatenate([labels, found])  # box labels: always brands
         counts[name] = labels
     weights = data_lib.class_weights(counts["train"], num_classes) if cfg.class_weights else None
     suffix = f"_bg{cfg.background}" if background_class else ""
     suffix += f"_ctx{cfg.context}" if cfg.context else ""
+    if cfg.context and cfg.context_coverage != context.CONTEXT_COVERAGE[0]:
+        suffix += f"_cov{cfg.context_coverage:g}"
     common = {
         "image_size": cfg.image_size,
         "batch_size": cfg.batch_size,
