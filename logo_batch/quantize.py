@@ -84,25 +84,36 @@ def compare_models(
     often their top classes agree, and (a bundle with a background class) the same on
     that split's photos in whole-photo mode."""
     from logo_batch import photo_metrics
-    from logo_batch.evaluate import predict_dataset
+    from logo_batch.predict import predict_scores
 
     meta = bundle.metadata
     config = meta.dataset.get("config", IMAGES)
     records = data_lib.load_split(data_dir, config, split, dataset=dataset).records
+    models = {"float32": bundle.model, "int8": quantized}
+    # Each example decoded once, scored by both models.
+    ds = data_lib.make_dataset(records, image_size=bundle.image_size, batch_size=64, cache="none")
+    scores: dict[str, list[np.ndarray]] = {name: [] for name in models}
+    labels = []
+    for images, batch_labels in ds.as_numpy_iterator():
+        for name, model in models.items():
+            scores[name].append(predict_scores(model, images))
+        labels.append(batch_labels)
+    label_array = np.concatenate(labels).astype(np.int64)
     figures: dict[str, Any] = {"split": f"{config}/{split}"}
     outputs = {}
-    for name, model in (("float32", bundle.model), ("int8", quantized)):
-        scores, labels = predict_dataset(model, records, bundle.image_size)
-        figures[f"top1_{name}"] = _brand_top1(scores, labels, meta)
-        outputs[name] = scores.argmax(axis=1)
+    for name in models:
+        split_scores = np.concatenate(scores[name])
+        figures[f"top1_{name}"] = _brand_top1(split_scores, label_array, meta)
+        outputs[name] = split_scores.argmax(axis=1)
     figures["agreement"] = float(np.mean(outputs["float32"] == outputs["int8"]))
     if meta.background_class:
-        for name, model in (("float32", bundle.model), ("int8", quantized)):
+        photos, photo_labels = photo_metrics.split_photos(data_dir, split, dataset)
+        photos = list(photos)  # decoded once for both models
+        for name, model in models.items():
             photo_model = photo_metrics.PhotoModel(
                 model, meta.image_size, list(meta.class_names), meta.background_class
             )
-            photos, labels = photo_metrics.split_photos(data_dir, split, dataset)
-            figures[f"photos_top1_{name}"] = _top1(photo_model.brand_scores(photos), labels)
+            figures[f"photos_top1_{name}"] = _top1(photo_model.brand_scores(photos), photo_labels)
     return figures
 
 
