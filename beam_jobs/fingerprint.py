@@ -13,6 +13,7 @@ from collections.abc import Sequence
 import logo_batch
 from beam_jobs.errors import ClassifyJobError
 from logo_batch.bundle import METADATA_FILE, MODEL_FILE, bundle_file, open_bundle_file
+from logo_batch.int8 import INT8_FILE
 
 FINGERPRINT_DIGITS = 16
 _CHUNK = 1 << 20
@@ -38,22 +39,29 @@ def job_fingerprint(
     top_k: int,
     min_score: float | None,
     max_pixels: int,
+    precision: str,
+    int8_model: bool = False,
 ) -> str:
     """16 hex digits of SHA-256 over the bundle's ``model.keras`` and ``metadata.json``
-    bytes and every setting that shapes a row: the resolved ``mode``, the whole-photo
-    ``grid``, ``top_k``, the effective ``min_score``, ``max_pixels`` and the version of
-    logo-batch. Two runs with the same fingerprint write the same row for the same file
-    (``--batch_size`` and the runner do not count: they do not change a row).
+    bytes (and ``model.int8.tflite``'s when ``int8_model``: the run may use it) and every
+    setting that shapes a row: the resolved ``mode``, the whole-photo ``grid``,
+    ``top_k``, the effective ``min_score``, ``max_pixels``, the requested ``precision``
+    and the version of logo-batch. Two runs with the same fingerprint write the same
+    row for the same file (``--batch_size`` and the runner do not count: they do not
+    change a row), except that ``auto`` precision is decided by each worker's CPU.
     """
     digest = hashlib.sha256()
     _hash_file(digest, bundle_dir, MODEL_FILE)
     _hash_file(digest, bundle_dir, METADATA_FILE)
+    if int8_model:
+        _hash_file(digest, bundle_dir, INT8_FILE)
     settings = {
         "mode": mode,
         "grid": [[int(n), float(fraction)] for n, fraction in grid],
         "top_k": int(top_k),
         "min_score": None if min_score is None else float(min_score),
         "max_pixels": int(max_pixels),
+        "precision": precision,
         "logo_batch": logo_batch.__version__,
     }
     digest.update(json.dumps(settings, sort_keys=True).encode("utf-8"))

@@ -61,6 +61,7 @@ from beam_jobs.progress import (
 from beam_jobs.reading import DecodeImageBatches, GroupIntoBatches, MatchInputs
 from beam_jobs.runner import pipeline_options, query_metrics
 from beam_jobs.transforms import ClassifyBatches, FormatRows
+from logo_batch import int8
 from logo_batch.bundle import BundleMetadata, read_metadata
 from logo_batch.predict import (
     AUTO,
@@ -165,6 +166,8 @@ def fingerprint_of(config: JobConfig, metadata: BundleMetadata) -> str:
         top_k=config.top_k,
         min_score=effective_min_score(config.min_score, mode, metadata),
         max_pixels=config.max_pixels,
+        precision=config.precision,
+        int8_model=int8.may_use_int8(config.precision, metadata),
     )
 
 

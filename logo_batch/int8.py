@@ -122,6 +122,13 @@ def int8_kept_accuracy(metadata: BundleMetadata) -> bool:
     return bool(metadata.quantization.get("kept_accuracy"))
 
 
+def may_use_int8(precision: str, metadata: BundleMetadata) -> bool:
+    """True when ``precision`` can resolve to the bundle's int8 model on some machine
+    (:func:`resolve_inference`): ``int8``, or ``auto`` with an int8 model that kept its
+    accuracy."""
+    return precision == INT8 or (precision == AUTO and int8_kept_accuracy(metadata))
+
+
 def resolve_inference(
     precision: str, metadata: BundleMetadata, *, cpu: distribute.CpuFeatures | None = None
 ) -> str:

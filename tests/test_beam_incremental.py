@@ -204,10 +204,16 @@ def test_decide_rules():
 
 
 def test_fingerprint_follows_model_and_settings(bundle, tmp_path):
-    settings = dict(mode="single", grid=((1, 1.0),), top_k=5, min_score=None, max_pixels=10**8)
+    settings = dict(
+        mode="single", grid=((1, 1.0),), top_k=5, min_score=None, max_pixels=10**8, precision="off"
+    )
     base = job_fingerprint(str(bundle), **settings)
     assert base == job_fingerprint(str(bundle), **settings) and len(base) == 16
-    for change in (dict(mode="whole"), dict(top_k=3), dict(min_score=0.5), dict(max_pixels=9)):
+    changes = (
+        dict(mode="whole"), dict(top_k=3), dict(min_score=0.5), dict(max_pixels=9),
+        dict(precision="bfloat16"),
+    )  # fmt: skip
+    for change in changes:
         assert job_fingerprint(str(bundle), **{**settings, **change}) != base
     other = make_bundle(tmp_path / "other", seed=5)
     assert job_fingerprint(str(other), **settings) != base

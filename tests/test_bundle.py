@@ -72,7 +72,9 @@ def test_a_bundle_on_another_file_system_reads_through_the_one_function(tmp_path
     np.testing.assert_array_equal(
         loaded.model.predict_on_batch(images), reference.model.predict_on_batch(images)
     )
-    settings = dict(mode="single", grid=((1, 1.0),), top_k=5, min_score=None, max_pixels=99)
+    settings = dict(
+        mode="single", grid=((1, 1.0),), top_k=5, min_score=None, max_pixels=99, precision="off"
+    )
     assert job_fingerprint(remote, **settings) == job_fingerprint(str(local), **settings)
     assert bundle_model_uri(remote) == f"{remote}/{MODEL_FILE}"  # what the workers load
     check_model_file(remote)

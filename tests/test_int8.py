@@ -203,3 +203,30 @@ def test_quantize_rerun_replaces_the_int8_model_and_keeps_the_bundle_whole(
     assert again["bytes"] == figures["bytes"]  # same model, same calibration
     assert read_metadata(bundle).class_names == json.loads(metadata)["class_names"]
     assert load_bundle(bundle).model is not None
+
+
+def test_beam_fingerprint_follows_the_precision_and_the_int8_model(quantized, tmp_path):
+    """``--previous`` must not carry float32 rows into an int8 run (or back), nor rows of
+    an int8 model that ``quantize`` has since replaced."""
+    import shutil
+
+    from beam_jobs.job import JobConfig, fingerprint_of
+
+    bundle, _ = quantized
+    copy = tmp_path / "copy"
+    shutil.copytree(bundle, copy)
+    metadata = read_metadata(copy)
+
+    def fingerprint(precision: str) -> str:
+        config = JobConfig(input="x", model=str(copy), output="o.csv", precision=precision)
+        return fingerprint_of(config, metadata)
+
+    before = {p: fingerprint(p) for p in ("off", "int8", "auto", "bfloat16")}
+    assert len(set(before.values())) == 4
+    (copy / int8.INT8_FILE).write_bytes((copy / int8.INT8_FILE).read_bytes() + b"\0")
+    assert fingerprint("int8") != before["int8"]
+    assert fingerprint("off") == before["off"] and fingerprint("bfloat16") == before["bfloat16"]
+    # auto hashes the int8 model only where the bundle may use it (it kept accuracy)
+    assert (fingerprint("auto") != before["auto"]) == int8.int8_kept_accuracy(metadata)
+    assert int8.may_use_int8("auto", metadata) == int8.int8_kept_accuracy(metadata)
+    assert int8.may_use_int8("int8", metadata) and not int8.may_use_int8("off", metadata)
