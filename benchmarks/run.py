@@ -64,14 +64,20 @@ def section_number(markdown: str) -> int | None:
     return int(match.group(1)) if match else None
 
 
+def split_trailer(results: str) -> tuple[str, str]:
+    """RESULTS.md as (everything up to the numbered sections' end, the ``## `` part
+    after them: what bounds each figure, written by hand and kept by every run)."""
+    first = re.search(r"(?m)^### ", results)
+    tail = re.compile(r"(?m)^## ").search(results, first.end()) if first else None
+    return (results[: tail.start()], results[tail.start() :]) if tail else (results, "")
+
+
 def merge_results(old: str, sections: list[Section], command: str, date: str) -> str:
     """``old`` RESULTS.md with the sections of the same number replaced by ``sections``
     (each stamped with the command and date that measured it), new ones added in order;
     the text after the numbered sections (a ``## `` part, e.g. what bounds each figure)
     stays at the end."""
-    first = re.search(r"(?m)^### ", old)
-    tail = re.compile(r"(?m)^## ").search(old, first.end()) if first else None
-    old, trailer = (old[: tail.start()], old[tail.start() :]) if tail else (old, "")
+    old, trailer = split_trailer(old)
     header, *chunks = re.split(r"(?m)^(?=### )", old)
     by_number = {section_number(chunk): chunk for chunk in chunks}
     for section in sections:
@@ -104,7 +110,8 @@ def write_results(
         "",
     ]
     lines += [section.markdown() for section in sections]
-    RESULTS.write_text("\n".join(lines))
+    trailer = split_trailer(RESULTS.read_text())[1] if RESULTS.exists() else ""
+    RESULTS.write_text("\n".join(lines) + ("\n" + trailer if trailer else ""))
 
 
 def main(argv: list[str] | None = None) -> int:

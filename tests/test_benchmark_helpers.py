@@ -72,3 +72,22 @@ def test_a_partial_run_keeps_the_text_after_the_numbered_sections_at_the_end():
     titles = [line for line in merged.splitlines() if line.startswith("#")]
     assert titles == ["# Results", "### 1. input", "### 2. feed again", "### 3. bulk",
                       "## What bounds"]  # fmt: skip
+
+
+def test_a_full_run_rewrites_every_section_and_keeps_what_bounds_them(tmp_path, monkeypatch):
+    import time
+
+    from benchmarks import run
+    from benchmarks.common import Section
+
+    results = tmp_path / "RESULTS.md"
+    old = "# Results\n\n- command: old\n\n### 1. input\n\nold one\n\n## Bounds\n\nwhy\n"
+    results.write_text(old)
+    monkeypatch.setattr(run, "RESULTS", results)
+    monkeypatch.setattr(run, "machine", lambda: "2 cores")
+    run.write_results([Section("1. input again")], "full", "real", time.time())
+    written = results.read_text()
+    assert "old one" not in written and "- command: `full`" in written
+    titles = [line for line in written.splitlines() if line.startswith("#")]
+    assert titles == ["# Benchmark results", "### 1. input again", "## Bounds"]
+    assert written.rstrip().endswith("## Bounds\n\nwhy")
