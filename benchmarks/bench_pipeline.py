@@ -362,12 +362,20 @@ def bench_feed(
         )
         return steps / timer.seconds[0], steps / float(np.median(timer.seconds[1:]))
 
-    head_ceiling = rates("head", ceiling, steps)[1]
+    # Each phase's ceiling is measured before and after its pipelines, and the ratios
+    # use the mean: a shared machine's speed drifts over minutes (both are reported).
+    head_before = rates("head", ceiling, steps)[1]
     head = {method: rates("head", ds) for method, ds in feeds.items()}  # (epoch 1, 2+)
     head_plain = rates("head", plain)[1]
     head_numpy = rates("head", array, y=labels, batch_size=batch_size, shuffle=True)[1]
-    tune_ceiling = rates("fine_tune", ceiling, steps)[1]
+    head_after = rates("head", ceiling, steps)[1]
+    tune_before = rates("fine_tune", ceiling, steps)[1]
     tune = {method: rates("fine_tune", ds)[1] for method, ds in feeds.items()}
+    tune_after = rates("fine_tune", ceiling, steps)[1]
+    head_ceiling, tune_ceiling = (head_before + head_after) / 2, (tune_before + tune_after) / 2
+
+    def drift(before: float, after: float) -> str:
+        return f"mean of {before:.2f} before and {after:.2f} after the pipelines"
 
     section = Section(
         f"2. Training feed ({backbone}, {image_size} px, batch {batch_size}, {steps} "
@@ -380,7 +388,7 @@ def bench_feed(
         return "" if method == LAYERS else f"{rate / layers_rate:.2f}x the Keras layers"
 
     rows = [Row(f"{phase_head}: ceiling dataset, epochs 2+", head_ceiling, "steps/s", 1.0,
-                "baseline")]  # fmt: skip
+                "baseline", drift(head_before, head_after))]  # fmt: skip
     for method, label in AUGMENTATIONS.items():
         first, later = head[method]
         rows += [
@@ -397,7 +405,7 @@ def bench_feed(
         Row(f"{phase_head}: fit on the article's NumPy arrays (no augmentation), epochs 2+",
             head_numpy, "steps/s", head_numpy / head_ceiling, "ceiling"),
         Row(f"{phase_tune}: ceiling dataset, epochs 2+", tune_ceiling, "steps/s", 1.0,
-            "baseline"),
+            "baseline", drift(tune_before, tune_after)),
     ]  # fmt: skip
     for method, label in AUGMENTATIONS.items():
         rate = tune[method]
