@@ -26,6 +26,7 @@ set is counted at it. The window scores are cached in ``--work``.
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import itertools
 import sys
@@ -41,18 +42,19 @@ COMBINATIONS = (
 )  # fmt: skip
 
 
-def score_map_model(model):
+@functools.cache
+def score_map_model(model, backbone: str):
     """The bundle's model as a score map: any S x S input to ``[h, w, C]`` softmax, the
     head applied to every 7 x 7 neighbourhood of the backbone's feature map."""
     import keras
 
     from logo_batch.layers import ScalePixels
-    from logo_batch.models import backbone_of
+    from logo_batch.models import BACKBONES, backbone_of
 
     base = backbone_of(model)
     scale = next(layer for layer in model.layers if isinstance(layer, ScalePixels))
     dense = model.get_layer("predictions")
-    flexible = keras.applications.MobileNetV2(
+    flexible = BACKBONES[backbone].build(
         input_shape=(None, None, 3), weights=None, include_top=False
     )
     flexible.set_weights(base.get_weights())
@@ -80,7 +82,7 @@ def window_scores(bundle, images, view: str) -> np.ndarray:
         stacks = (photo_stack(image, bundle.image_size, grid).inputs for image in images)
         return np.stack([predict_scores(bundle.model, inputs) for inputs in stacks])
     size = int(view)
-    model = score_map_model(bundle.model)
+    model = score_map_model(bundle.model, bundle.metadata.backbone)
     spec = tf.TensorSpec([None, None, None, 3], tf.float32)
     forward = tf.function(lambda t: model(t, training=False), input_signature=[spec])
     rows = []
