@@ -78,7 +78,11 @@ def test_device_pipeline_delivers_unaugmented_batches(synthetic_data_dir, tmp_pa
         datasets = build_datasets(cfg, task, 1, where)
         assert datasets.augment_on == where
         batches[where] = np.concatenate([x.numpy() for x, _ in datasets.train.take(2)])
-    assert _hashes(batches["device"]) == originals  # decoded, shuffled, never augmented
+    # Decoded, never augmented: every image is one of the originals. Not necessarily all
+    # of them: 1 run in 8 here, the repeated, shuffled stream began its second pass over
+    # the split before its first had given every image (a set-equality check flaked).
+    assert len(batches["device"]) == 2 * BATCH
+    assert _hashes(batches["device"]) <= originals
     assert not _hashes(batches["cpu"]) & originals  # every image augmented in tf.data
 
 
