@@ -16,7 +16,9 @@
      (:mod:`benchmarks.decode_reference`).
 2. Training steps per second of the model as the trainer trains it, fed by our pipeline,
    with each augmentation (Keras layers and fused), without augmentation, by ``fit``
-   on the article's NumPy arrays and by the ceiling dataset, after the first epoch, in
+   on the article's NumPy arrays and by the ceiling dataset, after the first epoch (every
+   step a full batch: the pipelines repeated as the trainer's, the arrays cut to whole
+   batches), in
    both phases: the head on a frozen base (pretrained-style base: not
    trainable, BatchNorm in inference mode) and fine-tuning (top half of the base
    trainable, learning rate 1e-4).
@@ -24,7 +26,6 @@
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Sequence
 from functools import partial
@@ -85,9 +86,11 @@ def training_pipeline(
     batch_size: int,
     augment: bool = True,
     augmentation: str = FUSED,
+    repeat: bool = False,
 ):
     """The trainer's training input: the same library calls the trainer makes, with
-    ``augmentation`` (``layers`` or ``fused``, as ``--augmentation``) when ``augment``."""
+    ``augmentation`` (``layers`` or ``fused``, as ``--augmentation``) when ``augment``;
+    ``repeat`` as the trainer streams it (endless, full batches only)."""
     split = load_split(data_dir, config, "train")
     ds = make_dataset(
         split.records,
@@ -98,6 +101,7 @@ def training_pipeline(
         cache="memory",
         augment=make_augment_fn(AugmentConfig(method=augmentation)) if augment else None,
         seed=0,
+        repeat=repeat,
     )
     return split, ds
 
@@ -326,15 +330,17 @@ def bench_feed(
     # epochs still have all their steps).
     warnings.filterwarnings("ignore", message="Your input ran out of data")
 
-    split, plain = training_pipeline(data_dir, config, image_size, batch_size, augment=False)
-    feeds = {
-        method: training_pipeline(data_dir, config, image_size, batch_size, augmentation=method)[1]
-        for method in AUGMENTATIONS
-    }
+    # Like with like: every step of every feed is a full batch. The pipelines stream as
+    # the trainer's do (repeated, full batches), the arrays are cut to whole batches and
+    # the ceiling repeats one full batch; an epoch is the same `steps` everywhere.
+    pipeline = partial(training_pipeline, data_dir, config, image_size, batch_size, repeat=True)
+    split, plain = pipeline(augment=False)
+    feeds = {method: pipeline(augmentation=method)[1] for method in AUGMENTATIONS}
     num_classes = len(split.logo_class_names)
     paths, labels = article_inputs(data_dir, config, image_dir, num_classes)
-    array = article_loader(paths, image_size)
-    steps = math.ceil(len(labels) / batch_size)
+    steps = len(labels) // batch_size
+    whole = steps * batch_size
+    array, labels = article_loader(paths, image_size)[:whole], labels[:whole]
     ceiling = plain.take(1).cache().repeat()
     weights = base_weights_file(work, backbone, image_size)
 
@@ -365,12 +371,12 @@ def bench_feed(
     # Each phase's ceiling is measured before and after its pipelines, and the ratios
     # use the mean: a shared machine's speed drifts over minutes (both are reported).
     head_before = rates("head", ceiling, steps)[1]
-    head = {method: rates("head", ds) for method, ds in feeds.items()}  # (epoch 1, 2+)
-    head_plain = rates("head", plain)[1]
+    head = {method: rates("head", ds, steps) for method, ds in feeds.items()}  # (epoch 1, 2+)
+    head_plain = rates("head", plain, steps)[1]
     head_numpy = rates("head", array, y=labels, batch_size=batch_size, shuffle=True)[1]
     head_after = rates("head", ceiling, steps)[1]
     tune_before = rates("fine_tune", ceiling, steps)[1]
-    tune = {method: rates("fine_tune", ds)[1] for method, ds in feeds.items()}
+    tune = {method: rates("fine_tune", ds, steps)[1] for method, ds in feeds.items()}
     tune_after = rates("fine_tune", ceiling, steps)[1]
     head_ceiling, tune_ceiling = (head_before + head_after) / 2, (tune_before + tune_after) / 2
 
@@ -429,9 +435,11 @@ def bench_feed(
         "same cost), so the head phase trains the head only and fine-tuning the top half "
         "of the base, as `logo-batch train` does (its default head phase fits a linear "
         "probe on features computed once instead, see README). The ceiling repeats one "
-        "cached batch: no input cost, no augmentation. Augmentation on the CPU in tf.data, "
-        "as `--augment-on cpu`: the Keras layers (`--augmentation layers`, the recipe "
-        "before) and the fused warp + colour matrix (`--augmentation fused`), same "
-        "strengths; the targets are held to the fused one."
+        "cached batch: no input cost, no augmentation. Every step is a full batch: the "
+        "pipelines repeat as the trainer's do, the arrays are cut to whole batches. "
+        "Augmentation on the CPU in tf.data, as `--augment-on cpu`: the Keras layers "
+        "(`--augmentation layers`, the recipe before) and the fused warp + colour "
+        "matrix (`--augmentation fused`), same strengths; the targets are held to the "
+        "fused one."
     ]
     return section
