@@ -340,7 +340,7 @@ def bench_feed(
     paths, labels = article_inputs(data_dir, config, image_dir, num_classes)
     steps = len(labels) // batch_size
     whole = steps * batch_size
-    array, labels = article_loader(paths, image_size)[:whole], labels[:whole]
+    array, labels = article_loader(paths[:whole], image_size), labels[:whole]
     ceiling = plain.take(1).cache().repeat()
     weights = base_weights_file(work, backbone, image_size)
 
