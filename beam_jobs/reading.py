@@ -369,7 +369,9 @@ class _DecodeBatchFn(beam.DoFn):
         self._read = Metrics.counter(METRICS_NAMESPACE, "images_read")
         self._failed = Metrics.counter(METRICS_NAMESPACE, "images_failed_to_decode")
 
-    def process(self, entries: Sequence[FileEntry | tuple]):
+    def process(self, entries: tuple[tuple, ...]):
+        # Each entry a FileEntry's fields, as GroupIntoBatches unpacks them: Beam checks
+        # this hint against the producer's output type (strictly from 2.78 on).
         batch = DecodedBatch()
         for fields in entries:
             entry = FileEntry(*fields)

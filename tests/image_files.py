@@ -36,7 +36,7 @@ def rgba_png() -> bytes:
     array = np.zeros((3, 4, 4), np.uint8)
     array[1] = (255, 0, 0, 255)
     array[2] = (255, 0, 0, 128)
-    return encode(Image.fromarray(array, mode="RGBA"), "PNG")
+    return encode(Image.fromarray(array), "PNG")
 
 
 def gray_png(value: int = 100) -> bytes:
@@ -53,8 +53,9 @@ def palette_png() -> bytes:
 
 
 def png16() -> bytes:
+    """A 16-bit grey PNG (a uint16 array is Pillow mode I;16): 0, mid-grey, white."""
     array = np.array([[0, 32896, 65535]], dtype=np.uint16)
-    return encode(Image.fromarray(array, mode="I;16"), "PNG")
+    return encode(Image.fromarray(array), "PNG")
 
 
 def cmyk_jpeg() -> bytes:

@@ -75,7 +75,7 @@ def _background(rng: np.random.Generator, width: int, height: int) -> Image.Imag
     slope = rng.uniform(-40, 40, size=(2, 3))
     pixels = base + xs[..., None] / width * slope[0] + ys[..., None] / height * slope[1]
     pixels += rng.normal(0, 14, size=pixels.shape)
-    image = Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8), "RGB")
+    image = Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
     draw = ImageDraw.Draw(image)
     for _ in range(int(rng.integers(2, 6))):
         grey = int(rng.integers(60, 190))
