@@ -8,20 +8,37 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 DEMO_EXTRAS := beam,plots
 TEST_EXTRAS := test
 
-.PHONY: install demo test lint bench bench-quick clean
+.PHONY: install demo test lint bench bench-quick clean lock
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 
-# One stamp per set of extras, redone when the packaging changes.
-$(VENV)/.installed-demo: pyproject.toml setup.py | $(PY)
-	$(PY) -m pip install -q -e ".[$(DEMO_EXTRAS)]"
+# Installs take the versions in constraints.txt (the set the suite last passed on), so
+# a new release upstream cannot turn CI red without a change here; `make lock` moves
+# them to the newest releases (then run `make test`). `pip install -e .` alone takes
+# the newest versions pyproject.toml allows.
+CONSTRAINTS := constraints.txt
+
+# One stamp per set of extras, redone when the packaging or the constraints change.
+$(VENV)/.installed-demo: pyproject.toml setup.py $(CONSTRAINTS) | $(PY)
+	$(PY) -m pip install -q -c $(CONSTRAINTS) -e ".[$(DEMO_EXTRAS)]"
 	touch $@
 
-$(VENV)/.installed-test: pyproject.toml setup.py | $(PY)
-	$(PY) -m pip install -q -e ".[$(TEST_EXTRAS)]"
+$(VENV)/.installed-test: pyproject.toml setup.py $(CONSTRAINTS) | $(PY)
+	$(PY) -m pip install -q -c $(CONSTRAINTS) -e ".[$(TEST_EXTRAS)]"
 	touch $@
+
+# Newest releases of everything (test and bench extras) in a fresh venv, frozen.
+lock:
+	rm -rf .lock-venv
+	$(PYTHON) -m venv .lock-venv
+	.lock-venv/bin/python -m pip install -q --upgrade pip
+	.lock-venv/bin/python -m pip install -q -e ".[$(TEST_EXTRAS),bench]"
+	{ echo "# make lock: the versions make demo / make test install (pip -c)."; \
+	  .lock-venv/bin/python -m pip freeze --exclude-editable; } > $(CONSTRAINTS).tmp
+	mv $(CONSTRAINTS).tmp $(CONSTRAINTS)
+	rm -rf .lock-venv
 
 install: $(VENV)/.installed-test
 
