@@ -6,8 +6,9 @@ Every photo of the archive is decoded as training decodes it for a ``--size`` in
 from at most twice the input size on the short side), then resized to ``size`` x
 ``size`` float32 by each method, one image per call, in one traced graph on one thread:
 
-- ``ours``: ``tf.image.resize(bilinear, antialias=True)`` (TensorFlow's
-  ScaleAndTranslate kernel), what :func:`logo_batch.preprocessing.resize_image` runs;
+- ``ours``: :func:`logo_batch.preprocessing.resize_image` itself
+  (``tf.image.resize(bilinear, antialias=True)``, TensorFlow's ScaleAndTranslate
+  kernel, then a clip to [0, 255], which every method here gets);
 - ``gather``: the same triangle filter composed from TensorFlow ops (two gathers of
   the taps and weighted sums): the same pixels up to float rounding;
 - ``matmul``: the same filter as two dense weight matrices: the same pixels up to float
@@ -57,28 +58,33 @@ def _dense(n_in: tf.Tensor, n_out: int) -> tf.Tensor:
 
 
 def methods(size: int) -> dict[str, tf.types.experimental.GenericFunction]:
-    """The resize methods probed, each ``uint8 [H, W, 3] -> float32 [size, size, 3]``."""
+    """The resize methods probed, each ``uint8 [H, W, 3] -> float32 [size, size, 3]``,
+    clipped to [0, 255] as ours is."""
+    from logo_batch.preprocessing import resize_image
 
     def ours(image):
-        return tf.image.resize(tf.cast(image, tf.float32), (size, size), antialias=True)
+        return resize_image(image, size)  # traced: the library's graph, clip included
 
     def gather(image):
         rows, row_weight = _taps(tf.shape(image)[0], size)
         cols, col_weight = _taps(tf.shape(image)[1], size)
         image = tf.cast(image, tf.float32)
         tall = tf.reduce_sum(tf.gather(image, rows) * row_weight[:, :, None, None], axis=1)
-        return tf.reduce_sum(tf.gather(tall, cols, axis=1) * col_weight[None, :, :, None], 2)
+        wide = tf.reduce_sum(tf.gather(tall, cols, axis=1) * col_weight[None, :, :, None], 2)
+        return tf.clip_by_value(wide, 0.0, 255.0)
 
     def matmul(image):
         rows, cols = _dense(tf.shape(image)[0], size), _dense(tf.shape(image)[1], size)
         tall = tf.tensordot(rows, tf.cast(image, tf.float32), axes=[[1], [0]])
-        return tf.einsum("pw,owc->opc", cols, tall)
+        return tf.clip_by_value(tf.einsum("pw,owc->opc", cols, tall), 0.0, 255.0)
 
     def bilinear(image):
-        return tf.image.resize(tf.cast(image, tf.float32), (size, size), antialias=False)
+        resized = tf.image.resize(tf.cast(image, tf.float32), (size, size), antialias=False)
+        return tf.clip_by_value(resized, 0.0, 255.0)
 
     def area(image):
-        return tf.image.resize(tf.cast(image, tf.float32), (size, size), method="area")
+        resized = tf.image.resize(tf.cast(image, tf.float32), (size, size), method="area")
+        return tf.clip_by_value(resized, 0.0, 255.0)
 
     return {
         fn.__name__: tf.function(fn, reduce_retracing=True)
