@@ -25,7 +25,6 @@ it) and the query set counted at it. Window scores are cached in ``--cache``.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import itertools
 import sys
 import time
@@ -33,7 +32,14 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.probe_whole_photo_views import pool, window_scores
+from benchmarks.probe_whole_photo_views import (
+    background_bundle,
+    default_cache,
+    photo_row,
+    pool,
+    save_scores,
+    window_scores,
+)
 
 FEATURE_LAYER = "block_13_expand_relu"  # stride 16, 576 channels
 MARGINS = (1.0, 1.5, 2.5)
@@ -240,18 +246,12 @@ def collect(bundle, args, cache: Path) -> dict[str, np.ndarray]:
                 [recall(windows, boxes, shapes, k) for k in range(1, MAX_PROPOSALS + 1)]
             )
         print(f"{name}: {time.perf_counter() - start:.0f} s", file=sys.stderr, flush=True)
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    partial = cache.with_suffix(".partial.npz")
-    np.savez(partial, **out)
-    partial.replace(cache)
+    save_scores(cache, out)
     return out
 
 
 def table(scores: dict[str, np.ndarray], background: int) -> list[str]:
     """One row per (views, k, margins, pooling): validation top-1, threshold, query."""
-    from logo_batch.evaluate import compute_metrics
-    from logo_batch.photo_metrics import choose_photo_threshold
-
     recall_k = scores["val_recall"]
     lines = [
         "validation recall (box centre in one of the first k proposals at margin 1.5): "
@@ -279,14 +279,15 @@ def table(scores: dict[str, np.ndarray], background: int) -> list[str]:
                 parts.append(prop[:, :, chosen].reshape(len(prop), k * len(chosen), -1))
             return pool(parts, rule, background)
 
-        val, negatives, test = pooled("val"), pooled("neg"), pooled("test")
-        threshold = choose_photo_threshold(val, scores["val_labels"], negatives)
-        query = compute_metrics(test, scores["test_labels"], threshold)
+        row = photo_row(
+            pooled("val"),
+            scores["val_labels"],
+            pooled("neg"),
+            pooled("test"),
+            scores["test_labels"],
+        )
         lines.append(
-            f"| {views} | {k or '-'} | {'/'.join(map(str, margins)) or '-'} | {rule} "
-            f"| {np.mean(val.argmax(1) == scores['val_labels']):.3f} | {threshold:.3f} "
-            f"| {query['accuracy']:.3f} | {query['logo_accepted_and_correct']:.3f} "
-            f"| {query['none_rejected']:.3f} |"
+            f"| {views} | {k or '-'} | {'/'.join(map(str, margins)) or '-'} | {rule} {row}"
         )
     return lines
 
@@ -303,20 +304,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cache", type=Path, help="scores file (default: /tmp, per bundle)")
     args = parser.parse_args(argv)
 
-    from logo_batch.bundle import MODEL_FILE, load_bundle
-
-    bundle = load_bundle(args.bundle)
-    meta = bundle.metadata
-    if not meta.background_class:
-        parser.error(f"{args.bundle}: the bundle has no background class")
-    model_file = args.bundle.resolve() / MODEL_FILE
-    stamp = f"{model_file}:{model_file.stat().st_mtime_ns}:{args.weights}:{args.size}:{args.seed}"
-    key = stamp.encode()
-    cache = args.cache or (
-        Path("/tmp/logo_batch_probe") / f"proposals_{hashlib.sha256(key).hexdigest()[:12]}.npz"
+    bundle, background = background_bundle(parser, args.bundle)
+    cache = args.cache or default_cache(
+        args.bundle, "proposals_", args.weights, args.size, args.seed
     )
     scores = collect(bundle, args, cache)
-    print("\n".join(table(scores, list(meta.class_names).index(meta.background_class))))
+    print("\n".join(table(scores, background)))
     return 0
 
 

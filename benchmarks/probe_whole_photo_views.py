@@ -111,11 +111,16 @@ def collect(bundle, data_dir: str, cache: Path) -> dict[str, np.ndarray]:
         images, out["test_labels"] = photo_metrics.split_photos(data_dir, "test")
         out[f"test_{view}"] = window_scores(bundle, images, view)
         print(f"{view}: {time.perf_counter() - start:.0f} s", file=sys.stderr, flush=True)
+    save_scores(cache, out)
+    return out
+
+
+def save_scores(cache: Path, scores: dict[str, np.ndarray]) -> None:
+    """Writes the scores file whole or not at all (a partial file, then a rename)."""
     cache.parent.mkdir(parents=True, exist_ok=True)
     partial = cache.with_suffix(".partial.npz")
-    np.savez(partial, **out)
+    np.savez(partial, **scores)
     partial.replace(cache)
-    return out
 
 
 def pool(parts: list[np.ndarray], rule: str, background: int) -> np.ndarray:
@@ -132,9 +137,6 @@ def pool(parts: list[np.ndarray], rule: str, background: int) -> np.ndarray:
 
 
 def table(scores: dict[str, np.ndarray], background: int) -> list[str]:
-    from logo_batch.evaluate import compute_metrics
-    from logo_batch.photo_metrics import choose_photo_threshold
-
     lines = [
         "| views | pooling | validation photos top-1 | threshold | query logo photos top-1 "
         "| query correct and accepted | query `none` rejected |",
@@ -147,15 +149,24 @@ def table(scores: dict[str, np.ndarray], background: int) -> list[str]:
         def pooled(split, views=views, rule=rule):
             return pool([scores[f"{split}_{v}"] for v in views], rule, background)
 
-        val, negatives, test = pooled("val"), pooled("neg"), pooled("test")
-        threshold = choose_photo_threshold(val, val_labels, negatives)
-        query = compute_metrics(test, test_labels, threshold)
-        lines.append(
-            f"| {combination} | {rule} | {np.mean(val.argmax(1) == val_labels):.3f} "
-            f"| {threshold:.3f} | {query['accuracy']:.3f} "
-            f"| {query['logo_accepted_and_correct']:.3f} | {query['none_rejected']:.3f} |"
-        )
+        row = photo_row(pooled("val"), val_labels, pooled("neg"), pooled("test"), test_labels)
+        lines.append(f"| {combination} | {rule} {row}")
     return lines
+
+
+def photo_row(val, val_labels, negatives, test, test_labels) -> str:
+    """A table row's last cells from pooled brand scores ``[N, K]``: validation top-1, the
+    threshold chosen on validation photos + negatives, and the query set counted at it."""
+    from logo_batch.evaluate import compute_metrics
+    from logo_batch.photo_metrics import choose_photo_threshold
+
+    threshold = choose_photo_threshold(val, val_labels, negatives)
+    query = compute_metrics(test, test_labels, threshold)
+    return (
+        f"| {np.mean(val.argmax(1) == val_labels):.3f} | {threshold:.3f} "
+        f"| {query['accuracy']:.3f} | {query['logo_accepted_and_correct']:.3f} "
+        f"| {query['none_rejected']:.3f} |"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -167,20 +178,32 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
 
-    from logo_batch.bundle import MODEL_FILE, load_bundle
+    bundle, background = background_bundle(parser, args.bundle)
+    cache = args.cache or default_cache(args.bundle)
+    scores = collect(bundle, args.data_dir, cache)
+    print("\n".join(table(scores, background)))
+    return 0
 
-    bundle = load_bundle(args.bundle)
+
+def background_bundle(parser: argparse.ArgumentParser, path: Path):
+    """The bundle at ``path`` and its background class's index (a usage error without one)."""
+    from logo_batch.bundle import load_bundle
+
+    bundle = load_bundle(path)
     meta = bundle.metadata
     if not meta.background_class:
-        parser.error(f"{args.bundle}: the bundle has no background class")
-    model_file = args.bundle.resolve() / MODEL_FILE
-    key = f"{model_file}:{model_file.stat().st_mtime_ns}".encode()
-    cache = (
-        args.cache or Path("/tmp/logo_batch_probe") / f"{hashlib.sha256(key).hexdigest()[:12]}.npz"
-    )
-    scores = collect(bundle, args.data_dir, cache)
-    print("\n".join(table(scores, list(meta.class_names).index(meta.background_class))))
-    return 0
+        parser.error(f"{path}: the bundle has no background class")
+    return bundle, list(meta.class_names).index(meta.background_class)
+
+
+def default_cache(bundle: Path, prefix: str = "", *key: object) -> Path:
+    """A scores file in /tmp named after the bundle's model file (path and time) and ``key``."""
+    from logo_batch.bundle import MODEL_FILE
+
+    model_file = bundle.resolve() / MODEL_FILE
+    stamp = ":".join(map(str, (model_file, model_file.stat().st_mtime_ns, *key)))
+    name = f"{prefix}{hashlib.sha256(stamp.encode()).hexdigest()[:12]}.npz"
+    return Path("/tmp/logo_batch_probe") / name
 
 
 if __name__ == "__main__":
