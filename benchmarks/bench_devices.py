@@ -483,8 +483,8 @@ def bench_devices(
         f"inference `auto` is {infer_policy}. `auto` uses bfloat16 only where the CPU has AMX "
         "(Intel Sapphire Rapids and later) and TensorFlow runs oneDNN: without oneDNN "
         "TensorFlow's bfloat16 kernels convert in software, and AVX-512 BF16 alone (AMD "
-        "Zen 4, Intel Cooper Lake) measured slower than float32 (the rows above on such "
-        "a CPU). Inference: the same "
+        "Zen 4, Intel Cooper Lake) measured slower than float32 on such a CPU (2026-12-05, "
+        "README). Inference: the same "
         f"{len(images)} images for each variant, {rounds} rounds in turn, medians; "
         f"int8 calibrated on {len(calibration)} training images"
         + (
