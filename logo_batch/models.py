@@ -18,7 +18,9 @@ from logo_batch.layers import ScalePixels
 BACKBONE_LAYER = "backbone"
 WEIGHTS_IMAGENET = "imagenet"
 WEIGHTS_NONE = "none"
-HEADS = ("default", "seed")
+HEADS = ("default", "avgmax", "seed")
+# Heads that are pooling, dropout and one dense softmax (a linear probe can fit them).
+LINEAR_HEADS = ("default", "avgmax")
 
 
 class WeightsError(RuntimeError):
@@ -116,7 +118,10 @@ def build_model(
 
     A pretrained backbone is frozen (see :func:`set_fine_tune` to unfreeze its top);
     with ``weights="none"`` the whole model trains from scratch. Heads:
-    ``default`` = global average pooling, dropout, dense softmax; ``seed`` = the
+    ``default`` = global average pooling, dropout, dense softmax; ``avgmax`` = the
+    global average and the global max of each feature channel side by side, dropout,
+    dense softmax (a logo covering one cell of the feature map keeps its full response
+    in the max, where the average dilutes it with the background); ``seed`` = the
     article's AveragePooling2D(4x4), Flatten, Dense(128, relu), Dropout(0.5), softmax.
     """
     if head not in HEADS:
@@ -138,7 +143,12 @@ def build_model(
         x = keras.layers.Dense(128, activation="relu", name="head_dense")(x)
         x = keras.layers.Dropout(0.5, name="head_dropout")(x)
     else:
-        x = keras.layers.GlobalAveragePooling2D(name="head_pool")(x)
+        if head == "avgmax":
+            average = keras.layers.GlobalAveragePooling2D(name="head_average")(x)
+            maximum = keras.layers.GlobalMaxPooling2D(name="head_max")(x)
+            x = keras.layers.Concatenate(name="head_pool")([average, maximum])
+        else:
+            x = keras.layers.GlobalAveragePooling2D(name="head_pool")(x)
         x = keras.layers.Dropout(dropout, name="head_dropout")(x)
     outputs = keras.layers.Dense(
         num_classes, activation="softmax", dtype="float32", name="predictions"

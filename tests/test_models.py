@@ -43,6 +43,17 @@ def test_seed_head_is_the_articles():
     assert names[-5:] == ["AveragePooling2D", "Flatten", "Dense", "Dropout", "Dense"]
 
 
+def test_avgmax_head_pools_each_channel_by_mean_and_max(tiny_weights):
+    model = models.build_model("tiny_cnn", 27, 32, str(tiny_weights[0]), "avgmax")
+    images = np.random.default_rng(1).uniform(0, 255, (2, 32, 32, 3)).astype(np.float32)
+    pooled = keras.Model(model.input, model.get_layer("head_pool").output)(images)
+    scaled = model.get_layer("scale_pixels")(images)
+    features = np.asarray(models.backbone_of(model)(scaled, training=False))
+    expected = np.concatenate([features.mean(axis=(1, 2)), features.max(axis=(1, 2))], axis=1)
+    assert features.shape[1:3] == (4, 4)  # a map, not one cell: mean and max differ
+    assert np.allclose(pooled, expected, rtol=1e-5, atol=1e-5)
+
+
 def test_softmax_stays_float32_under_mixed_precision():
     keras.mixed_precision.set_global_policy("mixed_float16")
     try:

@@ -147,7 +147,7 @@ def resolve_augment_on(cfg: TrainConfig, gpu: bool | None = None) -> str | None:
 def head_phase_on_features(cfg: TrainConfig) -> bool:
     """Whether the head phase fits the head on cached features of the frozen base.
 
-    With a pretrained base and the default head (pooling, dropout, dense), the head
+    With a pretrained base and a linear head (pooling, dropout, dense), the head
     is a linear probe: it is fitted to convergence on the pooled features of the
     un-augmented training images, computed once (a few KB per image), in seconds
     instead of one full forward pass of the base per epoch. Fine-tuning with
@@ -155,6 +155,6 @@ def head_phase_on_features(cfg: TrainConfig) -> bool:
     """
     return (
         cfg.head_on_features
-        and cfg.head == "default"
+        and cfg.head in models.LINEAR_HEADS
         and os.fspath(cfg.weights) != models.WEIGHTS_NONE
     )
