@@ -21,7 +21,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     a("--image-size", type=int, default=None, help="pixels (default 224; seed head 128)")
     a("--backbone", default=d.backbone, choices=sorted(models.BACKBONES))
     a("--weights", default=d.weights, help="imagenet, none, or a base weights file (no top)")
-    a("--head", default=d.head, choices=models.HEADS)
+    a("--head", default=d.head, choices=models.HEADS, help="default, avgmax or seed")
     a("--dropout", type=float, default=d.dropout)
     a("--epochs", type=int, default=None, help="head-phase epochs (30 on features, else 10)")
     a("--fine-tune-epochs", type=int, default=None, help="default 12; 0 for the seed head")
