@@ -83,8 +83,8 @@ at the output path.
 
 Why the batching is done by hand: see :mod:`beam_jobs.reading`.
 
-Rows are built by :mod:`logo_batch.predict` from inputs made by
-:func:`logo_batch.preprocessing.preprocess_image_file`, exactly as
+Rows are built by :mod:`logo_batch.inference.predict` from inputs made by
+:func:`logo_batch.inference.preprocessing.preprocess_image_file`, exactly as
 ``logo-batch predict`` does, so both give the same labels and scores.
 """
 
@@ -107,10 +107,8 @@ from logo_batch.cli_options import (
     unknown_beam_options,
     unknown_option_message,
 )
+from logo_batch.inference.preprocessing import DEFAULT_MAX_PIXELS
 from logo_batch.predict_cli import add_mode_option
-from logo_batch.preprocessing import (
-    DEFAULT_MAX_PIXELS,
-)
 
 ACCEPTS_EXTRA_ARGS = True  # Beam pipeline options pass through `logo-batch classify`.
 

@@ -22,7 +22,7 @@ from typing import NamedTuple
 from apache_beam.io.filesystems import FileSystems
 
 from beam_jobs.paths import escape_glob, escape_path, unescape_path
-from logo_batch.predict import CSV_COLUMNS
+from logo_batch.inference.predict import CSV_COLUMNS
 
 FACT_COLUMNS = ("size", "modified", "fingerprint")
 ROW_COLUMNS = (*CSV_COLUMNS, *FACT_COLUMNS)

@@ -28,9 +28,7 @@ from apache_beam.io.filesystems import FileSystems
 from beam_jobs.errors import ClassifyJobError
 from beam_jobs.file_facts import FileEntry, local_entry
 from beam_jobs.paths import escape_glob, escape_path, unescape_path
-from logo_batch.preprocessing import (
-    is_image_path,
-)
+from logo_batch.inference.preprocessing import is_image_path
 
 _GLOB_CHARS = ("*", "?", "[")
 

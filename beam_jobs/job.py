@@ -61,18 +61,16 @@ from beam_jobs.progress import (
 from beam_jobs.reading import DecodeImageBatches, GroupIntoBatches, MatchInputs
 from beam_jobs.runner import pipeline_options, query_metrics
 from beam_jobs.transforms import ClassifyBatches, FormatRows
-from logo_batch import int8
-from logo_batch.bundle import BundleMetadata, read_metadata
-from logo_batch.predict import (
+from logo_batch.inference import engines
+from logo_batch.inference.bundle import BundleMetadata, read_metadata
+from logo_batch.inference.predict import (
     AUTO,
     background_class_of,
     effective_min_score,
     resolve_mode,
 )
-from logo_batch.preprocessing import (
-    DEFAULT_MAX_PIXELS,
-)
-from logo_batch.whole_photo import DEFAULT_GRID, Grid
+from logo_batch.inference.preprocessing import DEFAULT_MAX_PIXELS
+from logo_batch.inference.whole_photo import DEFAULT_GRID, Grid
 
 COUNTER_ORDER = (
     "files_matched",
@@ -107,7 +105,7 @@ class JobConfig:
     # auto: whole for a bundle with a background class, single otherwise (resolve_mode).
     mode: str = AUTO
     grid: Grid = DEFAULT_GRID
-    # auto: the bundle's int8 model on workers with int8 dot products (logo_batch.int8).
+    # auto: the bundle's int8 model on workers with int8 dot products (inference.engines).
     precision: str = "auto"
     file_list: Sequence[str] = ()  # text or CSV files naming files (beam_jobs.file_lists)
     previous: str | None = None  # an earlier output whose rows still hold (beam_jobs.previous)
@@ -167,7 +165,7 @@ def fingerprint_of(config: JobConfig, metadata: BundleMetadata) -> str:
         min_score=effective_min_score(config.min_score, mode, metadata),
         max_pixels=config.max_pixels,
         precision=config.precision,
-        int8_model=int8.may_use_int8(config.precision, metadata),
+        int8_model=engines.may_use_int8(config.precision, metadata),
     )
 
 
@@ -183,7 +181,7 @@ def build_pipeline(
 ):
     """Adds the classification job to ``pipeline``; returns the manifest PCollection.
 
-    ``config.mode`` ``auto`` is resolved here (:func:`logo_batch.predict.resolve_mode`),
+    ``config.mode`` ``auto`` is resolved here (:func:`logo_batch.inference.predict.resolve_mode`),
     and in whole mode a ``min_score`` of None means the bundle's rejection threshold.
     ``fingerprint``: the rows' (default :func:`fingerprint_of`); ``previous``: an
     earlier output whose rows still hold are carried over (:mod:`beam_jobs.previous`);

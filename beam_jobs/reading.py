@@ -52,18 +52,15 @@ from beam_jobs.inputs import (
 from beam_jobs.paths import unescape_path
 from beam_jobs.progress import LISTED, ProgressCounter
 from beam_jobs.transforms import METRICS_NAMESPACE, check_mode
-from logo_batch.predict import (
-    SINGLE,
-    WHOLE,
-)
-from logo_batch.preprocessing import (
+from logo_batch.inference.predict import SINGLE, WHOLE
+from logo_batch.inference.preprocessing import (
     DEFAULT_MAX_PIXELS,
     ImageDecodeError,
     is_image_path,
     load_image,
     preprocess_image_file,
 )
-from logo_batch.whole_photo import DEFAULT_GRID, Grid, WindowStack, photo_stack
+from logo_batch.inference.whole_photo import DEFAULT_GRID, Grid, WindowStack, photo_stack
 
 
 class _PlanListingFn(beam.DoFn):
@@ -320,7 +317,7 @@ class DecodedBatch:
     each keyed by the file's :class:`FileEntry` (its path and the facts its row records).
 
     An input is a ``float32 [S, S, 3]`` array in single mode, a
-    :class:`~logo_batch.whole_photo.WindowStack` (``[W, S, S, 3]`` and the boxes) in
+    :class:`~logo_batch.inference.whole_photo.WindowStack` (``[W, S, S, 3]`` and the boxes) in
     whole mode.
     """
 

@@ -8,9 +8,9 @@ In one run, each figure with its baseline measured alongside:
 2. Inference, MobileNetV2 at 224 px, batches of 32, the same images for every variant
    (rounds interleaved, medians): float32 called eagerly (``model(x)``, layer by layer
    from Python: the project's path until 2026-11-25; the baseline) vs float32 through
-   :func:`logo_batch.predict.predict_scores` (what ``logo-batch predict`` and the Beam
-   job run: one traced graph, :func:`logo_batch.predict.compiled_forward`), the same
-   bundle in ``mixed_bfloat16`` through it (:func:`logo_batch.distribute.inference_model`),
+   :func:`logo_batch.inference.engines.predict_scores` (what ``logo-batch predict`` and the Beam
+   job run: one traced graph, :func:`logo_batch.inference.engines.compiled_forward`), the same
+   bundle in ``mixed_bfloat16`` through it (:func:`logo_batch.inference.engines.inference_model`),
    Keras's own ``predict_on_batch``; TensorFlow Lite float32 and int8
    (post-training quantization calibrated on training images). With a trained bundle
    and the built ``crops`` data, the top-1 accuracy of each on the crops test split.
@@ -391,12 +391,13 @@ def detected() -> tuple[str, str, str]:
     import tensorflow as tf
 
     from logo_batch import distribute
+    from logo_batch.inference import cpu as cpu_lib
 
-    cpu = distribute.cpu_features()
+    cpu = cpu_lib.cpu_features()
     gpus = len(tf.config.list_physical_devices("GPU"))
     model = "unknown CPU"
     with contextlib.suppress(OSError):
-        for line in Path(distribute.CPUINFO).read_text().splitlines():
+        for line in Path(cpu_lib.CPUINFO).read_text().splitlines():
             if line.startswith("model name"):
                 model = line.split(":", 1)[1].strip()
                 break
@@ -415,10 +416,14 @@ def bench_devices(
     per GPU. ``data_dir`` holds the built ``images`` config (and ``crops`` for the
     accuracy, with a trained ``bundle``: without one, an untrained MobileNetV2 of the
     same cost)."""
-    from logo_batch import distribute
-    from logo_batch.bundle import load_bundle
+    from logo_batch.inference.bundle import load_bundle
+    from logo_batch.inference.engines import (
+        FLOAT32,
+        MIXED_BFLOAT16,
+        low_precision_model,
+        predict_scores,
+    )
     from logo_batch.models import build_model
-    from logo_batch.predict import predict_scores
 
     rounds = 2 if quick else 3
     machine, train_policy, infer_policy = detected()
@@ -433,7 +438,7 @@ def bench_devices(
     images, labels = decoded_split(data_dir, config, "test", 64 if quick else None)
     calibration, _ = decoded_split(data_dir, config, "train", 32 if quick else 100)
     lite = tflite_models(model, calibration)
-    bf16 = distribute.inference_model(model, distribute.MIXED_BFLOAT16)
+    bf16 = low_precision_model(model, MIXED_BFLOAT16)
     predictors = {
         "float32, eager model call": lambda x: np.asarray(model(x, training=False)),
         "float32, predict_scores (compiled graph)": lambda x: predict_scores(model, x),
@@ -447,7 +452,7 @@ def bench_devices(
         {name: accuracy(s, labels, class_names) for name, s in scores.items()} if crops else {}
     )
     steps = training_step_rates(
-        len(class_names), (distribute.FLOAT32, distribute.MIXED_BFLOAT16), 2, rounds,
+        len(class_names), (FLOAT32, MIXED_BFLOAT16), 2, rounds,
         TRAIN_BATCH_SIZE,
     )  # fmt: skip
     feed = feed_rates(data_dir, rounds)
@@ -465,7 +470,7 @@ def bench_devices(
             Row(f"inference, MobileNetV2 224 px, batch 32: {name}", per_cpu, "img/CPU-s",
                 per_cpu / base, "float32", note)
         )  # fmt: skip
-    fp32_steps = median([r[1] for r in steps[distribute.FLOAT32]])
+    fp32_steps = median([r[1] for r in steps[FLOAT32]])
     for policy, runs in steps.items():
         rate, per_cpu = median([r[0] for r in runs]), median([r[1] for r in runs])
         section.rows.append(

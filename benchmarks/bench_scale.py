@@ -93,8 +93,8 @@ def tiny_bundle(folder: Path) -> Path:
     """A bundle of a tiny model (24 px, 3 classes): the job's cost, not the model's."""
     import keras
 
-    from logo_batch.bundle import BundleMetadata, save_bundle
-    from logo_batch.layers import ScalePixels
+    from logo_batch.inference.bundle import BundleMetadata, save_bundle
+    from logo_batch.inference.layers import ScalePixels
 
     path = folder / "bundle_tiny_24"
     if (path / "model.keras").is_file():

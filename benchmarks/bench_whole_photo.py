@@ -30,15 +30,16 @@ RUNS = (("single", "off"), ("whole", "off"), ("single", "int8"), ("whole", "int8
 def make_bundle(folder: Path, photos: list[Path]) -> Path:
     """MobileNetV2 224 px, 27 brands + ``none`` (the background class), untrained, with
     an int8 model calibrated on the windows of 8 of ``photos`` (made once)."""
-    from logo_batch import int8
-    from logo_batch.bundle import BundleMetadata, save_bundle, write_bundle_file
+    from logo_batch.inference import engines
+    from logo_batch.inference.bundle import BundleMetadata, save_bundle, write_bundle_file
+    from logo_batch.inference.preprocessing import load_image
+    from logo_batch.inference.whole_photo import photo_stack
     from logo_batch.models import build_model
-    from logo_batch.preprocessing import load_image
-    from logo_batch.whole_photo import photo_stack
+    from logo_batch.quantize import convert_int8
     from tfds_flickr27 import CLASS_NAMES
 
     path = folder / f"bundle_mobilenet_v2_{IMAGE_SIZE}_background"
-    if (path / int8.INT8_FILE).is_file():
+    if (path / engines.INT8_FILE).is_file():
         return path
     class_names = [*CLASS_NAMES, "none"]
     model = build_model("mobilenet_v2", len(class_names), IMAGE_SIZE, "none")
@@ -53,9 +54,9 @@ def make_bundle(folder: Path, photos: list[Path]) -> Path:
     calibration = [
         window for p in photos[:8] for window in photo_stack(load_image(p), IMAGE_SIZE).inputs
     ]
-    content = int8.convert_int8(model, calibration)
+    content = convert_int8(model, calibration)
     save_bundle(model, metadata, path, export_serving=False)
-    write_bundle_file(path, int8.INT8_FILE, content)
+    write_bundle_file(path, engines.INT8_FILE, content)
     return path
 
 

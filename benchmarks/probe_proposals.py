@@ -67,7 +67,7 @@ def feature_extractor(weights: str, size: int, bundle=None):
 def features(extract, images, size: int, batch: int = 8) -> np.ndarray:
     """``float16 [N, g, g, C]``: each photo resized to ``size`` x ``size`` (as training
     resizes, aspect not kept) through the frozen base."""
-    from logo_batch.preprocessing import resize_image
+    from logo_batch.inference.preprocessing import resize_image
 
     out, pending = [], []
     for image in itertools.chain(images, [None]):
@@ -192,8 +192,8 @@ def recall(windows: list[np.ndarray], boxes: list[np.ndarray], shapes, k: int) -
 
 def scored(bundle, images, windows: list[np.ndarray]) -> np.ndarray:
     """``[N, P, C]``: the bundle's softmax of every photo's windows."""
-    from logo_batch.predict import predict_scores
-    from logo_batch.whole_photo import window_inputs
+    from logo_batch.inference.engines import predict_scores
+    from logo_batch.inference.whole_photo import window_inputs
 
     return np.stack(
         [
@@ -208,7 +208,7 @@ def collect(bundle, args, cache: Path) -> dict[str, np.ndarray]:
     and the query photos, and the map's recall on validation."""
     from logo_batch import data as data_lib
     from logo_batch import photo_metrics
-    from logo_batch.preprocessing import decode_image_tf
+    from logo_batch.inference.preprocessing import decode_image_tf
 
     if cache.exists():
         with np.load(cache) as stored:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from logo_batch.preprocessing import decode_image_tf, resize_image
+from logo_batch.inference.preprocessing import decode_image_tf, resize_image
 
 AUTOTUNE = tf.data.AUTOTUNE
 

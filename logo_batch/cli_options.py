@@ -45,7 +45,7 @@ def add_option(parser: argparse.ArgumentParser, name: str, *short: str, **kwargs
 
 def add_precision_option(parser: argparse.ArgumentParser) -> None:
     """``--precision auto|off|bfloat16|int8``, as ``predict``, ``evaluate`` and ``classify``
-    take it (:func:`logo_batch.int8.resolve_inference`)."""
+    take it (:func:`logo_batch.inference.engines.resolve_inference`)."""
     add_option(
         parser,
         "--precision",

@@ -15,7 +15,7 @@ import numpy as np
 import tensorflow as tf
 
 from logo_batch.background import BACKGROUND_ASPECTS
-from logo_batch.preprocessing import decode_image_tf, resize_image
+from logo_batch.inference.preprocessing import decode_image_tf, resize_image
 
 AUTOTUNE = tf.data.AUTOTUNE
 

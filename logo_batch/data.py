@@ -1,7 +1,7 @@
 """tf.data input pipelines over the TFDS FlickrLogos-27 splits.
 
 Records are read with their JPEG bytes undecoded, then decoded and resized with the
-shared preprocessing (:mod:`logo_batch.preprocessing`) in parallel, cached after that
+shared preprocessing (:mod:`logo_batch.inference.preprocessing`) in parallel, cached after that
 deterministic work (in memory or in a file cache), shuffled, batched, augmented on
 whole batches and prefetched.
 """
@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from logo_batch.preprocessing import PREPROCESSING_ID, decode_and_resize_tf
+from logo_batch.inference.preprocessing import PREPROCESSING_ID, decode_and_resize_tf
 from tfds_flickr27 import DATASET_NAME, NONE_LABEL
 
 AUTOTUNE = tf.data.AUTOTUNE
@@ -108,7 +108,7 @@ def load_split(
 
 def decode_and_resize(image_bytes: tf.Tensor, image_size: int) -> tf.Tensor:
     """JPEG bytes to the model input ``float32 [size, size, 3]`` (the shared path: a
-    JPEG decoded DCT-downscaled, see :mod:`logo_batch.preprocessing`)."""
+    JPEG decoded DCT-downscaled, see :mod:`logo_batch.inference.preprocessing`)."""
     return decode_and_resize_tf(image_bytes, image_size)
 
 

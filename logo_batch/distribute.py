@@ -6,14 +6,11 @@ Switches take ``auto`` (on when a GPU is present), ``on`` or ``off``. Strategies
 (multi_worker when ``TF_CONFIG`` names several tasks, mirrored with several GPUs,
 else default).
 
-Precision (:func:`resolve_precision`, for training and for inference) is a Keras
-dtype policy chosen at run time from what this machine has: ``mixed_float16`` on a
-GPU, ``mixed_bfloat16`` on a CPU with bfloat16 matrix units (AMX: Intel Sapphire
-Rapids and later) that TensorFlow drives through oneDNN, else ``float32``
-(:func:`cpu_features` reads the CPU's flags). AVX-512 BF16 alone (AMD Zen 4 and later,
-Intel Cooper Lake) is not enough: on an AMD EPYC with it and oneDNN on, a MobileNetV2
-training step ran at 0.87x float32 per CPU-second and inference at 0.85x
-(benchmarks/RESULTS.md section 6).
+Precision (:func:`resolve_precision`, ``--mixed-precision``) is a Keras dtype policy
+chosen at run time from what this machine has: ``mixed_float16`` on a GPU,
+``mixed_bfloat16`` on a CPU with bfloat16 matrix units (AMX: Intel Sapphire Rapids and
+later) that TensorFlow drives through oneDNN, else ``float32``
+(:func:`logo_batch.inference.cpu.cpu_features` reads the CPU's flags).
 """
 
 from __future__ import annotations
@@ -26,20 +23,13 @@ from dataclasses import dataclass
 import keras
 import tensorflow as tf
 
+from logo_batch.inference.cpu import CpuFeatures, cpu_features, has_gpu
+from logo_batch.inference.engines import FLOAT32, MIXED_BFLOAT16, MIXED_FLOAT16
+
 SWITCH_VALUES = ("auto", "on", "off")
 STRATEGIES = ("auto", "default", "mirrored", "multi_worker")
 # --mixed-precision: auto (see resolve_precision), on (mixed_float16: GPUs), bfloat16, off.
 PRECISION_VALUES = ("auto", "on", "bfloat16", "off")
-FLOAT32, MIXED_FLOAT16, MIXED_BFLOAT16 = "float32", "mixed_float16", "mixed_bfloat16"
-BFLOAT16_FLAGS = ("amx_bf16", "avx512_bf16")  # /proc/cpuinfo: bfloat16 matrix/vector units
-FAST_BFLOAT16_FLAGS = ("amx_bf16",)  # where bfloat16 measured faster than float32
-INT8_FLAGS = ("amx_int8", "avx512_vnni", "avx_vnni")  # int8 dot products
-CPUINFO = "/proc/cpuinfo"
-
-
-def has_gpu() -> bool:
-    """True when TensorFlow sees a GPU."""
-    return bool(tf.config.list_physical_devices("GPU"))
 
 
 def resolve_switch(value: str | bool, name: str = "switch") -> bool:
@@ -49,69 +39,6 @@ def resolve_switch(value: str | bool, name: str = "switch") -> bool:
     if value not in SWITCH_VALUES:
         raise ValueError(f"{name} must be one of {SWITCH_VALUES}, not {value!r}")
     return has_gpu() if value == "auto" else value == "on"
-
-
-@dataclass(frozen=True)
-class CpuFeatures:
-    """What this CPU offers for low-precision math."""
-
-    flags: frozenset[str]  # the kernel's feature flags (/proc/cpuinfo)
-    onednn: bool  # TensorFlow runs its CPU kernels through oneDNN (which uses AMX, AVX-512)
-
-    @property
-    def bfloat16(self) -> tuple[str, ...]:
-        """The bfloat16 units present (``amx_bf16``, ``avx512_bf16``)."""
-        return tuple(flag for flag in BFLOAT16_FLAGS if flag in self.flags)
-
-    @property
-    def int8(self) -> tuple[str, ...]:
-        """The int8 dot-product units present (``amx_int8``, ``avx512_vnni``, ``avx_vnni``)."""
-        return tuple(flag for flag in INT8_FLAGS if flag in self.flags)
-
-    @property
-    def fast_bfloat16(self) -> bool:
-        """bfloat16 runs on matrix units here: AMX and oneDNN on. Without oneDNN
-        TensorFlow's bfloat16 kernels convert in software; with AVX-512 BF16 alone
-        (vector dot products, no tiles) bfloat16 measured slower than float32."""
-        return any(flag in self.flags for flag in FAST_BFLOAT16_FLAGS) and self.onednn
-
-    def describe(self) -> str:
-        """One line for logs and benchmark headers."""
-        units = ", ".join(self.bfloat16 + self.int8) or "no bfloat16 or int8 units"
-        return f"{units}; oneDNN {'on' if self.onednn else 'off'}"
-
-
-def parse_cpu_flags(cpuinfo: str) -> frozenset[str]:
-    """The feature flags of the first processor in ``/proc/cpuinfo`` text (x86
-    ``flags``, Arm ``Features``); empty when the text has none."""
-    for line in cpuinfo.splitlines():
-        key, sep, value = line.partition(":")
-        if sep and key.strip() in ("flags", "Features"):
-            return frozenset(value.split())
-    return frozenset()
-
-
-def onednn_enabled() -> bool:
-    """Whether TensorFlow uses oneDNN for its CPU kernels: TensorFlow's own answer,
-    which follows ``TF_ENABLE_ONEDNN_OPTS`` and otherwise its default for this CPU (on
-    for x86 CPUs with AVX-512 VNNI, BF16 or AMX)."""
-    try:
-        from tensorflow.python.util import _pywrap_util_port
-    except ImportError:  # a private module: if it moves, read the variable
-        return os.environ.get("TF_ENABLE_ONEDNN_OPTS", "1").lower() not in ("0", "false")
-    return bool(_pywrap_util_port.IsMklEnabled())
-
-
-def cpu_features(cpuinfo: str | None = None) -> CpuFeatures:
-    """This CPU's features: ``cpuinfo`` text, else ``/proc/cpuinfo`` (no flags where
-    that file does not exist, e.g. macOS: float32 stays the choice there)."""
-    if cpuinfo is None:
-        try:
-            with open(CPUINFO, encoding="utf-8", errors="replace") as handle:
-                cpuinfo = handle.read()
-        except OSError:
-            cpuinfo = ""
-    return CpuFeatures(parse_cpu_flags(cpuinfo), onednn_enabled())
 
 
 def resolve_precision(
@@ -141,29 +68,6 @@ def set_precision(policy: str) -> str:
     returns it."""
     keras.mixed_precision.set_global_policy(policy)
     return policy
-
-
-def inference_model(model: keras.Model, policy: str) -> keras.Model:
-    """``model`` computing in ``policy``: itself for ``float32``, else a copy with the
-    same weights whose layers compute in the policy's dtype, except the model's
-    output layers (the softmax stays float32, as in training).
-
-    Bundles are saved in float32 (loadable anywhere); this is how inference uses a
-    CPU's bfloat16 units or a GPU's float16 ones with them.
-    """
-    if policy == FLOAT32:
-        return model
-    outputs = {id(tensor._keras_history.operation) for tensor in model.outputs}
-
-    def clone(layer: keras.layers.Layer) -> keras.layers.Layer:
-        config = layer.get_config()
-        if id(layer) not in outputs:
-            config["dtype"] = policy
-        return layer.__class__.from_config(config)
-
-    copy = keras.models.clone_model(model, clone_function=clone, recursive=True)
-    copy.set_weights(model.get_weights())
-    return copy
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ import pandas as pd
 
 from logo_batch import data as data_lib
 from logo_batch.cli_options import add_precision_option, matching_args
-from logo_batch.predict import predict_scores, with_precision
+from logo_batch.inference.engines import predict_scores, with_precision
 from tfds_flickr27 import CONFIG_NAMES, DATASET_NAME, IMAGES
 
 DEFAULT_KEEP = 0.95
@@ -177,9 +177,9 @@ def evaluate_bundle(
     ``whole`` (photos of the ``images`` config scored over windows,
     :mod:`logo_batch.photo_metrics`), or ``auto`` (whole for the ``images`` config with
     a bundle that learned a background class). ``precision``: what the model runs in,
-    as ``logo-batch predict`` runs it (:func:`logo_batch.predict.with_precision`).
+    as ``logo-batch predict`` runs it (:func:`logo_batch.inference.engines.with_precision`).
     """
-    from logo_batch.bundle import load_bundle
+    from logo_batch.inference.bundle import load_bundle
 
     bundle, precision = with_precision(load_bundle(bundle_dir), precision)
     background = bundle.metadata.background_class

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import keras
 
-from logo_batch.layers import ScalePixels
+from logo_batch.inference.layers import ScalePixels
 
 BACKBONE_LAYER = "backbone"
 WEIGHTS_IMAGENET = "imagenet"

@@ -1,6 +1,6 @@
 """Whole-photo metrics: brand scores of photos, the rejection threshold, the trade-off.
 
-A photo's answer is its top brand (max over its windows, :mod:`logo_batch.whole_photo`)
+A photo's answer is its top brand (max over its windows, :mod:`logo_batch.inference.whole_photo`)
 when that score reaches the threshold, else ``none``. The threshold is chosen on the
 validation photos (all hold a logo) plus windows with no logo cut from the same
 photos (:func:`logo_batch.background.background_crops`), each taken as a photo: the
@@ -21,8 +21,8 @@ import numpy as np
 from logo_batch import background
 from logo_batch import data as data_lib
 from logo_batch.evaluate import compute_metrics
-from logo_batch.preprocessing import decode_image_tf
-from logo_batch.whole_photo import brand_names, classify_photos
+from logo_batch.inference.preprocessing import decode_image_tf
+from logo_batch.inference.whole_photo import brand_names, classify_photos
 from tfds_flickr27 import DATASET_NAME, IMAGES
 
 NEGATIVES_PER_PHOTO = 2

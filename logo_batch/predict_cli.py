@@ -1,7 +1,7 @@
 """``logo-batch predict BUNDLE IMAGE...``: classify image files (text, CSV or JSON).
 
 ``--mode whole`` classifies each photo through a grid of windows
-(:mod:`logo_batch.whole_photo`), ``--mode single`` resizes each file whole to one
+(:mod:`logo_batch.inference.whole_photo`), ``--mode single`` resizes each file whole to one
 input; ``auto`` (the default) is whole for a bundle with a background class.
 """
 
@@ -16,14 +16,14 @@ from collections.abc import Sequence
 from typing import TextIO
 
 from logo_batch.cli_options import add_option, add_precision_option
-from logo_batch.predict import (
+from logo_batch.inference.engines import with_precision
+from logo_batch.inference.predict import (
     CSV_COLUMNS,
     MODES,
     Prediction,
     effective_min_score,
     predict_files,
     resolve_mode,
-    with_precision,
 )
 
 
@@ -98,7 +98,7 @@ def _min_score(value: str | None, bundle) -> float | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from logo_batch.bundle import load_bundle
+    from logo_batch.inference.bundle import load_bundle
 
     try:
         if args.batch_size < 1:

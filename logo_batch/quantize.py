@@ -1,12 +1,12 @@
 """``logo-batch quantize``: add an int8 model to a bundle, checked against its float32 model.
 
 The bundle's Keras model is converted by TensorFlow Lite's post-training quantization
-(:func:`logo_batch.int8.convert_int8`), its activation ranges calibrated on training
+(:func:`logo_batch.quantize.convert_int8`), its activation ranges calibrated on training
 images of the bundle's dataset config (and, for a bundle with a background class, on
 the whole-photo windows of training photos, which is what it will score). Then both
 models classify the validation split (and, with a background class, the validation
 photos in whole-photo mode); the int8 model is marked as keeping the accuracy when
-its top-1 is within :data:`logo_batch.int8.MAX_TOP1_DROP` of the float32 model's on
+its top-1 is within :data:`logo_batch.inference.engines.MAX_TOP1_DROP` of the float32 model's on
 each. ``model.int8.tflite`` and the figures (``quantization`` in ``metadata.json``)
 are written to the bundle atomically; the Keras model is left as it was.
 """
@@ -14,25 +14,57 @@ are written to the bundle atomically; the Keras model is left as it was.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
+import io
 import json
 import os
 import sys
 import time
-from collections.abc import Iterator
-from typing import Any
+import warnings
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from logo_batch import console
 from logo_batch import data as data_lib
-from logo_batch import int8
-from logo_batch.bundle import METADATA_FILE, Bundle, load_bundle, write_bundle_file
 from logo_batch.cli_options import matching_args
+from logo_batch.inference import engines
+from logo_batch.inference.bundle import METADATA_FILE, Bundle, load_bundle, write_bundle_file
 from tfds_flickr27 import DATASET_NAME, IMAGES
+
+if TYPE_CHECKING:
+    import keras
 
 DEFAULT_CALIBRATION = 1000  # model inputs (the crops train split holds 890)
 CALIBRATION_PHOTOS = 16  # training photos whose windows join them (background bundles)
 CALIBRATION_SEED = 7
+
+
+def convert_int8(model: keras.Model, calibration: Iterable[np.ndarray]) -> bytes:
+    """``model`` as a TensorFlow Lite flatbuffer, weights and activations int8 (float
+    input and output), its activation ranges calibrated on ``calibration`` (model
+    inputs ``float32 [S, S, 3]``)."""
+    import tensorflow as tf
+
+    def representative() -> Iterator[list[np.ndarray]]:
+        for image in calibration:
+            yield [np.asarray(image, dtype=np.float32)[None]]
+
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = representative
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    quiet = not console.is_verbose()
+    with (
+        contextlib.redirect_stdout(io.StringIO()),
+        warnings.catch_warnings(),
+        console.native_stderr_captured(quiet),
+    ):
+        # The export lists every tensor; the float input has no statistics (by design).
+        warnings.filterwarnings("ignore", "Statistics for quantized inputs")
+        return converter.convert()
 
 
 def calibration_inputs(
@@ -43,7 +75,7 @@ def calibration_inputs(
     a background class, the whole-photo windows of :data:`CALIBRATION_PHOTOS` training
     photos."""
     from logo_batch import photo_metrics
-    from logo_batch.whole_photo import photo_stack
+    from logo_batch.inference.whole_photo import photo_stack
 
     config = bundle.metadata.dataset.get("config", IMAGES)
     info = data_lib.load_split(data_dir, config, "train", dataset=dataset)
@@ -75,7 +107,7 @@ def _brand_top1(scores: np.ndarray, labels: np.ndarray, metadata) -> float:
 
 def compare_models(
     bundle: Bundle,
-    quantized: int8.Int8Model,
+    quantized: engines.Int8Model,
     data_dir: str | os.PathLike,
     split: str = "validation",
     dataset: str = DATASET_NAME,
@@ -84,7 +116,7 @@ def compare_models(
     often their top classes agree, and (a bundle with a background class) the same on
     that split's photos in whole-photo mode."""
     from logo_batch import photo_metrics
-    from logo_batch.predict import predict_scores
+    from logo_batch.inference.engines import predict_scores
 
     meta = bundle.metadata
     config = meta.dataset.get("config", IMAGES)
@@ -118,10 +150,10 @@ def compare_models(
 
 
 def kept_accuracy(figures: dict[str, Any]) -> bool:
-    """Each top-1 of the int8 model within :data:`~logo_batch.int8.MAX_TOP1_DROP` of
+    """Each top-1 of the int8 model within :data:`~logo_batch.inference.engines.MAX_TOP1_DROP` of
     the float32 model's."""
     return all(
-        figures[f"{prefix}int8"] >= figures[f"{prefix}float32"] - int8.MAX_TOP1_DROP
+        figures[f"{prefix}int8"] >= figures[f"{prefix}float32"] - engines.MAX_TOP1_DROP
         for prefix in ("top1_", "photos_top1_")
         if f"{prefix}float32" in figures
     )
@@ -141,16 +173,16 @@ def quantize_bundle(
     loaded = load_bundle(bundle)
     start = time.perf_counter()
     inputs = list(calibration_inputs(loaded, data_dir, calibration, dataset))
-    content = int8.convert_int8(loaded.model, inputs)
+    content = convert_int8(loaded.model, inputs)
     figures: dict[str, Any] = {
-        "file": int8.INT8_FILE,
+        "file": engines.INT8_FILE,
         "calibration_inputs": len(inputs),
         "convert_seconds": round(time.perf_counter() - start, 1),
         "bytes": len(content),
     }
-    figures.update(compare_models(loaded, int8.Int8Model(content), data_dir, dataset=dataset))
+    figures.update(compare_models(loaded, engines.Int8Model(content), data_dir, dataset=dataset))
     figures["kept_accuracy"] = kept_accuracy(figures)
-    write_bundle_file(bundle, int8.INT8_FILE, content)
+    write_bundle_file(bundle, engines.INT8_FILE, content)
     metadata = dataclasses.replace(loaded.metadata, quantization=figures)
     write_bundle_file(bundle, METADATA_FILE, (metadata.to_json() + "\n").encode("utf-8"))
     return figures

@@ -9,7 +9,7 @@ import tensorflow as tf
 from training_support import tiny_config
 
 from logo_batch import background, data
-from logo_batch.bundle import load_bundle
+from logo_batch.inference.bundle import load_bundle
 from logo_batch.training import train
 
 

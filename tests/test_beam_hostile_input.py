@@ -19,7 +19,7 @@ from image_files import gray_png, noise_jpeg, permissions_enforced, truncated_jp
 
 from beam_jobs import classify_images, inputs, job, paths
 from logo_batch import cli
-from logo_batch.bundle import BundleMetadata, save_bundle
+from logo_batch.inference.bundle import BundleMetadata, save_bundle
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -34,8 +34,8 @@ from PIL import Image
 from beam_jobs import inputs, job, runner
 from beam_jobs.file_facts import ROW_COLUMNS
 from logo_batch import cli
-from logo_batch.bundle import load_bundle
-from logo_batch.predict import UNKNOWN_LABEL, predict_files
+from logo_batch.inference.bundle import load_bundle
+from logo_batch.inference.predict import UNKNOWN_LABEL, predict_files
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ from image_files import encode, halves, noise_jpeg
 
 from beam_jobs import csv_output, inputs, reading, transforms
 from beam_jobs.file_facts import FileEntry
-from logo_batch.predict import error_prediction, scores_to_prediction
+from logo_batch.inference.predict import error_prediction, scores_to_prediction
 
 
 def _pipeline() -> test_pipeline.TestPipeline:
@@ -108,8 +108,8 @@ def test_csv_shards_and_manifest_account_for_every_row(tmp_path):
 
 
 def test_decode_image_batches_in_whole_mode_makes_window_stacks(tmp_path):
-    from logo_batch.preprocessing import preprocess_image_file
-    from logo_batch.whole_photo import WindowStack, photo_windows
+    from logo_batch.inference.preprocessing import preprocess_image_file
+    from logo_batch.inference.whole_photo import WindowStack, photo_windows
 
     good = tmp_path / "good.jpg"
     good.write_bytes(encode(halves(40, 30, (255, 0, 0), (0, 0, 255)), "JPEG"))
@@ -136,8 +136,8 @@ def test_infer_scores_on_window_stacks_is_classify_photos(tmp_path):
     from beam_support import make_background_bundle
 
     from beam_jobs.model import infer_scores
-    from logo_batch.bundle import load_bundle
-    from logo_batch.whole_photo import classify_photos, photo_stack
+    from logo_batch.inference.bundle import load_bundle
+    from logo_batch.inference.whole_photo import classify_photos, photo_stack
 
     bundle = load_bundle(make_background_bundle(tmp_path / "bg"))
     rng = np.random.default_rng(2)
@@ -180,9 +180,9 @@ def test_classify_batches_gives_one_prediction_per_file_failures_named(tmp_path)
     from beam_support import CLASSES, IMAGE_SIZE, make_bundle
 
     from beam_jobs.reading import DecodedBatch
-    from logo_batch.bundle import load_bundle
-    from logo_batch.predict import predict_files
-    from logo_batch.preprocessing import preprocess_image_file
+    from logo_batch.inference.bundle import load_bundle
+    from logo_batch.inference.predict import predict_files
+    from logo_batch.inference.preprocessing import preprocess_image_file
 
     bundle = make_bundle(tmp_path / "tiny")
     paths = []

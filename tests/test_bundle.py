@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from logo_batch import models
-from logo_batch.bundle import (
+from logo_batch.inference.bundle import (
     METADATA_FILE,
     MODEL_FILE,
     BundleMetadata,

@@ -8,8 +8,8 @@ import tensorflow as tf
 from training_support import tiny_config
 
 from logo_batch import context, data
-from logo_batch.bundle import load_bundle
 from logo_batch.distribute import task_info
+from logo_batch.inference.bundle import load_bundle
 from logo_batch.training import train
 from logo_batch.training.datasets import build_datasets
 

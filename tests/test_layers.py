@@ -110,13 +110,15 @@ def violations(modules: dict[str, Path], sources: dict[str, str] | None = None) 
 
 def test_every_module_has_a_layer():
     modules = module_files()
-    assert {"tfds_flickr27", "logo_batch.predict", "beam_jobs.classify_images"} <= set(modules)
+    assert {"tfds_flickr27", "logo_batch.inference.predict", "beam_jobs.classify_images"} <= set(
+        modules
+    )
     assert [m for m in modules if layer(m) is None] == []
 
 
 def test_the_layer_map_reads_as_documented():
     assert layer("tfds_flickr27.synthetic") == "dataset"
-    assert layer("logo_batch.predict") == layer("logo_batch.synthetic") == "core"
+    assert layer("logo_batch.inference.predict") == layer("logo_batch.synthetic") == "core"
     assert layer("logo_batch.train") == layer("logo_batch.training.trainer") == "training"
     assert layer("beam_jobs.classify_images") == "beam"
     assert layer("logo_batch.cli") == layer("logo_batch.demo") == layer("benchmarks.run") == "apps"
@@ -150,10 +152,10 @@ def test_imports_are_found_lazy_relative_and_from_package():
 @pytest.mark.parametrize(
     ("module", "line"),
     [
-        ("logo_batch.predict", "import beam_jobs"),
-        ("logo_batch.bundle", "from logo_batch.training import train"),
+        ("logo_batch.inference.predict", "import beam_jobs"),
+        ("logo_batch.inference.bundle", "from logo_batch.training import train"),
         ("logo_batch.data", "from logo_batch import cli"),
-        ("tfds_flickr27.synthetic", "from logo_batch.preprocessing import load_image"),
+        ("tfds_flickr27.synthetic", "from logo_batch.inference.preprocessing import load_image"),
         ("beam_jobs.classify_images", "from logo_batch.training import TrainConfig"),
         ("logo_batch.evaluate", "def f():\n    from beam_jobs import classify_images\n"),
     ],

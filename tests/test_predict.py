@@ -13,9 +13,9 @@ import pytest
 from PIL import Image
 
 from logo_batch import models
-from logo_batch.bundle import BundleMetadata, save_bundle
 from logo_batch.cli import main
-from logo_batch.predict import CSV_COLUMNS
+from logo_batch.inference.bundle import BundleMetadata, save_bundle
+from logo_batch.inference.predict import CSV_COLUMNS
 
 
 @pytest.fixture(scope="module")
@@ -119,10 +119,10 @@ def test_auto_mode_is_whole_for_a_background_bundle(background_bundle, capsys):
 
 
 def test_whole_mode_rows_equal_classify_photos(background_bundle):
-    from logo_batch.bundle import load_bundle
-    from logo_batch.predict import photo_to_prediction, predict_files
-    from logo_batch.preprocessing import load_image
-    from logo_batch.whole_photo import classify_photos
+    from logo_batch.inference.bundle import load_bundle
+    from logo_batch.inference.predict import photo_to_prediction, predict_files
+    from logo_batch.inference.preprocessing import load_image
+    from logo_batch.inference.whole_photo import classify_photos
 
     bundle_dir, paths = background_bundle
     bundle = load_bundle(bundle_dir)
@@ -146,7 +146,7 @@ def test_whole_mode_rows_equal_classify_photos(background_bundle):
 def test_whole_mode_decodes_each_file_once_and_reports_bad_files(
     background_bundle, tmp_path, monkeypatch, capsys
 ):
-    from logo_batch import predict
+    from logo_batch.inference import predict
 
     bundle, paths = background_bundle
     broken = tmp_path / "broken.jpg"

@@ -13,8 +13,8 @@ from training_support import Interrupt, Record, tiny_config
 
 from logo_batch import data, distribute, models
 from logo_batch.augment import build_augmenter
-from logo_batch.bundle import load_bundle
-from logo_batch.predict import predict_files
+from logo_batch.inference.bundle import load_bundle
+from logo_batch.inference.predict import predict_files
 from logo_batch.training import train
 from logo_batch.training.augmentation import augment_in_train_step, run_augmentation
 from logo_batch.training.cli import configure_parser

@@ -11,7 +11,7 @@ import pytest
 from training_support import Record, tiny_config
 
 from logo_batch import models
-from logo_batch.bundle import load_bundle
+from logo_batch.inference.bundle import load_bundle
 from logo_batch.training import TrainConfig, export, train
 
 

@@ -8,17 +8,17 @@ from beam_support import BACKGROUND_CLASSES, IMAGE_SIZE, make_background_bundle
 from image_files import encode
 from PIL import Image
 
-from logo_batch import predict, whole_photo
-from logo_batch.bundle import load_bundle
-from logo_batch.predict import (
+from logo_batch.inference import predict, whole_photo
+from logo_batch.inference.bundle import load_bundle
+from logo_batch.inference.predict import (
     CSV_COLUMNS,
     UNKNOWN_LABEL,
     error_prediction,
     photo_to_prediction,
     scores_to_prediction,
 )
-from logo_batch.preprocessing import load_image, preprocess_image_file, resize_image
-from logo_batch.whole_photo import (
+from logo_batch.inference.preprocessing import load_image, preprocess_image_file, resize_image
+from logo_batch.inference.whole_photo import (
     DEFAULT_GRID,
     PhotoScores,
     WindowStack,
@@ -237,7 +237,7 @@ def test_csv_columns_keep_their_order_and_end_with_box_and_mode():
 
 
 def test_resolve_mode_and_threshold(tmp_path):
-    from logo_batch.bundle import BundleMetadata
+    from logo_batch.inference.bundle import BundleMetadata
 
     old = BundleMetadata(["a", "b"], 24, "tiny", rejection_threshold=0.4)
     new = BundleMetadata(

@@ -6,8 +6,9 @@ import dataclasses
 import os
 from dataclasses import dataclass
 
-from logo_batch import augment, distribute, evaluate, models
+from logo_batch import augment, evaluate, models
 from logo_batch import data as data_lib
+from logo_batch.inference.cpu import has_gpu
 
 # Fields that must match to resume a run in the same output folder.
 RESUME_FIELDS = (
@@ -141,7 +142,7 @@ def resolve_augment_on(cfg: TrainConfig, gpu: bool | None = None) -> str | None:
         return None
     if cfg.augment_on != "auto":
         return cfg.augment_on
-    return AUGMENT_DEVICE if (distribute.has_gpu() if gpu is None else gpu) else AUGMENT_CPU
+    return AUGMENT_DEVICE if (has_gpu() if gpu is None else gpu) else AUGMENT_CPU
 
 
 def head_phase_on_features(cfg: TrainConfig) -> bool:

@@ -14,7 +14,7 @@ import pandas as pd
 import tensorflow as tf
 
 from logo_batch import evaluate, models, photo_metrics
-from logo_batch.bundle import BundleMetadata, save_bundle
+from logo_batch.inference.bundle import BundleMetadata, save_bundle
 from logo_batch.training.config import TrainConfig
 from logo_batch.training.datasets import TrainingData
 from logo_batch.training.run_folder import BUNDLE_DIR, METRICS_FILE, atomic_write

@@ -13,7 +13,7 @@ An image becomes a model input in two steps:
    ``INTEGER_ACCURATE``, the IDCT Pillow's libjpeg-turbo uses (checked on all 1,079
    FlickrLogos-27 images and in the tests).
 2. :func:`resize_image` to ``[size, size, 3]`` float32 in ``[0, 255]``. Scaling to the
-   backbone's range happens inside the model (:mod:`logo_batch.layers`).
+   backbone's range happens inside the model (:mod:`logo_batch.inference.layers`).
 
 Where a whole image becomes one model input (training and evaluation records,
 ``predict`` and the Beam job in single mode: :func:`decode_and_resize_tf`,

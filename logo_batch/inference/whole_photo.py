@@ -4,9 +4,10 @@ In an ordinary photo a logo is small, and most photos hold none. Resizing the wh
 photo to the model's input shrinks a small logo to a few pixels. Here each photo is
 seen through windows of several sizes (:data:`DEFAULT_GRID`: the whole photo, 2 x 2
 windows covering 60% of each side, 3 x 3 covering 40%: 14 windows), each window is
-resized exactly as training resizes an image (:func:`logo_batch.preprocessing.resize_image`)
-and classified, and a photo's score for a brand is the highest that brand reaches in
-any window (:func:`aggregate`), with the window where it did as evidence.
+resized exactly as training resizes an image
+(:func:`logo_batch.inference.preprocessing.resize_image`) and classified, and a
+photo's score for a brand is the highest that brand reaches in any window
+(:func:`aggregate`), with the window where it did as evidence.
 
 :func:`classify_photos` (images in memory) and the Beam job (window stacks made by its
 decode step) both go through :func:`score_window_stacks`: the windows of many photos
@@ -22,8 +23,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from logo_batch import predict as _predict
-from logo_batch.preprocessing import resize_image
+from logo_batch.inference.engines import predict_scores
+from logo_batch.inference.preprocessing import resize_image
 
 if TYPE_CHECKING:
     import keras
@@ -76,7 +77,7 @@ def photo_windows(height: int, width: int, grid: Grid = DEFAULT_GRID) -> np.ndar
 
 def window_inputs(image: np.ndarray, windows: np.ndarray, image_size: int) -> np.ndarray:
     """Model inputs ``float32 [W, S, S, 3]`` of ``image`` (``uint8 [H, W, 3]``), one per
-    window, each cropped and resized by :func:`~logo_batch.preprocessing.resize_image`
+    window, each cropped and resized by :func:`~logo_batch.inference.preprocessing.resize_image`
     (so the whole-photo window is exactly the single-view input)."""
     out = np.empty((len(windows), image_size, image_size, 3), dtype=np.float32)
     for index, (x0, y0, x1, y1) in enumerate(np.asarray(windows)):
@@ -179,7 +180,7 @@ def score_window_stacks(
     batch_size: int = DEFAULT_BATCH_SIZE,
 ) -> Iterator[PhotoScores]:
     """:class:`PhotoScores` of each stack, in order: the windows of consecutive photos
-    run through the model together (:func:`logo_batch.predict.predict_scores`) in calls
+    run through the model together (:func:`logo_batch.inference.engines.predict_scores`) in calls
     of at most ``batch_size`` windows, then split back per photo.
 
     ``stacks`` is read lazily: at most ``batch_size`` windows plus one photo's are held
@@ -205,7 +206,7 @@ def score_window_stacks(
             if position >= start + count:
                 break
         inputs = parts[0] if len(parts) == 1 else np.concatenate(parts)
-        rows.append(_predict.predict_scores(model, inputs))
+        rows.append(predict_scores(model, inputs))
 
     def finished() -> Iterator[PhotoScores]:
         """Yields the photos at the front whose windows are all scored."""

@@ -24,7 +24,7 @@ from typing import IO, Any
 import keras
 
 from logo_batch import __version__
-from logo_batch import layers as _layers  # noqa: F401  (registers custom layers)
+from logo_batch.inference import layers as _layers  # noqa: F401  (registers custom layers)
 
 BUNDLE_FORMAT_VERSION = 1
 MODEL_FILE = "model.keras"
@@ -37,7 +37,7 @@ PREPROCESSING = {
     "single-view inputs: JPEG DCT-downscaled 1/2-1/8 while both sides stay >= image_size",
     "resize": "bilinear, antialias, to image_size x image_size (aspect not kept)",
     "input": "float32 pixels in [0, 255]; the model scales them for its backbone",
-    "function": "logo_batch.preprocessing.preprocess_image_file",
+    "function": "logo_batch.inference.preprocessing.preprocess_image_file",
 }
 
 

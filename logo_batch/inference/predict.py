@@ -4,9 +4,9 @@
 two modes:
 
 - ``single``: the whole file resized to one model input
-  (:func:`logo_batch.preprocessing.preprocess_image_file`), one softmax vector per file
+  (:func:`logo_batch.inference.preprocessing.preprocess_image_file`), one softmax vector per file
   (:func:`scores_to_prediction`): for images that are already logo crops;
-- ``whole``: the photo seen through a grid of windows (:mod:`logo_batch.whole_photo`),
+- ``whole``: the photo seen through a grid of windows (:mod:`logo_batch.inference.whole_photo`),
   a brand's score its best window's, with that window as ``box``
   (:func:`photo_to_prediction`): for ordinary photos where logos are small or absent.
 
@@ -18,26 +18,25 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import weakref
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from logo_batch.bundle import Bundle
-from logo_batch.preprocessing import (
+from logo_batch.inference import whole_photo
+from logo_batch.inference.bundle import Bundle
+from logo_batch.inference.engines import predict_scores, with_precision
+from logo_batch.inference.preprocessing import (
     DEFAULT_MAX_PIXELS,
     ImageDecodeError,
     load_image,
     preprocess_image_file,
 )
+from logo_batch.inference.whole_photo import Grid, PhotoScores, brand_names
 
 if TYPE_CHECKING:
-    import keras
-
-    from logo_batch.bundle import BundleMetadata
-    from logo_batch.whole_photo import Grid, PhotoScores
+    from logo_batch.inference.bundle import BundleMetadata
 
 UNKNOWN_LABEL = "unknown"
 CSV_COLUMNS = ("path", "label", "score", "top_labels", "top_scores", "error", "box", "mode")
@@ -138,8 +137,6 @@ def photo_to_prediction(
     """Turns a whole-photo result into a :class:`Prediction`: top-k over the brands,
     ``box`` the top brand's best window; below ``min_score`` the label is the
     background class (``none``), or ``unknown`` for a bundle without one."""
-    from logo_batch.whole_photo import brand_names
-
     names = brand_names(class_names, background_class)
     row = scores_to_prediction(path, photo.brand_scores, names, top_k=top_k, min_score=None)
     rejected = min_score is not None and row.score < min_score
@@ -154,55 +151,6 @@ def photo_to_prediction(
 def error_prediction(path: str, error: str, mode: str = "") -> Prediction:
     """The row of a file that could not be classified."""
     return Prediction(path=path, error=error, mode=mode)
-
-
-def with_precision(bundle: Bundle, precision: str) -> tuple[Bundle, str]:
-    """The bundle with the model inference runs for ``precision`` on this machine, and
-    what that resolved to (:func:`logo_batch.int8.resolve_inference`: ``auto`` is the
-    bundle's int8 model where it kept the accuracy and the CPU has int8 dot products,
-    else float32; ``off`` is float32 and returns the bundle itself)."""
-    from logo_batch import int8
-
-    model, resolved = int8.inference_model(bundle, precision)
-    if model is bundle.model:
-        return bundle, resolved
-    return dataclasses.replace(bundle, model=model), resolved
-
-
-_COMPILED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
-def compiled_forward(model: keras.Model) -> Callable[[np.ndarray], object]:
-    """The model's forward pass (inference) as one traced TensorFlow graph, made once
-    per model: any batch size of ``float32 [B, S, S, 3]`` runs the same graph.
-
-    Calling a Keras model eagerly dispatches every layer from Python, which costs
-    more than MobileNetV2's arithmetic on a CPU (``benchmarks/RESULTS.md``, section
-    6: the graph gives 2.4x the images per CPU-second). A callable that is not a Keras
-    model (a test's stand-in) is returned as it is.
-    """
-    import keras
-    import tensorflow as tf
-
-    if not isinstance(model, keras.Model):
-        return model
-    forward = _COMPILED.get(model)
-    if forward is None:
-        spec = tf.TensorSpec([None, *model.input_shape[1:]], tf.float32)
-        owner = weakref.ref(model)  # the cache must not keep the model alive
-        forward = tf.function(
-            lambda images: owner()(images, training=False), input_signature=[spec]
-        )
-        _COMPILED[model] = forward
-    return forward
-
-
-def predict_scores(model: keras.Model, images: np.ndarray) -> np.ndarray:
-    """Softmax scores of a batch of model inputs ``float32 [B, S, S, 3]`` (one call
-    of :func:`compiled_forward`: what ``logo-batch predict``, whole-photo windows and
-    the Beam job's model handler all run)."""
-    images = np.asarray(images, dtype=np.float32)
-    return np.asarray(compiled_forward(model)(images), dtype=np.float32)
 
 
 def predict_files(
@@ -222,11 +170,12 @@ def predict_files(
 
     ``mode``: ``single`` (one input per file, ``batch_size`` files per model call),
     ``whole`` (the windows of consecutive files stacked, ``batch_size`` windows per
-    model call, ``grid`` the windows, default :data:`~logo_batch.whole_photo.DEFAULT_GRID`)
-    or ``auto`` (:func:`resolve_mode`). ``min_score`` is used as given (see
+    model call, ``grid`` the windows, default
+    :data:`~logo_batch.inference.whole_photo.DEFAULT_GRID`) or ``auto``
+    (:func:`resolve_mode`). ``min_score`` is used as given (see
     :func:`effective_min_score` for the commands' default). ``precision``: see
-    :func:`with_precision` (default ``off``: float32, the same scores on any machine;
-    the commands default to ``auto``).
+    :func:`~logo_batch.inference.engines.with_precision` (default ``off``: float32, the
+    same scores on any machine; the commands default to ``auto``).
     """
     mode = resolve_mode(mode, bundle.metadata)
     bundle, _ = with_precision(bundle, precision)
@@ -286,9 +235,7 @@ def _predict_files_whole(
 ) -> list[Prediction]:
     """Whole-photo mode of :func:`predict_files`: each file decoded once, its window
     stack made, the stacks of consecutive files streamed through
-    :func:`~logo_batch.whole_photo.score_window_stacks`."""
-    from logo_batch import whole_photo
-
+    :func:`~logo_batch.inference.whole_photo.score_window_stacks`."""
     grid = whole_photo.DEFAULT_GRID if grid is None else grid
     background = background_class_of(bundle.metadata)
     results: list[Prediction | None] = [None] * len(paths)
