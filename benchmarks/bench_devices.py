@@ -17,7 +17,7 @@ In one run, each figure with its baseline measured alongside:
 3. Training step, MobileNetV2 at 224 px, every layer trainable, float32 vs
    ``mixed_bfloat16`` (``train_on_batch`` on in-memory data: the model alone).
 4. Training feed per core: images per CPU-second of this process through
-   :func:`logo_batch.data.make_dataset` as the trainer calls it, on the real
+   :func:`logo_batch.data.pipeline.make_dataset` as the trainer calls it, on the real
    photos of the ``images`` train split at 224 px, without a cache (a dataset too big
    to cache is decoded every epoch): decode + resize, decode + resize + augmentation,
    and augmentation alone (epochs over a memory cache), each augmentation both ways:
@@ -142,7 +142,7 @@ def batches(images: np.ndarray, size: int = BATCH_SIZE) -> Iterator[np.ndarray]:
 def decoded_split(data_dir: Path, config: str, split: str, limit: int | None = None):
     """``(images float32 [N, 224, 224, 3], label names)`` of a split (logo classes),
     decoded and resized by the shared path."""
-    from logo_batch.data import load_split, make_dataset
+    from logo_batch.data.pipeline import load_split, make_dataset
 
     info = load_split(data_dir, config, split)
     records = info.records if limit is None else info.records.take(limit)
@@ -286,7 +286,7 @@ def feed_rates(data_dir: Path, rounds: int) -> dict[str, list[tuple[float, float
     train split at 224 px, per epoch: no cache without augmentation and with each
     augmentation, and each augmentation alone over a memory cache (filled first)."""
     from logo_batch.augment import AugmentConfig, make_augment_fn
-    from logo_batch.data import load_split, make_dataset
+    from logo_batch.data.pipeline import load_split, make_dataset
 
     split = load_split(data_dir, "images", "train")
 

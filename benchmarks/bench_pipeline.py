@@ -36,7 +36,7 @@ import tensorflow as tf
 
 from benchmarks.common import Row, Section, timed, verdict
 from logo_batch.augment import FUSED, LAYERS, AugmentConfig, make_augment_fn
-from logo_batch.data import AUTOTUNE, load_split, make_dataset
+from logo_batch.data.pipeline import AUTOTUNE, load_split, make_dataset
 from logo_batch.inference.preprocessing import decode_image_tf, resize_image
 
 FINE_TUNE_FRACTION = 0.5  # the trainer's default

@@ -206,8 +206,8 @@ def scored(bundle, images, windows: list[np.ndarray]) -> np.ndarray:
 def collect(bundle, args, cache: Path) -> dict[str, np.ndarray]:
     """Grid and proposal window scores of the validation photos, their background windows
     and the query photos, and the map's recall on validation."""
-    from logo_batch import data as data_lib
     from logo_batch import photo_metrics
+    from logo_batch.data import pipeline as data_lib
     from logo_batch.inference.preprocessing import decode_image_tf
 
     if cache.exists():

@@ -25,8 +25,8 @@ import keras
 import numpy as np
 import pandas as pd
 
-from logo_batch import data as data_lib
 from logo_batch.cli_options import add_precision_option, matching_args
+from logo_batch.data import pipeline as data_lib
 from logo_batch.inference.engines import predict_scores, with_precision
 from tfds_flickr27 import CONFIG_NAMES, DATASET_NAME, IMAGES
 

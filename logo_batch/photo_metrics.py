@@ -3,7 +3,7 @@
 A photo's answer is its top brand (max over its windows, :mod:`logo_batch.inference.whole_photo`)
 when that score reaches the threshold, else ``none``. The threshold is chosen on the
 validation photos (all hold a logo) plus windows with no logo cut from the same
-photos (:func:`logo_batch.background.background_crops`), each taken as a photo: the
+photos (:func:`logo_batch.data.background.background_crops`), each taken as a photo: the
 threshold that maximizes (validation photos correct and accepted + negatives
 rejected) / 2. The query set's ``none`` photos are test data and never used for it.
 """
@@ -18,8 +18,8 @@ from typing import Any
 import keras
 import numpy as np
 
-from logo_batch import background
-from logo_batch import data as data_lib
+from logo_batch.data import background
+from logo_batch.data import pipeline as data_lib
 from logo_batch.evaluate import compute_metrics
 from logo_batch.inference.preprocessing import decode_image_tf
 from logo_batch.inference.whole_photo import brand_names, classify_photos

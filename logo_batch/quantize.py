@@ -28,8 +28,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from logo_batch import console
-from logo_batch import data as data_lib
 from logo_batch.cli_options import matching_args
+from logo_batch.data import pipeline as data_lib
 from logo_batch.inference import engines
 from logo_batch.inference.bundle import METADATA_FILE, Bundle, load_bundle, write_bundle_file
 from tfds_flickr27 import DATASET_NAME, IMAGES

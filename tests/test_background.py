@@ -8,7 +8,8 @@ import pytest
 import tensorflow as tf
 from training_support import tiny_config
 
-from logo_batch import background, data
+from logo_batch.data import background
+from logo_batch.data import pipeline as data
 from logo_batch.inference.bundle import load_bundle
 from logo_batch.training import train
 

@@ -154,7 +154,7 @@ def test_imports_are_found_lazy_relative_and_from_package():
     [
         ("logo_batch.inference.predict", "import beam_jobs"),
         ("logo_batch.inference.bundle", "from logo_batch.training import train"),
-        ("logo_batch.data", "from logo_batch import cli"),
+        ("logo_batch.data.pipeline", "from logo_batch import cli"),
         ("tfds_flickr27.synthetic", "from logo_batch.inference.preprocessing import load_image"),
         ("beam_jobs.classify_images", "from logo_batch.training import TrainConfig"),
         ("logo_batch.evaluate", "def f():\n    from beam_jobs import classify_images\n"),

@@ -11,8 +11,9 @@ import pytest
 import tensorflow as tf
 from training_support import Interrupt, Record, tiny_config
 
-from logo_batch import data, distribute, models
+from logo_batch import distribute, models
 from logo_batch.augment import build_augmenter
+from logo_batch.data import pipeline as data
 from logo_batch.inference.bundle import load_bundle
 from logo_batch.inference.predict import predict_files
 from logo_batch.training import train

@@ -7,7 +7,7 @@ import os
 from dataclasses import dataclass
 
 from logo_batch import augment, evaluate, models
-from logo_batch import data as data_lib
+from logo_batch.data import pipeline as data_lib
 from logo_batch.inference.cpu import has_gpu
 
 # Fields that must match to resume a run in the same output folder.

@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from logo_batch.background import BACKGROUND_ASPECTS
+from logo_batch.data.background import BACKGROUND_ASPECTS
 from logo_batch.inference.preprocessing import decode_image_tf, resize_image
 
 AUTOTUNE = tf.data.AUTOTUNE
