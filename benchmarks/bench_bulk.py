@@ -73,10 +73,10 @@ def make_bundle(folder: Path, class_names: list[str], image_size: int = DEFAULT_
 
 def add_int8_model(bundle_dir: Path, paths: list[Path], image_size: int) -> Path:
     """A copy of the bundle with an int8 model calibrated on 64 of ``paths`` (made once)."""
+    from logo_batch.evaluation.quantize import convert_int8
     from logo_batch.inference import engines
     from logo_batch.inference.bundle import load_bundle, save_bundle, write_bundle_file
     from logo_batch.inference.preprocessing import preprocess_image_file
-    from logo_batch.quantize import convert_int8
 
     path = bundle_dir.with_name(bundle_dir.name + "_int8")
     if (path / engines.INT8_FILE).is_file():

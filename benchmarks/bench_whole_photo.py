@@ -30,12 +30,12 @@ RUNS = (("single", "off"), ("whole", "off"), ("single", "int8"), ("whole", "int8
 def make_bundle(folder: Path, photos: list[Path]) -> Path:
     """MobileNetV2 224 px, 27 brands + ``none`` (the background class), untrained, with
     an int8 model calibrated on the windows of 8 of ``photos`` (made once)."""
+    from logo_batch.evaluation.quantize import convert_int8
     from logo_batch.inference import engines
     from logo_batch.inference.bundle import BundleMetadata, save_bundle, write_bundle_file
     from logo_batch.inference.preprocessing import load_image
     from logo_batch.inference.whole_photo import photo_stack
     from logo_batch.models import build_model
-    from logo_batch.quantize import convert_int8
     from tfds_flickr27 import CLASS_NAMES
 
     path = folder / f"bundle_mobilenet_v2_{IMAGE_SIZE}_background"

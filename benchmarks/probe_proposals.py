@@ -15,7 +15,7 @@ Reported, for several ``k`` and margins: the map's recall on the validation phot
 (share of boxes whose centre lies in one of the proposals' windows at margin 1.5), and,
 pooled with the grid's 14 windows or alone (a brand's max over the windows), the
 validation top-1, the threshold chosen on validation photos + background windows
-(:func:`logo_batch.photo_metrics.choose_photo_threshold`, as whole-photo mode chooses
+(:func:`logo_batch.evaluation.photo_metrics.choose_photo_threshold`, as whole-photo mode chooses
 it) and the query set counted at it. Window scores are cached in ``--cache``.
 
     python -m benchmarks.probe_proposals BUNDLE --data-dir /work/tfds \\
@@ -206,8 +206,8 @@ def scored(bundle, images, windows: list[np.ndarray]) -> np.ndarray:
 def collect(bundle, args, cache: Path) -> dict[str, np.ndarray]:
     """Grid and proposal window scores of the validation photos, their background windows
     and the query photos, and the map's recall on validation."""
-    from logo_batch import photo_metrics
     from logo_batch.data import pipeline as data_lib
+    from logo_batch.evaluation import photo_metrics
     from logo_batch.inference.preprocessing import decode_image_tf
 
     if cache.exists():

@@ -2,7 +2,7 @@
 answer best? Not a speed benchmark.
 
 A trained background bundle scores the validation photos, the background windows cut
-from them (:func:`logo_batch.photo_metrics.negative_crops`) and the query photos (the
+from them (:func:`logo_batch.evaluation.photo_metrics.negative_crops`) and the query photos (the
 ``images`` test split) through each of these views, keeping every window's softmax:
 
 - ``grid``: today's whole-photo mode, the 14 windows of
@@ -17,7 +17,7 @@ from them (:func:`logo_batch.photo_metrics.negative_crops`) and the query photos
 For each combination of views and each pooling (``max``: a brand's highest score in any
 window, today's rule; ``top2``: the mean of its two highest; ``least_bg``: the scores of
 the window with the lowest background probability), the rejection threshold is chosen
-on validation (:func:`logo_batch.photo_metrics.choose_photo_threshold`) and the query
+on validation (:func:`logo_batch.evaluation.photo_metrics.choose_photo_threshold`) and the query
 set is counted at it. The window scores are cached in ``--work``.
 
     python -m benchmarks.probe_whole_photo_views BUNDLE --data-dir /work/tfds
@@ -94,7 +94,7 @@ def window_scores(bundle, images, view: str) -> np.ndarray:
 
 def collect(bundle, data_dir: str, cache: Path) -> dict[str, np.ndarray]:
     """Window scores of every view on validation photos, negatives and query photos."""
-    from logo_batch import photo_metrics
+    from logo_batch.evaluation import photo_metrics
 
     out: dict[str, np.ndarray] = {}
     if cache.exists():
@@ -157,8 +157,8 @@ def table(scores: dict[str, np.ndarray], background: int) -> list[str]:
 def photo_row(val, val_labels, negatives, test, test_labels) -> str:
     """A table row's last cells from pooled brand scores ``[N, K]``: validation top-1, the
     threshold chosen on validation photos + negatives, and the query set counted at it."""
-    from logo_batch.evaluate import compute_metrics
-    from logo_batch.photo_metrics import choose_photo_threshold
+    from logo_batch.evaluation.metrics import compute_metrics
+    from logo_batch.evaluation.photo_metrics import choose_photo_threshold
 
     threshold = choose_photo_threshold(val, val_labels, negatives)
     query = compute_metrics(test, test_labels, threshold)

@@ -24,10 +24,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "write a small generated archive in the FlickrLogos-27 layout",
     ),
     "train": ("logo_batch.training.cli", "train a logo classifier on the TFDS dataset"),
-    "evaluate": ("logo_batch.evaluate", "evaluate a model bundle on a dataset split"),
+    "evaluate": ("logo_batch.evaluation.evaluate", "evaluate a model bundle on a dataset split"),
     "predict": ("logo_batch.predict_cli", "classify image files with a model bundle"),
     "quantize": (
-        "logo_batch.quantize",
+        "logo_batch.evaluation.quantize",
         "add an int8 model to a bundle (fast inference on CPUs with int8 dot products)",
     ),
     "classify": (

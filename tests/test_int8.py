@@ -105,7 +105,7 @@ def test_quantize_adds_the_int8_model_and_its_figures(quantized, synthetic_data_
 
 def test_int8_model_scores_close_to_the_float32_model(quantized, synthetic_data_dir):
     from logo_batch.data.pipeline import load_split
-    from logo_batch.evaluate import predict_dataset
+    from logo_batch.evaluation.evaluate import predict_dataset
 
     bundle, _ = quantized
     loaded = load_bundle(bundle)

@@ -157,7 +157,7 @@ def test_imports_are_found_lazy_relative_and_from_package():
         ("logo_batch.data.pipeline", "from logo_batch import cli"),
         ("tfds_flickr27.synthetic", "from logo_batch.inference.preprocessing import load_image"),
         ("beam_jobs.classify_images", "from logo_batch.training import TrainConfig"),
-        ("logo_batch.evaluate", "def f():\n    from beam_jobs import classify_images\n"),
+        ("logo_batch.evaluation.evaluate", "def f():\n    from beam_jobs import classify_images\n"),
     ],
 )
 def test_an_import_against_the_layers_fails(module: str, line: str):

@@ -15,9 +15,9 @@ import pandas as pd
 import pytest
 from training_support import Interrupt, Record, tiny_config
 
-from logo_batch import evaluate
 from logo_batch.cli import main
 from logo_batch.data import pipeline as data
+from logo_batch.evaluation import evaluate
 from logo_batch.inference.bundle import load_bundle, read_metadata
 from logo_batch.inference.predict import predict_files
 from logo_batch.training import train

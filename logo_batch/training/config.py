@@ -6,8 +6,9 @@ import dataclasses
 import os
 from dataclasses import dataclass
 
-from logo_batch import augment, evaluate, models
+from logo_batch import augment, models
 from logo_batch.data import pipeline as data_lib
+from logo_batch.evaluation.metrics import DEFAULT_KEEP
 from logo_batch.inference.cpu import has_gpu
 
 # Fields that must match to resume a run in the same output folder.
@@ -54,7 +55,7 @@ class TrainConfig:
     cache: str = data_lib.CACHE_MEMORY  # memory, none, or a folder for file caches
     shuffle_buffer: int = 2048
     early_stopping_patience: int = 5
-    rejection_keep: float = evaluate.DEFAULT_KEEP
+    rejection_keep: float = DEFAULT_KEEP
     mixed_precision: str = "auto"
     xla: str = "auto"
     strategy: str = "auto"

@@ -78,7 +78,7 @@ def train(config: TrainConfig, *, callbacks: Sequence = ()) -> TrainResult:
                 )
             completed = fit_phases(cfg, model, work, datasets, jit, callbacks)
         history = read_history(work / HISTORY_FILE)
-        from logo_batch.plots import plot_history
+        from logo_batch.evaluation.plots import plot_history
 
         plot_history(history, work / "training_curves.png")
         if not task.is_chief:

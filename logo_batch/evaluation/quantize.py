@@ -1,7 +1,7 @@
 """``logo-batch quantize``: add an int8 model to a bundle, checked against its float32 model.
 
 The bundle's Keras model is converted by TensorFlow Lite's post-training quantization
-(:func:`logo_batch.quantize.convert_int8`), its activation ranges calibrated on training
+(:func:`logo_batch.evaluation.quantize.convert_int8`), its activation ranges calibrated on training
 images of the bundle's dataset config (and, for a bundle with a background class, on
 the whole-photo windows of training photos, which is what it will score). Then both
 models classify the validation split (and, with a background class, the validation
@@ -74,7 +74,7 @@ def calibration_inputs(
     dataset config (a seeded shuffle of it, ``count`` of them), then, for a bundle with
     a background class, the whole-photo windows of :data:`CALIBRATION_PHOTOS` training
     photos."""
-    from logo_batch import photo_metrics
+    from logo_batch.evaluation import photo_metrics
     from logo_batch.inference.whole_photo import photo_stack
 
     config = bundle.metadata.dataset.get("config", IMAGES)
@@ -97,7 +97,7 @@ def _top1(scores: np.ndarray, labels: np.ndarray) -> float:
 def _brand_top1(scores: np.ndarray, labels: np.ndarray, metadata) -> float:
     """Top-1 over the brands (what ``evaluate`` reports as ``brand_accuracy`` for a
     bundle with a background class, ``accuracy`` otherwise)."""
-    from logo_batch.evaluate import background_metrics
+    from logo_batch.evaluation.metrics import background_metrics
 
     if not metadata.background_class:
         return _top1(scores, labels)
@@ -115,7 +115,7 @@ def compare_models(
     """Top-1 of the float32 and the int8 model on ``split`` of the bundle's config, how
     often their top classes agree, and (a bundle with a background class) the same on
     that split's photos in whole-photo mode."""
-    from logo_batch import photo_metrics
+    from logo_batch.evaluation import photo_metrics
     from logo_batch.inference.engines import predict_scores
 
     meta = bundle.metadata

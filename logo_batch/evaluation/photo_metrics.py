@@ -20,7 +20,7 @@ import numpy as np
 
 from logo_batch.data import background
 from logo_batch.data import pipeline as data_lib
-from logo_batch.evaluate import compute_metrics
+from logo_batch.evaluation.metrics import compute_metrics
 from logo_batch.inference.preprocessing import decode_image_tf
 from logo_batch.inference.whole_photo import brand_names, classify_photos
 from tfds_flickr27 import DATASET_NAME, IMAGES

@@ -60,7 +60,7 @@ def plot_rejection_tradeoff(
     curve: dict, chosen: tuple[float, float, float], path: str | os.PathLike, title: str
 ) -> None:
     """Logo photos correct and accepted vs ``none`` photos rejected as the threshold
-    moves (from :func:`logo_batch.photo_metrics.tradeoff`), the chosen threshold marked
+    moves (from :func:`logo_batch.evaluation.photo_metrics.tradeoff`), the chosen threshold marked
     (``chosen`` = threshold, none rejected, logo photos correct and accepted)."""
     fig, ax = plt.subplots(figsize=(5.5, 5))
     ax.plot(curve["none_rejected"], curve["logo_accepted_and_correct"], "-", color="tab:blue")
