@@ -59,7 +59,7 @@ BATCH_SIZE = 32
 def make_bundle(folder: Path, class_names: list[str], image_size: int = DEFAULT_IMAGE_SIZE) -> Path:
     """A bundle of MobileNetV2 with untrained weights (what the cost depends on)."""
     from logo_batch.inference.bundle import BundleMetadata, save_bundle
-    from logo_batch.models import build_model
+    from logo_batch.training.models import build_model
 
     path = folder / f"bundle_mobilenet_v2_{image_size}"
     if (path / "model.keras").is_file():

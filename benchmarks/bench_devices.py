@@ -4,7 +4,7 @@ In one run, each figure with its baseline measured alongside:
 
 1. What this machine has: the CPU's bfloat16 and int8 units (``/proc/cpuinfo``),
    TensorFlow's oneDNN, GPUs, and the precision ``auto`` picks
-   (:func:`logo_batch.distribute.resolve_precision`).
+   (:func:`logo_batch.training.distribute.resolve_precision`).
 2. Inference, MobileNetV2 at 224 px, batches of 32, the same images for every variant
    (rounds interleaved, medians): float32 called eagerly (``model(x)``, layer by layer
    from Python: the project's path until 2026-11-25; the baseline) vs float32 through
@@ -245,7 +245,7 @@ def training_step_rates(
     warm-up step."""
     import keras
 
-    from logo_batch import distribute, models
+    from logo_batch.training import distribute, models
 
     rng = np.random.default_rng(0)
     x = rng.uniform(0, 255, (batch_size, IMAGE_SIZE, IMAGE_SIZE, 3)).astype("float32")
@@ -285,8 +285,8 @@ def feed_rates(data_dir: Path, rounds: int) -> dict[str, list[tuple[float, float
     """(images/s, images/CPU-s) of the trainer's training pipeline on the ``images``
     train split at 224 px, per epoch: no cache without augmentation and with each
     augmentation, and each augmentation alone over a memory cache (filled first)."""
-    from logo_batch.augment import AugmentConfig, make_augment_fn
     from logo_batch.data.pipeline import load_split, make_dataset
+    from logo_batch.training.augment import AugmentConfig, make_augment_fn
 
     split = load_split(data_dir, "images", "train")
 
@@ -390,8 +390,8 @@ def detected() -> tuple[str, str, str]:
     """(one line on this machine, the training policy ``auto`` picks, the inference one)."""
     import tensorflow as tf
 
-    from logo_batch import distribute
     from logo_batch.inference import cpu as cpu_lib
+    from logo_batch.training import distribute
 
     cpu = cpu_lib.cpu_features()
     gpus = len(tf.config.list_physical_devices("GPU"))
@@ -423,7 +423,7 @@ def bench_devices(
         low_precision_model,
         predict_scores,
     )
-    from logo_batch.models import build_model
+    from logo_batch.training.models import build_model
 
     rounds = 2 if quick else 3
     machine, train_policy, infer_policy = detected()

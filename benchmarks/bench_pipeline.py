@@ -35,9 +35,9 @@ import numpy as np
 import tensorflow as tf
 
 from benchmarks.common import Row, Section, timed, verdict
-from logo_batch.augment import FUSED, LAYERS, AugmentConfig, make_augment_fn
 from logo_batch.data.pipeline import AUTOTUNE, load_split, make_dataset
 from logo_batch.inference.preprocessing import decode_image_tf, resize_image
+from logo_batch.training.augment import FUSED, LAYERS, AugmentConfig, make_augment_fn
 
 FINE_TUNE_FRACTION = 0.5  # the trainer's default
 FINE_TUNE_LEARNING_RATE = 1e-4
@@ -307,7 +307,7 @@ def base_weights_file(work: Path, backbone: str, image_size: int) -> Path:
     """A base weights file for the backbone (random values: the cost is the same as
     ImageNet's), so the model is built the way a pretrained one is: frozen base,
     BatchNorm in inference mode."""
-    from logo_batch.models import build_backbone
+    from logo_batch.training.models import build_backbone
 
     path = work / f"{backbone}_{image_size}_base.weights.h5"
     if not path.is_file():
@@ -331,7 +331,7 @@ def bench_feed(
 
     import keras
 
-    from logo_batch.models import build_model, set_fine_tune
+    from logo_batch.training.models import build_model, set_fine_tune
 
     # Keras says this at the end of every epoch of a dataset of unknown length (the
     # epochs still have all their steps).

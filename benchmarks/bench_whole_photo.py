@@ -35,7 +35,7 @@ def make_bundle(folder: Path, photos: list[Path]) -> Path:
     from logo_batch.inference.bundle import BundleMetadata, save_bundle, write_bundle_file
     from logo_batch.inference.preprocessing import load_image
     from logo_batch.inference.whole_photo import photo_stack
-    from logo_batch.models import build_model
+    from logo_batch.training.models import build_model
     from tfds_flickr27 import CLASS_NAMES
 
     path = folder / f"bundle_mobilenet_v2_{IMAGE_SIZE}_background"

@@ -54,7 +54,7 @@ def feature_extractor(weights: str, size: int, bundle=None):
     import keras
     import tensorflow as tf
 
-    from logo_batch.models import backbone_of, build_backbone
+    from logo_batch.training.models import backbone_of, build_backbone
 
     base = build_backbone("mobilenet_v2", size, "none" if weights == "bundle" else weights)
     if weights == "bundle":

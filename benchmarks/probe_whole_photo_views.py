@@ -49,7 +49,7 @@ def score_map_model(model, backbone: str):
     import keras
 
     from logo_batch.inference.layers import ScalePixels
-    from logo_batch.models import BACKBONES, backbone_of
+    from logo_batch.training.models import BACKBONES, backbone_of
 
     base = backbone_of(model)
     scale = next(layer for layer in model.layers if isinstance(layer, ScalePixels))

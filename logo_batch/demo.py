@@ -103,7 +103,7 @@ def tfds_build(config: str, data_dir: Path, manual_dir: Path) -> None:
 
 def choose_weights(weights: str | None, image_size: int) -> str:
     """``--weights``/env if given; else ``imagenet`` if it downloads, else ``none``."""
-    from logo_batch.models import WeightsError, build_backbone
+    from logo_batch.training.models import WeightsError, build_backbone
 
     if weights:
         say(f"weights: {weights}")

@@ -11,7 +11,7 @@ from benchmarks.bench_devices import GPUS, Tflite, accuracy, batches, cores_need
 
 @pytest.fixture(scope="module")
 def tiny_and_lite():
-    from logo_batch import models
+    from logo_batch.training import models
 
     keras.utils.set_random_seed(0)
     model = models.build_model("tiny_cnn", 3, 32, "none")

@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from logo_batch import distribute
-from logo_batch.distribute import TaskInfo, resolve_precision, task_info
 from logo_batch.inference import cpu as cpu_lib
 from logo_batch.inference.cpu import CpuFeatures, parse_cpu_flags
 from logo_batch.inference.engines import low_precision_model
+from logo_batch.training import distribute
+from logo_batch.training.distribute import TaskInfo, resolve_precision, task_info
 
 
 def _set(monkeypatch: pytest.MonkeyPatch, cluster=None, task=None) -> None:
@@ -161,7 +161,7 @@ def test_onednn_follows_tensorflow(tmp_path):
 
 
 def _tiny_classifier():
-    from logo_batch import models
+    from logo_batch.training import models
 
     keras.utils.set_random_seed(0)
     return models.build_model("tiny_cnn", 3, 32, "none")

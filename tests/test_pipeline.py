@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from logo_batch.augment import METHODS, AugmentConfig, build_augmenter, make_augment_fn
 from logo_batch.data import pipeline as data
 from logo_batch.inference.preprocessing import PREPROCESSING_ID, preprocess_image_file
+from logo_batch.training.augment import METHODS, AugmentConfig, build_augmenter, make_augment_fn
 
 SIZE = 32
 

@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from logo_batch import models
 from logo_batch.cli import main
 from logo_batch.inference.bundle import BundleMetadata, save_bundle
 from logo_batch.inference.predict import CSV_COLUMNS
+from logo_batch.training import models
 
 
 @pytest.fixture(scope="module")

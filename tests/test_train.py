@@ -160,7 +160,7 @@ def test_mirrored_strategy_on_two_logical_cpus(synthetic_data_dir, tmp_path):
     paths: images through the model (weights none, augmented in the training step on
     each replica), and cached features (weights file, fine-tuning augmented in tf.data).
     """
-    from logo_batch import models
+    from logo_batch.training import models
 
     base_weights = tmp_path / "tiny_base.weights.h5"
     models.build_backbone("tiny_cnn", 32, "none").save_weights(str(base_weights))

@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from logo_batch import distribute, models
-from logo_batch.augment import METHODS
 from logo_batch.cli_options import matching_args
+from logo_batch.training import distribute, models
+from logo_batch.training.augment import METHODS
 from logo_batch.training.config import AUGMENT_ON_VALUES, TrainConfig
 from logo_batch.training.trainer import train
 

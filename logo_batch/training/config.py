@@ -6,10 +6,10 @@ import dataclasses
 import os
 from dataclasses import dataclass
 
-from logo_batch import augment, models
 from logo_batch.data import pipeline as data_lib
 from logo_batch.evaluation.metrics import DEFAULT_KEEP
 from logo_batch.inference.cpu import has_gpu
+from logo_batch.training import augment, models
 
 # Fields that must match to resume a run in the same output folder.
 RESUME_FIELDS = (

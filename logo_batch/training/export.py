@@ -13,10 +13,10 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from logo_batch import models
 from logo_batch.evaluation import evaluate, photo_metrics
 from logo_batch.evaluation.metrics import background_metrics, choose_threshold, compute_metrics
 from logo_batch.inference.bundle import BundleMetadata, save_bundle
+from logo_batch.training import models
 from logo_batch.training.config import TrainConfig
 from logo_batch.training.datasets import TrainingData
 from logo_batch.training.run_folder import BUNDLE_DIR, METRICS_FILE, atomic_write
