@@ -95,20 +95,14 @@ import logging
 import sys
 from collections.abc import Sequence
 
+from beam_jobs.beam_options import unknown_beam_options, unknown_option_message
 from beam_jobs.csv_output import AUTO_SHARDS, ROWS_PER_SHARD, parse_num_shards
 from beam_jobs.errors import ClassifyJobError
 from beam_jobs.inputs import describe_inputs, resolve_inputs
 from beam_jobs.job import JobConfig, run_job
 from logo_batch import console
-from logo_batch.cli_options import (
-    add_option,
-    add_precision_option,
-    matching_args,
-    unknown_beam_options,
-    unknown_option_message,
-)
 from logo_batch.inference.preprocessing import DEFAULT_MAX_PIXELS
-from logo_batch.predict_cli import add_mode_option
+from logo_batch.options import add_mode_option, add_option, add_precision_option, matching_args
 
 ACCEPTS_EXTRA_ARGS = True  # Beam pipeline options pass through `logo-batch classify`.
 

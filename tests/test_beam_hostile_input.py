@@ -452,7 +452,7 @@ def test_unknown_option_is_an_error(bundle, tmp_path, capsys, entry, monkeypatch
 
 
 def test_known_beam_options_still_pass(bundle, tmp_path):
-    from logo_batch.cli_options import unknown_beam_options
+    from beam_jobs.beam_options import unknown_beam_options
 
     assert unknown_beam_options(["--runner", "DataflowRunner", "--project", "p"]) == []
     assert unknown_beam_options(["--direct_num_workers=2", "--experiments", "a"]) == []

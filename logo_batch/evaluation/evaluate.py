@@ -8,10 +8,8 @@ by :mod:`~logo_batch.evaluation.metrics`; photos seen through windows by
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -19,7 +17,6 @@ from typing import Any
 import keras
 import numpy as np
 
-from logo_batch.cli_options import add_precision_option, matching_args
 from logo_batch.data import pipeline as data_lib
 from logo_batch.evaluation import photo_metrics
 from logo_batch.evaluation.metrics import (
@@ -29,7 +26,7 @@ from logo_batch.evaluation.metrics import (
     per_class_table,
 )
 from logo_batch.inference.engines import predict_scores, with_precision
-from tfds_flickr27 import CONFIG_NAMES, DATASET_NAME, IMAGES
+from tfds_flickr27 import DATASET_NAME, IMAGES
 
 
 def predict_dataset(
@@ -170,39 +167,3 @@ def _evaluate_whole(bundle, data_dir, split, dataset, threshold, output_dir) -> 
             json.dumps({**metrics, "tradeoff": curve}, indent=2) + "\n"
         )
     return metrics
-
-
-def configure_parser(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("bundle", help="model bundle folder (made by logo-batch train)")
-    parser.add_argument("--data-dir", required=True, help="TFDS data_dir with the dataset")
-    parser.add_argument("--config", default=IMAGES, choices=CONFIG_NAMES)
-    parser.add_argument("--split", default="test")
-    parser.add_argument("--dataset", default=DATASET_NAME, help=argparse.SUPPRESS)
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument(
-        "--threshold", type=float, default=None, help="rejection threshold (default: the bundle's)"
-    )
-    parser.add_argument(
-        "--output-dir",
-        default=None,
-        help="also write metrics JSON and plots (per-class CSV and confusion matrix; "
-        "whole photos: the rejection trade-off)",
-    )
-    parser.add_argument(
-        "--mode",
-        choices=("auto", "whole", "single"),
-        default="auto",
-        help="whole: photos scored over windows; single: each example resized whole; "
-        "auto: whole for --config images with a bundle that learned a background class",
-    )
-    add_precision_option(parser)
-
-
-def run(args: argparse.Namespace) -> int:
-    try:
-        metrics = evaluate_bundle(args.bundle, **matching_args(evaluate_bundle, args))
-    except (FileNotFoundError, ValueError) as error:
-        print(f"logo-batch evaluate: error: {error}", file=sys.stderr)
-        return 1
-    print(json.dumps(metrics, indent=2))
-    return 0

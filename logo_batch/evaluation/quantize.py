@@ -1,25 +1,23 @@
-"""``logo-batch quantize``: add an int8 model to a bundle, checked against its float32 model.
+"""An int8 model added to a bundle, checked against its float32 model
+(``logo-batch quantize``).
 
 The bundle's Keras model is converted by TensorFlow Lite's post-training quantization
-(:func:`logo_batch.evaluation.quantize.convert_int8`), its activation ranges calibrated on training
-images of the bundle's dataset config (and, for a bundle with a background class, on
-the whole-photo windows of training photos, which is what it will score). Then both
+(:func:`convert_int8`), its activation ranges calibrated on training images of the
+bundle's dataset config (and, for a bundle with a background class, on the
+whole-photo windows of training photos, which is what it will score). Then both
 models classify the validation split (and, with a background class, the validation
 photos in whole-photo mode); the int8 model is marked as keeping the accuracy when
-its top-1 is within :data:`logo_batch.inference.engines.MAX_TOP1_DROP` of the float32 model's on
-each. ``model.int8.tflite`` and the figures (``quantization`` in ``metadata.json``)
+its top-1 is within :data:`logo_batch.inference.engines.MAX_TOP1_DROP` of the float32
+model's on each. ``model.int8.tflite`` and the figures (``quantization`` in ``metadata.json``)
 are written to the bundle atomically; the Keras model is left as it was.
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import dataclasses
 import io
-import json
 import os
-import sys
 import time
 import warnings
 from collections.abc import Iterable, Iterator
@@ -28,7 +26,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from logo_batch import console
-from logo_batch.cli_options import matching_args
 from logo_batch.data import pipeline as data_lib
 from logo_batch.inference import engines
 from logo_batch.inference.bundle import METADATA_FILE, Bundle, load_bundle, write_bundle_file
@@ -186,34 +183,3 @@ def quantize_bundle(
     metadata = dataclasses.replace(loaded.metadata, quantization=figures)
     write_bundle_file(bundle, METADATA_FILE, (metadata.to_json() + "\n").encode("utf-8"))
     return figures
-
-
-def configure_parser(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("bundle", help="model bundle folder (made by logo-batch train)")
-    parser.add_argument("--data-dir", required=True, help="TFDS data_dir the bundle trained on")
-    parser.add_argument(
-        "--calibration",
-        type=int,
-        default=DEFAULT_CALIBRATION,
-        metavar="N",
-        help=f"training images that calibrate the activation ranges (default "
-        f"{DEFAULT_CALIBRATION}; a background bundle adds the windows of "
-        f"{CALIBRATION_PHOTOS} training photos)",
-    )
-    parser.add_argument("--dataset", default=DATASET_NAME, help=argparse.SUPPRESS)
-
-
-def run(args: argparse.Namespace) -> int:
-    try:
-        figures = quantize_bundle(**matching_args(quantize_bundle, args))
-    except (FileNotFoundError, ValueError) as error:
-        print(f"logo-batch quantize: error: {error}", file=sys.stderr)
-        return 1
-    print(json.dumps(figures, indent=2))
-    if not figures["kept_accuracy"]:
-        print(
-            "logo-batch quantize: the int8 model lost accuracy; --precision auto keeps "
-            "float32 for this bundle (--precision int8 still uses it)",
-            file=sys.stderr,
-        )
-    return 0

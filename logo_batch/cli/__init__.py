@@ -1,8 +1,9 @@
 """The ``logo-batch`` command line: one subcommand per job.
 
-Each subcommand lives in the module that does the job; that module provides
-``configure_parser(parser)`` and ``run(args) -> int``. Only the chosen command's
-module is imported, so ``logo-batch --help`` stays fast.
+Each subcommand has its module (``logo_batch.cli.NAME``; ``classify``: the Beam job's
+:mod:`beam_jobs.classify_images`), which provides ``configure_parser(parser)`` and
+``run(args) -> int`` and calls the library. Only the chosen command's module is
+imported (by its name in :data:`COMMANDS`), so ``logo-batch --help`` stays fast.
 """
 
 from __future__ import annotations
@@ -20,21 +21,21 @@ OPTIONAL_PACKAGES = {"apache_beam": "beam", "tensorflow_hub": "beam", "dask": "d
 
 COMMANDS: dict[str, tuple[str, str]] = {
     "make-synthetic": (
-        "logo_batch.synthetic",
+        "logo_batch.cli.synthetic",
         "write a small generated archive in the FlickrLogos-27 layout",
     ),
-    "train": ("logo_batch.training.cli", "train a logo classifier on the TFDS dataset"),
-    "evaluate": ("logo_batch.evaluation.evaluate", "evaluate a model bundle on a dataset split"),
-    "predict": ("logo_batch.predict_cli", "classify image files with a model bundle"),
+    "train": ("logo_batch.cli.train", "train a logo classifier on the TFDS dataset"),
+    "evaluate": ("logo_batch.cli.evaluate", "evaluate a model bundle on a dataset split"),
+    "predict": ("logo_batch.cli.predict", "classify image files with a model bundle"),
     "quantize": (
-        "logo_batch.evaluation.quantize",
+        "logo_batch.cli.quantize",
         "add an int8 model to a bundle (fast inference on CPUs with int8 dot products)",
     ),
     "classify": (
         "beam_jobs.classify_images",
         "classify image folders in bulk into CSV with Apache Beam",
     ),
-    "demo": ("logo_batch.demo", "run the whole product end to end on a built-in default"),
+    "demo": ("logo_batch.cli.demo", "run the whole product end to end on a built-in default"),
 }
 
 
@@ -89,7 +90,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     args.extra_args = extra
     return int(module.run(args) or 0)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

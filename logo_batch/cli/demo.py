@@ -23,7 +23,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from logo_batch import console
+from logo_batch import cli, console
 
 DEFAULT_OUTPUT = "demo_output"
 ARCHIVE_ENV = "LOGO_BATCH_ARCHIVE"
@@ -136,7 +136,6 @@ def run_demo(args: argparse.Namespace) -> int:
     """The whole product, end to end."""
     import pandas as pd
 
-    from beam_jobs.job import JobConfig, run_job
     from logo_batch.training import TrainConfig, train
     from tfds_flickr27 import CROPS, DATASET_NAME, IMAGES
 
@@ -182,10 +181,14 @@ def run_demo(args: argparse.Namespace) -> int:
     count = extract_query_images(manual_dir, folder)
     csv_path = out / "predictions.csv"
     say(f"classifying {count} query-set images in {folder} with the Beam job")
-    summary = run_job(
-        JobConfig(input=str(folder), model=str(result.bundle_dir), output=str(csv_path))
-    )
-    print(summary.line())
+    classify = [
+        "classify", "--input", str(folder), "--model", str(result.bundle_dir),
+        "--output", str(csv_path), "--progress-interval", "0",
+    ]  # fmt: skip
+    code = cli.main(classify)  # the Beam job, by its command's name (an app of its own)
+    if code:
+        say(f"the Beam job failed (exit {code}): logo-batch {' '.join(classify)}")
+        return code
 
     test = result.metrics["test"]
     say("done. What the demo made:")
@@ -218,9 +221,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m logo_batch.demo``: the same as ``logo-batch demo`` (quiet, or ``-v``)."""
-    from logo_batch import cli
-
+    """``python -m logo_batch.cli.demo``: the same as ``logo-batch demo`` (quiet, or ``-v``)."""
     return cli.main(["demo", *(sys.argv[1:] if argv is None else argv)])
 
 

@@ -15,29 +15,15 @@ import sys
 from collections.abc import Sequence
 from typing import TextIO
 
-from logo_batch.cli_options import add_option, add_precision_option
 from logo_batch.inference.engines import with_precision
 from logo_batch.inference.predict import (
     CSV_COLUMNS,
-    MODES,
     Prediction,
     effective_min_score,
     predict_files,
     resolve_mode,
 )
-
-
-def add_mode_option(parser: argparse.ArgumentParser) -> None:
-    """``--mode auto|whole|single``, as ``logo-batch predict`` and ``classify`` take it."""
-    add_option(
-        parser,
-        "--mode",
-        choices=MODES,
-        default="auto",
-        help="whole: each photo through a grid of 14 windows (logos small or absent); "
-        "single: each file resized whole (logo crops); auto (default): whole for a "
-        "bundle with a background class, else single",
-    )
+from logo_batch.options import add_mode_option, add_option, add_precision_option
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:

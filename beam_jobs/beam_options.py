@@ -1,8 +1,6 @@
-"""Command-line option spellings shared by ``logo-batch predict``, ``logo-batch
-classify`` and ``python -m beam_jobs.classify_images``.
+"""Which command-line options are Beam's.
 
-Every option of ours takes both spellings, ``--top-k`` and ``--top_k``
-(:func:`add_option`). The Beam job passes the options that are not ours to Beam;
+The Beam job passes the options that are not its own to Beam;
 :func:`unknown_beam_options` finds those that are not Beam pipeline options either,
 which are an error (Beam itself only logs an easily missed warning and ignores them).
 """
@@ -12,9 +10,7 @@ from __future__ import annotations
 import argparse
 import difflib
 import importlib
-import inspect
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 # Runners whose options live in a module Beam does not import by itself.
 _RUNNER_OPTION_MODULES = {
@@ -22,40 +18,6 @@ _RUNNER_OPTION_MODULES = {
     "daskrunner": "apache_beam.runners.dask.dask_runner",
     "apache_beam.runners.dask.dask_runner.daskrunner": "apache_beam.runners.dask.dask_runner",
 }
-
-
-def spellings(name: str) -> list[str]:
-    """``--top-k`` -> ``["--top-k", "--top_k"]`` (the given spelling first)."""
-    if not name.startswith("--"):
-        return [name]
-    body = name[2:]
-    other = "--" + (body.replace("-", "_") if "-" in body else body.replace("_", "-"))
-    return [name] if other == name else [name, other]
-
-
-def add_option(parser: argparse.ArgumentParser, name: str, *short: str, **kwargs):
-    """``parser.add_argument`` for ``name`` in both spellings (plus short flags).
-
-    ``dest`` is the underscore form, so ``args.top_k`` holds ``--top-k`` and
-    ``--top_k`` alike.
-    """
-    kwargs.setdefault("dest", name.lstrip("-").replace("-", "_"))
-    return parser.add_argument(*spellings(name), *short, **kwargs)
-
-
-def add_precision_option(parser: argparse.ArgumentParser) -> None:
-    """``--precision auto|off|bfloat16|int8``, as ``predict``, ``evaluate`` and ``classify``
-    take it (:func:`logo_batch.inference.engines.resolve_inference`)."""
-    add_option(
-        parser,
-        "--precision",
-        choices=("auto", "off", "bfloat16", "int8"),
-        default="auto",
-        help="what the model computes in: int8 (the bundle's int8 model, made by "
-        "logo-batch quantize), bfloat16, off (float32); auto (default): int8 when the "
-        "bundle has one that kept its accuracy and this CPU has int8 dot products "
-        "(AVX-512 VNNI, AVX-VNNI, AMX), else float32",
-    )
 
 
 def _beam_parser(args: Sequence[str]) -> argparse.ArgumentParser:
@@ -104,10 +66,3 @@ def unknown_option_message(options: Sequence[str], ours: Sequence[str], beam_arg
     message = "unrecognized arguments: " + " ".join(options)
     message += " (neither an option of this command nor a Beam pipeline option)"
     return message + "".join(f"; {hint}" for hint in hints)
-
-
-def matching_args(target: Callable, args: argparse.Namespace) -> dict[str, Any]:
-    """The parsed options named like ``target``'s parameters (a function, or a
-    dataclass's fields): the one way a command turns its options into a call."""
-    names = inspect.signature(target).parameters
-    return {name: value for name, value in vars(args).items() if name in names}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from logo_batch.cli_options import matching_args
+from logo_batch.options import matching_args
 from logo_batch.training import distribute, models
 from logo_batch.training.augment import METHODS
 from logo_batch.training.config import AUGMENT_ON_VALUES, TrainConfig
