@@ -1,15 +1,17 @@
 """Classify image folders in bulk with Apache Beam: one CSV row per image file.
 
     python -m beam_jobs.classify_images --input DIR_OR_GLOB [DIR_OR_GLOB ...] \\
-        [--file_list LIST.txt|LIST.csv ...] --model BUNDLE --output results.csv \\
-        [--previous OLD.csv] [--progress_interval S] \\
-        [--num_shards N] [--top_k K] [--min_score S] \\
+        [--file-list LIST.txt|LIST.csv ...] --model BUNDLE --output results.csv \\
+        [--previous OLD.csv] [--progress-interval S] \\
+        [--num-shards N] [--top-k K] [--min-score S|bundle] \\
         [--mode auto|whole|single] [--precision auto|off|bfloat16|int8] \\
-        [--max_error_fraction F] [--batch_size B] [-v] \\
+        [--max-error-fraction F] [--batch-size B] [--max-pixels P] [-v] \\
         [Beam pipeline options...]
 
-Every option of ours takes both spellings (``--num-shards`` = ``--num_shards``); an
-option that is neither ours nor a Beam pipeline option is an error.
+Every option of ours takes both spellings (``--num-shards`` = ``--num_shards``); the
+ones ``logo-batch predict`` and ``evaluate`` have too are defined once, in
+:mod:`logo_batch.options`, and checked as the command line is parsed. An option that
+is neither ours nor a Beam pipeline option is an error.
 
 The pipeline (:func:`beam_jobs.job.build_pipeline`), as named composable PTransforms
 (the layout of Beam's inference examples)::
@@ -101,8 +103,18 @@ from beam_jobs.errors import ClassifyJobError
 from beam_jobs.inputs import describe_inputs, resolve_inputs
 from beam_jobs.job import JobConfig, run_job
 from logo_batch import console
-from logo_batch.inference.preprocessing import DEFAULT_MAX_PIXELS
-from logo_batch.options import add_mode_option, add_option, add_precision_option, matching_args
+from logo_batch.options import (
+    BATCH_SIZE,
+    MAX_PIXELS,
+    MIN_SCORE,
+    MODE,
+    PRECISION,
+    TOP_K,
+    add_option,
+    matching_args,
+    number_in,
+    whole_number,
+)
 
 ACCEPTS_EXTRA_ARGS = True  # Beam pipeline options pass through `logo-batch classify`.
 
@@ -110,22 +122,14 @@ ACCEPTS_EXTRA_ARGS = True  # Beam pipeline options pass through `logo-batch clas
 def _num_shards(text: str) -> int:
     try:
         return parse_num_shards(text)
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(str(error)) from error
-
-
-def _rows_per_shard(text: str) -> int:
-    try:
-        value = int(text)
     except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, not {text!r}")
-    return value
+        message = f"must be auto or a whole number >= 1, not {text!r}"
+        raise argparse.ArgumentTypeError(message) from None
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
-    """Our options, each in both spellings (``--num-shards`` = ``--num_shards``)."""
+    """Our options, each in both spellings (``--num-shards`` = ``--num_shards``); the
+    ones ``predict`` and ``evaluate`` have too are theirs (:mod:`logo_batch.options`)."""
     add_option(
         parser,
         "--input",
@@ -137,7 +141,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     )
     add_option(
         parser,
-        "--file_list",
+        "--file-list",
         nargs="+",
         action="extend",
         default=[],
@@ -149,36 +153,23 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     add_option(parser, "--output", required=True, help="CSV file to write")
     add_option(
         parser,
-        "--num_shards",
+        "--num-shards",
         type=_num_shards,
         default=AUTO_SHARDS,
         metavar="N",
         help="CSV files to write, each with a header and sorted by path; auto (default): "
-        "one per --rows_per_shard rows; 1: one file (merged from the shards by one worker)",
+        "one per --rows-per-shard rows; 1: one file (merged from the shards by one worker)",
     )
     add_option(
         parser,
-        "--rows_per_shard",
-        type=_rows_per_shard,
+        "--rows-per-shard",
+        type=whole_number(1),
         default=ROWS_PER_SHARD,
         metavar="R",
-        help=f"rows per CSV file with --num_shards auto (default {ROWS_PER_SHARD})",
+        help=f"rows per CSV file with --num-shards auto (default {ROWS_PER_SHARD})",
     )
-    add_option(
-        parser, "--top_k", type=int, default=5, metavar="K", help="labels and scores per row"
-    )
-    add_option(
-        parser,
-        "--min_score",
-        type=float,
-        default=None,
-        metavar="S",
-        help="below this top score the label is none (whole mode, a bundle with a "
-        "background class) or unknown; default in whole mode: the bundle's rejection "
-        "threshold",
-    )
-    add_mode_option(parser)
-    add_precision_option(parser)
+    for option in (TOP_K, MIN_SCORE, MODE, PRECISION):
+        option.add_to(parser)
     add_option(
         parser,
         "--previous",
@@ -188,37 +179,22 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     )
     add_option(
         parser,
-        "--progress_interval",
-        type=float,
+        "--progress-interval",
+        type=number_in(0.0),
         default=30.0,
         metavar="S",
         help="print a progress line every S seconds (0: never)",
     )
     add_option(
         parser,
-        "--max_error_fraction",
-        type=float,
+        "--max-error-fraction",
+        type=number_in(0.0, 1.0),
         default=1.0,
         metavar="F",
         help="fail (after writing the CSV) when more files than this fraction fail",
     )
-    add_option(
-        parser,
-        "--batch_size",
-        type=int,
-        default=32,
-        metavar="B",
-        help="files per batch; model inputs per model call (files in single mode, "
-        "windows in whole mode)",
-    )
-    add_option(
-        parser,
-        "--max_pixels",
-        type=int,
-        default=DEFAULT_MAX_PIXELS,
-        metavar="P",
-        help="refuse larger images before decoding them",
-    )
+    for option in (BATCH_SIZE, MAX_PIXELS):
+        option.add_to(parser)
     parser.add_argument(
         "-v",
         "--verbose",
@@ -236,7 +212,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 def _our_options() -> list[str]:
     parser = argparse.ArgumentParser(add_help=False)
     configure_parser(parser)
-    return [option for action in parser._actions for option in action.option_strings]
+    return list(parser._option_string_actions)  # noqa: SLF001  (both spellings)
 
 
 def _configure_logging(verbose: bool) -> None:

@@ -98,7 +98,7 @@ class JobConfig:
     num_shards: int = AUTO_SHARDS  # auto: one shard per rows_per_shard rows (csv_output)
     rows_per_shard: int = ROWS_PER_SHARD
     top_k: int = 5
-    min_score: float | None = None
+    min_score: float | str | None = None  # a number, "bundle" or None (effective_min_score)
     max_error_fraction: float = 1.0
     batch_size: int = 32
     max_pixels: int = DEFAULT_MAX_PIXELS

@@ -91,6 +91,8 @@ def test_evaluate_query_set_reports_rejection(trained, synthetic_data_dir, capsy
             "test",
             "--output-dir",
             str(tmp_path),
+            "--min-score",  # single mode (a crops bundle): no threshold unless asked
+            "bundle",
         ]
     )
     metrics = json.loads(capsys.readouterr().out)

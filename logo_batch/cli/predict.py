@@ -1,8 +1,8 @@
 """``logo-batch predict BUNDLE IMAGE...``: classify image files (text, CSV or JSON).
 
 ``--mode whole`` classifies each photo through a grid of windows
-(:mod:`logo_batch.inference.whole_photo`), ``--mode single`` resizes each file whole to one
-input; ``auto`` (the default) is whole for a bundle with a background class.
+(:mod:`logo_batch.inference.whole_photo`), ``--mode single`` resizes each file whole to
+one input; ``auto`` (the default) is whole for a bundle with a background class.
 """
 
 from __future__ import annotations
@@ -23,34 +23,24 @@ from logo_batch.inference.predict import (
     predict_files,
     resolve_mode,
 )
-from logo_batch.options import add_mode_option, add_option, add_precision_option
+from logo_batch.options import (
+    BATCH_SIZE,
+    MAX_PIXELS,
+    MIN_SCORE,
+    MODE,
+    PRECISION,
+    TOP_K,
+    add_option,
+)
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
-    """Options in both spellings (``--top-k`` = ``--top_k``), as ``logo-batch classify``."""
+    """The shared options (:mod:`logo_batch.options`), as ``logo-batch classify`` has them."""
     parser.add_argument("bundle", help="model bundle folder (made by logo-batch train)")
     parser.add_argument("images", nargs="+", metavar="IMAGE", help="image files to classify")
-    add_option(parser, "--top-k", type=int, default=3, metavar="K", help="labels per image")
-    parser.add_argument("--format", choices=("text", "csv", "json"), default="text")
-    add_option(
-        parser,
-        "--min-score",
-        default=None,
-        metavar="S",
-        help="below this top score the label is 'none' (whole mode, a bundle with a "
-        "background class) or 'unknown'; 'bundle' = the bundle's rejection threshold "
-        "(the default in whole mode)",
-    )
-    add_mode_option(parser)
-    add_option(
-        parser,
-        "--batch-size",
-        type=int,
-        default=32,
-        metavar="B",
-        help="model inputs per model call (files in single mode, windows in whole mode)",
-    )
-    add_precision_option(parser)
+    add_option(parser, "--format", choices=("text", "csv", "json"), default="text")
+    for option in (TOP_K, MIN_SCORE, MODE, BATCH_SIZE, PRECISION, MAX_PIXELS):
+        option.add_to(parser)
 
 
 def write_predictions(predictions: Sequence[Prediction], fmt: str, out: TextIO) -> None:
@@ -72,26 +62,13 @@ def write_predictions(predictions: Sequence[Prediction], fmt: str, out: TextIO) 
             out.write(f"{p.path}: {p.label} ({p.score:.3f})  [{top}]{box}\n")
 
 
-def _min_score(value: str | None, bundle) -> float | None:
-    if value is None:
-        return None
-    if value == "bundle":
-        return bundle.metadata.rejection_threshold
-    try:
-        return float(value)
-    except ValueError:
-        raise ValueError(f"--min-score must be a number or 'bundle', not {value!r}") from None
-
-
 def run(args: argparse.Namespace) -> int:
     from logo_batch.inference.bundle import load_bundle
 
     try:
-        if args.batch_size < 1:
-            raise ValueError(f"--batch-size must be at least 1, not {args.batch_size}")
         bundle = load_bundle(args.bundle)
         mode = resolve_mode(args.mode, bundle.metadata)
-        min_score = effective_min_score(_min_score(args.min_score, bundle), mode, bundle.metadata)
+        min_score = effective_min_score(args.min_score, mode, bundle.metadata)
         bundle, precision = with_precision(bundle, args.precision)
     except (FileNotFoundError, ValueError) as error:
         print(f"logo-batch predict: error: {error}", file=sys.stderr)
@@ -102,6 +79,7 @@ def run(args: argparse.Namespace) -> int:
         top_k=args.top_k,
         min_score=min_score,
         batch_size=args.batch_size,
+        max_pixels=args.max_pixels,
         mode=mode,
     )
     if precision != "float32":

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from logo_batch.options import matching_args
+from logo_batch.options import BATCH_SIZE, add_option, matching_args
 from logo_batch.training import distribute, models
 from logo_batch.training.augment import METHODS
 from logo_batch.training.config import AUGMENT_ON_VALUES, TrainConfig
@@ -13,8 +13,12 @@ from logo_batch.training.trainer import train
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
+    """Every option in both spellings (``--fine-tune-epochs`` = ``--fine_tune_epochs``)."""
     d = TrainConfig(data_dir="", output_dir="")
-    a = parser.add_argument
+
+    def a(name: str, **kwargs) -> None:
+        add_option(parser, name, **kwargs)
+
     a("--data-dir", required=True, help="TFDS data_dir holding the prepared dataset")
     a("--output-dir", required=True, help="run folder (rerun the same command to resume)")
     a("--config", default=d.config, choices=("crops", "images"))
@@ -26,7 +30,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     a("--epochs", type=int, default=None, help="head-phase epochs (30 on features, else 10)")
     a("--fine-tune-epochs", type=int, default=None, help="default 12; 0 for the seed head")
     a("--fine-tune-fraction", type=float, default=d.fine_tune_fraction)
-    a("--batch-size", type=int, default=d.batch_size, help="global batch size")
+    BATCH_SIZE.add_to(parser, help=f"global batch size (default {BATCH_SIZE.default})")
     a("--learning-rate", type=float, default=d.learning_rate)
     a("--fine-tune-learning-rate", type=float, default=d.fine_tune_learning_rate)
     a("--lr-schedule", choices=("cosine", "constant"), default=None)

@@ -26,7 +26,8 @@ from logo_batch.evaluation.metrics import (
     per_class_table,
 )
 from logo_batch.inference.engines import predict_scores, with_precision
-from tfds_flickr27 import DATASET_NAME, IMAGES
+from logo_batch.inference.predict import AUTO, WHOLE, effective_min_score, resolve_mode
+from tfds_flickr27 import CROPS, DATASET_NAME, IMAGES
 
 
 def predict_dataset(
@@ -76,28 +77,35 @@ def evaluate_bundle(
     config: str = IMAGES,
     split: str = "test",
     dataset: str = DATASET_NAME,
-    batch_size: int = 64,
-    threshold: float | None = None,
+    batch_size: int = 32,
+    min_score: float | str | None = None,
     output_dir: str | os.PathLike | None = None,
-    mode: str = "auto",
-    precision: str = "auto",
+    mode: str = AUTO,
+    precision: str = AUTO,
 ) -> dict[str, Any]:
-    """Evaluates a bundle on a TFDS split (threshold: the bundle's unless given).
+    """Evaluates a bundle on a TFDS split.
 
-    ``mode``: ``single`` (each example resized whole, as the crops were trained),
-    ``whole`` (photos of the ``images`` config scored over windows,
-    :mod:`logo_batch.evaluation.photo_metrics`), or ``auto`` (whole for the ``images`` config with
-    a bundle that learned a background class). ``precision``: what the model runs in,
-    as ``logo-batch predict`` runs it (:func:`logo_batch.inference.engines.with_precision`).
+    ``mode`` (:func:`~logo_batch.inference.predict.resolve_mode`, the examples of the
+    ``crops`` config being crops): ``single`` (each example resized whole, as the crops
+    were trained), ``whole`` (photos of the ``images`` config scored over windows,
+    :mod:`logo_batch.evaluation.photo_metrics`). ``min_score``: the rejection threshold,
+    as ``predict`` takes it (:func:`~logo_batch.inference.predict.effective_min_score`);
+    in whole mode by default the bundle's when it was chosen on validation photos, else
+    chosen here the same way. ``batch_size``: model inputs per model call.
+    ``precision``: what the model runs in, as ``logo-batch predict`` runs it
+    (:func:`logo_batch.inference.engines.with_precision`).
     """
     from logo_batch.inference.bundle import load_bundle
 
     bundle, precision = with_precision(load_bundle(bundle_dir), precision)
     background = bundle.metadata.background_class
-    if mode == "auto":
-        mode = "whole" if config == IMAGES and background else "single"
-    if mode == "whole":
-        metrics = _evaluate_whole(bundle, data_dir, split, dataset, threshold, output_dir)
+    mode = resolve_mode(mode, bundle.metadata, crops=config == CROPS)
+    if mode == WHOLE:
+        given = min_score is not None
+        threshold = effective_min_score(min_score, mode, bundle.metadata) if given else None
+        metrics = _evaluate_whole(
+            bundle, data_dir, split, dataset, threshold, output_dir, batch_size
+        )
         return {**metrics, "precision": precision}
     info = data_lib.load_split(data_dir, config, split, dataset=dataset)
     logo_names = info.logo_class_names
@@ -106,8 +114,7 @@ def evaluate_bundle(
             f"{bundle_dir}: bundle classes {bundle.class_names} differ from "
             f"{dataset}/{config} classes {logo_names}"
         )
-    if threshold is None:
-        threshold = bundle.metadata.rejection_threshold
+    threshold = effective_min_score(min_score, mode, bundle.metadata)
     scores, labels = predict_dataset(bundle.model, info.records, bundle.image_size, batch_size)
     extra = {
         "bundle": os.fspath(bundle_dir),
@@ -130,14 +137,16 @@ def evaluate_bundle(
     return {**extra, **compute_metrics(scores, labels, threshold)}
 
 
-def _evaluate_whole(bundle, data_dir, split, dataset, threshold, output_dir) -> dict[str, Any]:
+def _evaluate_whole(
+    bundle, data_dir, split, dataset, threshold, output_dir, batch_size
+) -> dict[str, Any]:
     """Whole-photo evaluation of an ``images`` split; with ``output_dir``, the metrics
     and the rejection trade-off plot (chosen threshold marked)."""
     from logo_batch.evaluation.plots import plot_rejection_tradeoff
 
     meta = bundle.metadata
     photo_model = photo_metrics.PhotoModel(
-        bundle.model, meta.image_size, list(meta.class_names), meta.background_class
+        bundle.model, meta.image_size, list(meta.class_names), meta.background_class, batch_size
     )
     validation = None
     if threshold is None and "validation_photos" in meta.metrics:

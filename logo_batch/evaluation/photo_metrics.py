@@ -22,7 +22,7 @@ from logo_batch.data import background
 from logo_batch.data import pipeline as data_lib
 from logo_batch.evaluation.metrics import compute_metrics
 from logo_batch.inference.preprocessing import decode_image_tf
-from logo_batch.inference.whole_photo import brand_names, classify_photos
+from logo_batch.inference.whole_photo import DEFAULT_BATCH_SIZE, brand_names, classify_photos
 from tfds_flickr27 import DATASET_NAME, IMAGES
 
 NEGATIVES_PER_PHOTO = 2
@@ -37,6 +37,7 @@ class PhotoModel:
     image_size: int
     class_names: list[str]
     background_class: str | None
+    batch_size: int = DEFAULT_BATCH_SIZE  # windows per model call
 
     @property
     def brands(self) -> list[str]:
@@ -45,7 +46,12 @@ class PhotoModel:
     def brand_scores(self, images) -> np.ndarray:
         """``float32 [N, K]``: per photo, each brand's max over the photo's windows."""
         results = classify_photos(
-            self.model, images, self.image_size, self.class_names, self.background_class
+            self.model,
+            images,
+            self.image_size,
+            self.class_names,
+            self.background_class,
+            batch_size=self.batch_size,
         )
         return np.stack([r.brand_scores for r in results]) if results else np.zeros((0, 0))
 

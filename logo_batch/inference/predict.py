@@ -43,6 +43,7 @@ CSV_COLUMNS = ("path", "label", "score", "top_labels", "top_scores", "error", "b
 LIST_SEPARATOR = ";"
 WHOLE, SINGLE, AUTO = "whole", "single", "auto"
 MODES = (AUTO, WHOLE, SINGLE)
+BUNDLE_THRESHOLD = "bundle"  # --min-score bundle: the bundle's rejection threshold
 
 
 def background_class_of(metadata: BundleMetadata) -> str | None:
@@ -50,23 +51,28 @@ def background_class_of(metadata: BundleMetadata) -> str | None:
     return getattr(metadata, "background_class", None)
 
 
-def resolve_mode(mode: str, metadata: BundleMetadata) -> str:
+def resolve_mode(mode: str, metadata: BundleMetadata, *, crops: bool = False) -> str:
     """``whole`` or ``single``: ``auto`` is ``whole`` for a bundle with a background
-    class, ``single`` otherwise."""
+    class, unless the images are logo crops (``crops``: e.g. ``evaluate --config
+    crops``), and ``single`` otherwise. The one rule of ``predict``, ``evaluate`` and
+    the Beam job."""
     if mode not in MODES:
         raise ValueError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
     if mode == AUTO:
-        return WHOLE if background_class_of(metadata) else SINGLE
+        return WHOLE if background_class_of(metadata) and not crops else SINGLE
     return mode
 
 
 def effective_min_score(
-    min_score: float | None, mode: str, metadata: BundleMetadata
+    min_score: float | str | None, mode: str, metadata: BundleMetadata
 ) -> float | None:
-    """The threshold a run uses: ``min_score`` when given; otherwise the bundle's
-    rejection threshold in whole-photo mode, none in single mode."""
+    """The threshold a run uses: ``min_score`` when given (:data:`BUNDLE_THRESHOLD`:
+    the bundle's rejection threshold); otherwise the bundle's rejection threshold in
+    whole-photo mode, none in single mode."""
+    if min_score == BUNDLE_THRESHOLD:
+        return metadata.rejection_threshold
     if min_score is not None:
-        return min_score
+        return float(min_score)
     return metadata.rejection_threshold if mode == WHOLE else None
 
 
