@@ -94,27 +94,35 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
-from beam_jobs.beam_options import unknown_beam_options, unknown_option_message
-from beam_jobs.csv_output import AUTO_SHARDS, ROWS_PER_SHARD, parse_num_shards
-from beam_jobs.errors import ClassifyJobError
-from beam_jobs.inputs import describe_inputs, resolve_inputs
-from beam_jobs.job import JobConfig, run_job
 from logo_batch import console
-from logo_batch.options import (
-    BATCH_SIZE,
-    MAX_PIXELS,
-    MIN_SCORE,
-    MODE,
-    PRECISION,
-    TOP_K,
-    add_option,
-    matching_args,
-    number_in,
-    whole_number,
-)
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# The job's modules load TensorFlow, Keras and Beam, whose start-up lines (CUDA stubs,
+# CPU features, optional cloud clients not installed) are noise for a command-line job:
+# captured here and kept in STARTUP_LOG, which --verbose prints.
+with console.native_stderr_captured() as _startup:
+    from beam_jobs.beam_options import unknown_beam_options, unknown_option_message
+    from beam_jobs.csv_output import AUTO_SHARDS, ROWS_PER_SHARD, parse_num_shards
+    from beam_jobs.errors import ClassifyJobError
+    from beam_jobs.inputs import describe_inputs, resolve_inputs
+    from beam_jobs.job import JobConfig, run_job
+    from logo_batch.options import (
+        BATCH_SIZE,
+        MAX_PIXELS,
+        MIN_SCORE,
+        MODE,
+        PRECISION,
+        TOP_K,
+        add_option,
+        matching_args,
+        number_in,
+        whole_number,
+    )
+STARTUP_LOG: str = _startup.text
 
 ACCEPTS_EXTRA_ARGS = True  # Beam pipeline options pass through `logo-batch classify`.
 
@@ -220,9 +228,7 @@ def _configure_logging(verbose: bool) -> None:
     logging.basicConfig(level=level)  # no-op when the root logger has handlers
     logging.getLogger().setLevel(level)
     if verbose:
-        import beam_jobs
-
-        sys.stderr.write(beam_jobs.STARTUP_LOG)  # TensorFlow's and Beam's import lines
+        sys.stderr.write(STARTUP_LOG)  # TensorFlow's and Beam's import lines
 
 
 def _report(line: str) -> None:
@@ -276,4 +282,5 @@ if __name__ == "__main__":
     # `beam_jobs.classify_images`.
     from beam_jobs import classify_images
 
+    classify_images.STARTUP_LOG = STARTUP_LOG  # this copy loaded the job's modules
     sys.exit(classify_images.main())

@@ -140,10 +140,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             import tensorflow  # noqa: F401  (the job's code needs it: import it now)
             from apache_beam.runners.worker import sdk_worker_main
         quiet_logging()
-    else:
-        import beam_jobs
-
-        sys.stderr.write(beam_jobs.STARTUP_LOG)  # what importing the package captured
+    else:  # every start-up line, as it comes
         from apache_beam.runners.worker import sdk_worker_main
     sdk_worker_main.main([sys.argv[0], *rest])
 

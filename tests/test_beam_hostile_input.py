@@ -18,6 +18,7 @@ from beam_support import CLASSES, IN_PROCESS, make_bundle, read_csv
 from image_files import gray_png, noise_jpeg, permissions_enforced, truncated_jpeg
 
 from beam_jobs import classify_images, inputs, job, paths
+from beam_jobs.summary import JobSummary
 from logo_batch import cli
 from logo_batch.inference.bundle import BundleMetadata, save_bundle
 
@@ -29,7 +30,7 @@ def bundle(tmp_path_factory) -> Path:
     return make_bundle(tmp_path_factory.mktemp("bundle") / "tiny")
 
 
-def _run(folder, bundle, output, *extra, **config) -> job.JobSummary:
+def _run(folder, bundle, output, *extra, **config) -> JobSummary:
     config = job.JobConfig(input=str(folder), model=str(bundle), output=str(output), **config)
     return job.run_job(config, [*IN_PROCESS, *extra])
 
