@@ -62,15 +62,8 @@ The pipeline (:func:`beam_jobs.job.build_pipeline`), as named composable PTransf
                                                             -> ShardWritten
     WriteManifest        matched count + rows written per shard    -> manifest.json
 
-Modules: ``inputs`` (what ``--input`` and ``--file-list`` mean, local listing),
-``file_lists`` (reading a list), ``file_facts`` (entries: size, modified time; the
-job's columns), ``fingerprint`` (model and settings identity), ``previous`` (``--previous``),
-``progress`` (progress lines), ``paths`` (CSV paths),
-``reading`` (files to model inputs), ``transforms`` (model inputs to CSV rows),
-``model`` (model handler, model check), ``csv_output`` (shards, manifest, temporary
-folders), ``sorted_csv`` (sorted CSV files in bounded memory), ``runner`` (local
-runner, options), ``dask_runner`` (``--runner DaskRunner``), ``job`` (configuration,
-pipeline, driver), this module (the CLI).
+Modules: see ``docs/architecture.md`` (one job each: inputs and listing, batching and
+decoding, the model handler, rows, shard writers, manifest, output location, runners).
 
 Before the pipeline starts the driver checks ``--input`` (a folder is a folder even
 with ``[`` or ``*`` in its name; only an input that is not a folder globs), the
@@ -83,7 +76,7 @@ matched file has exactly one row, and only then moves the CSV file(s) to
 there. Any failure leaves nothing new
 at the output path.
 
-Why the batching is done by hand: see :mod:`beam_jobs.reading`.
+Why the batching is done by hand: see :mod:`beam_jobs.batching`.
 
 Rows are built by :mod:`logo_batch.inference.predict` from inputs made by
 :func:`logo_batch.inference.preprocessing.preprocess_image_file`, exactly as
@@ -106,10 +99,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # captured here and kept in STARTUP_LOG, which --verbose prints.
 with console.native_stderr_captured() as _startup:
     from beam_jobs.beam_options import unknown_beam_options, unknown_option_message
-    from beam_jobs.csv_output import AUTO_SHARDS, ROWS_PER_SHARD, parse_num_shards
     from beam_jobs.errors import ClassifyJobError
     from beam_jobs.inputs import describe_inputs, resolve_inputs
     from beam_jobs.job import JobConfig, run_job
+    from beam_jobs.shards import AUTO_SHARDS, ROWS_PER_SHARD, parse_num_shards
     from logo_batch.options import (
         BATCH_SIZE,
         MAX_PIXELS,

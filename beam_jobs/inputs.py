@@ -9,7 +9,7 @@ A local input is listed in two steps, so that no process need hold its whole lis
 :func:`plan_local_listing` walks the folders and gives :class:`ListingUnit` s of at
 most :data:`FILES_PER_UNIT` files each (no file names), and :func:`list_unit_entries`
 lists a unit's files (the job spreads the units over its workers:
-:class:`~beam_jobs.reading.MatchImageFiles`). :func:`list_local_entries` is both steps
+:class:`~beam_jobs.matching.MatchImageFiles`). :func:`list_local_entries` is both steps
 in one process. Unreadable folders, broken links and special files become entries with
 their reason; symlinked folders are followed without loops.
 """

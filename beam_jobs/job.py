@@ -12,24 +12,13 @@ from dataclasses import dataclass
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
+from beam_jobs.batching import GroupIntoBatches
+from beam_jobs.bundle_shards import WriteBundleShards
 from beam_jobs.counts import CountGlobally
-from beam_jobs.csv_output import (
-    AUTO_SHARDS,
-    MANIFEST_FILE,
-    ROWS_PER_SHARD,
-    WriteBundleShards,
-    WriteCsvShards,
-    WriteManifest,
-    check_output,
-    check_shards,
-    delete_quietly,
-    output_paths,
-    previous_outputs,
-    remove_stale_temp_folders,
-    temp_folder,
-)
+from beam_jobs.decoding import DecodeImageBatches
 from beam_jobs.errors import ClassifyJobError
 from beam_jobs.fingerprint import job_fingerprint
+from beam_jobs.hash_shards import WriteCsvShards
 from beam_jobs.inputs import (
     InputSpec,
     absolute_input,
@@ -38,7 +27,17 @@ from beam_jobs.inputs import (
     local_path,
     resolve_inputs,
 )
+from beam_jobs.manifest import MANIFEST_FILE, WriteManifest, check_shards
+from beam_jobs.matching import MatchInputs
 from beam_jobs.model import check_model_file
+from beam_jobs.output_files import (
+    check_output,
+    delete_quietly,
+    output_paths,
+    previous_outputs,
+    remove_stale_temp_folders,
+    temp_folder,
+)
 from beam_jobs.previous import (
     REUSE_COUNTS_FILE,
     PreviousOutput,
@@ -58,8 +57,8 @@ from beam_jobs.progress import (
     printing_progress,
     progress_folder,
 )
-from beam_jobs.reading import DecodeImageBatches, GroupIntoBatches, MatchInputs
 from beam_jobs.runner import pipeline_options, query_metrics
+from beam_jobs.shards import AUTO_SHARDS, ROWS_PER_SHARD
 from beam_jobs.summary import JobSummary
 from beam_jobs.transforms import ClassifyBatches, FormatRows
 from logo_batch.inference import engines
@@ -80,7 +79,7 @@ class JobConfig:
     input: str | Sequence[str]
     model: str
     output: str
-    num_shards: int = AUTO_SHARDS  # auto: one shard per rows_per_shard rows (csv_output)
+    num_shards: int = AUTO_SHARDS  # auto: one shard per rows_per_shard rows (shards)
     rows_per_shard: int = ROWS_PER_SHARD
     top_k: int = 5
     min_score: float | str | None = None  # a number, "bundle" or None (effective_min_score)

@@ -1,6 +1,6 @@
 """Model inputs to CSV rows: the job's last PTransforms (each usable on its own).
 
-(beam_jobs.reading) -> ClassifyBatches -> FormatRows
+(beam_jobs.decoding) -> ClassifyBatches -> FormatRows
 
 Each file's :class:`~beam_jobs.file_facts.FileEntry` is the key of its model input, so
 a row gets its file's size and modification time where it is made (no join by path).

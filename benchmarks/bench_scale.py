@@ -121,7 +121,7 @@ class Listing:
 def listing_rate(folder: Path) -> Listing:
     """Times the job's listing of ``folder``: planning (one process walks the folders)
     and listing the units (one stat a file; spread over the workers in the job)."""
-    from beam_jobs.reading import list_unit_entries, plan_local_listing
+    from beam_jobs.inputs import list_unit_entries, plan_local_listing
 
     start = time.perf_counter()
     units = list(plan_local_listing(str(folder)))
@@ -295,8 +295,8 @@ def estimate_lines(
     """Driver and worker memory, listing time, shards and the one sorted file at 10
     million and 1 billion files, extrapolated linearly from the growth per file
     between the two largest sizes."""
-    from beam_jobs.csv_output import shard_count
     from beam_jobs.progress import duration
+    from beam_jobs.shards import shard_count
 
     plan_rate = listing.files / listing.plan_seconds
     list_rate = listing.files / listing.list_seconds

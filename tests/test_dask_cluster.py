@@ -138,8 +138,9 @@ def test_a_folder_is_listed_in_units_one_a_partition_and_no_file_list_is_gathere
     cluster's 4) are neither persisted nor split again, and the batches' Reshuffle is
     passed over: the only collection counted and split is the units'."""
     from beam_jobs import dask_runner
+    from beam_jobs.batching import GroupIntoBatches
     from beam_jobs.counts import CountGlobally
-    from beam_jobs.reading import GroupIntoBatches, MatchImageFiles
+    from beam_jobs.matching import MatchImageFiles
 
     monkeypatch.setattr(dask_runner, "ELEMENTS_PER_PARTITION", 10)
 
