@@ -16,6 +16,7 @@ their reason; symlinked folders are followed without loops.
 
 from __future__ import annotations
 
+import glob
 import os
 import re
 from collections.abc import Iterator, Sequence
@@ -27,7 +28,7 @@ from apache_beam.io.filesystems import FileSystems
 
 from beam_jobs.errors import ClassifyJobError
 from beam_jobs.file_facts import FileEntry, local_entry
-from beam_jobs.paths import escape_glob, escape_path, unescape_path
+from beam_jobs.paths import escape_path, unescape_path
 from logo_batch.inference.preprocessing import is_image_path
 
 _GLOB_CHARS = ("*", "?", "[")
@@ -47,7 +48,7 @@ def input_pattern(input_path: str) -> str:
     """
     if has_glob_chars(input_path):
         return input_path
-    return escape_glob(input_path.rstrip("/\\")) + "/**"
+    return glob.escape(input_path.rstrip("/\\")) + "/**"
 
 
 @dataclass(frozen=True)
@@ -107,7 +108,7 @@ def resolve_input(input_path: str) -> InputSpec:
             return InputSpec(input_path, True, root=glob_base(path), pattern=path)
         raise ClassifyJobError(f"--input {input_path}: no such folder or file")
     if has_glob_chars(input_path):
-        literal = escape_glob(input_path.rstrip("/\\")) + "/**"
+        literal = glob.escape(input_path.rstrip("/\\")) + "/**"
         try:
             is_folder = bool(FileSystems.match([literal], [1])[0].metadata_list)
         except Exception:  # noqa: BLE001  (nothing there: then it is a glob)

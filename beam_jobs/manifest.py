@@ -9,6 +9,7 @@ temporary folder, each shard's size; no row is read again): nothing appears at
 
 from __future__ import annotations
 
+import glob
 import json
 import re
 from dataclasses import dataclass
@@ -17,7 +18,6 @@ import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
 from beam_jobs.errors import ClassifyJobError
-from beam_jobs.inputs import escape_glob
 from beam_jobs.shards import shard_name
 
 MANIFEST_FILE = "manifest.json"
@@ -90,7 +90,7 @@ def check_shards(temp_dir: str, manifest: dict) -> CheckedShards:
     by_hash = _HASH_SHARD.fullmatch(names[0]) if names else None
     if by_hash:
         names = [shard_name(i, int(by_hash[1])) for i in range(int(by_hash[1]))]
-    found = FileSystems.match([FileSystems.join(escape_glob(temp_dir), "*.csv")])[0]
+    found = FileSystems.match([FileSystems.join(glob.escape(temp_dir), "*.csv")])[0]
     sizes = {
         m.path.replace("\\", "/").rsplit("/", 1)[-1]: m.size_in_bytes for m in found.metadata_list
     }

@@ -8,6 +8,7 @@ run can remove the folders of killed runs (never a live run's), and moved to
 
 from __future__ import annotations
 
+import glob
 import logging
 import os
 import re
@@ -18,7 +19,8 @@ import uuid
 from apache_beam.io.filesystems import FileSystems
 
 from beam_jobs.errors import ClassifyJobError
-from beam_jobs.inputs import escape_glob, is_local, os_reason
+from beam_jobs.inputs import is_local, os_reason
+from beam_jobs.processes import pid_alive
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -80,16 +82,6 @@ def temp_folder(output: str) -> str:
     )
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def remove_stale_temp_folders(output: str) -> list[str]:
     """Removes the temporary folders of ``output`` whose run is dead; returns them.
 
@@ -109,7 +101,7 @@ def remove_stale_temp_folders(output: str) -> list[str]:
         return []
     for name in sorted(names):
         match = _TEMP_SUFFIX.fullmatch(name[len(prefix) :]) if name.startswith(prefix) else None
-        if not match or match["host"] != socket.gethostname() or _pid_alive(int(match["pid"])):
+        if not match or match["host"] != socket.gethostname() or pid_alive(int(match["pid"])):
             continue
         path = os.path.join(out_dir, name)
         shutil.rmtree(path, ignore_errors=True)
@@ -134,7 +126,7 @@ def previous_outputs(output: str) -> list[str]:
             return []
         found = [os.path.join(folder, n) for n in names if shard.fullmatch(n)]
         return sorted(found + ([output] if os.path.isfile(output) else []))
-    pattern = escape_glob(stem) + "-*-of-*" + escape_glob(ext or ".csv")
+    pattern = glob.escape(stem) + "-*-of-*" + glob.escape(ext or ".csv")
     found = [m.path for m in FileSystems.match([pattern])[0].metadata_list]
     found = [path for path in found if shard.fullmatch(path.rsplit("/", 1)[-1])]
     return sorted(found + ([output] if FileSystems.exists(output) else []))

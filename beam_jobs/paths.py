@@ -1,5 +1,7 @@
-"""Paths as the CSV writes them (valid UTF-8 whatever bytes a name holds), as Beam patterns
-matching only themselves, and their hashes."""
+"""Paths as the CSV writes them (valid UTF-8 whatever bytes a name holds), and their hashes.
+
+A path as a Beam file pattern matching only itself is ``glob.escape(path)``: Beam's
+patterns take ``*``, ``?`` and ``[...]`` as the standard library's do."""
 
 from __future__ import annotations
 
@@ -36,11 +38,6 @@ def path_bytes(escaped: str) -> bytes:
 def unescape_path(escaped: str) -> str:
     """The path to open for a CSV ``path`` (undecodable bytes as surrogates)."""
     return path_bytes(escaped).decode("utf-8", "surrogateescape")
-
-
-def escape_glob(path: str) -> str:
-    """``path`` as a Beam file pattern matching only itself: ``[`` ``*`` ``?`` in brackets."""
-    return re.sub(r"([*?\[])", r"[\1]", path)
 
 
 def stable_hash(text: str) -> int:

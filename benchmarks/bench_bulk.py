@@ -259,6 +259,7 @@ def bench_bulk(
     """Images per second of the Beam job, ``logo-batch predict``, the one-image loop and
     the model ceiling, at each input size."""
     from tfds_flickr27 import CLASS_NAMES
+    from tfds_flickr27.parallel import cpu_count
 
     originals = extract_images(archive, work / "images" / archive.stem)
     folder = work / f"bulk_{images}"
@@ -270,7 +271,7 @@ def bench_bulk(
     at_sizes = " and ".join(map(str, sizes))
     section = Section(
         f"3. Bulk classification ({images} real JPEGs, MobileNetV2 at {at_sizes} px, "
-        f"{os.cpu_count()} cores)"
+        f"{cpu_count()} cores)"
     )
     for image_size in sizes:
         bundle = make_bundle(work, list(CLASS_NAMES), image_size)

@@ -16,7 +16,6 @@ speed only). Baseline: single mode, float32.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
@@ -78,6 +77,8 @@ def time_job(
 
 def bench_whole_photo(originals: list[Path], work: Path, count: int, beam_args=()) -> Section:
     """The four runs on the same ``count`` photos: images/s, ratios to single float32."""
+    from tfds_flickr27.parallel import cpu_count
+
     folder = work / f"whole_photo_{count}"
     photos = replicate_folder(originals, folder, count)
     bundle = make_bundle(work, photos)
@@ -92,7 +93,7 @@ def bench_whole_photo(originals: list[Path], work: Path, count: int, beam_args=(
     base = rates["single", "off"]
     section = Section(
         f"8. Whole-photo mode vs single mode, Beam job ({count} real photos, MobileNetV2 "
-        f"{IMAGE_SIZE} px + background class, {os.cpu_count()} cores, local runner)"
+        f"{IMAGE_SIZE} px + background class, {cpu_count()} cores, local runner)"
     )
     names = {"off": "float32", "int8": "int8"}
     for mode, precision in RUNS:

@@ -42,6 +42,8 @@ def machine() -> str:
     import psutil
     import tensorflow as tf
 
+    from tfds_flickr27.parallel import cpu_count
+
     cpu = platform.processor() or platform.machine()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -52,7 +54,7 @@ def machine() -> str:
         pass
     memory = psutil.virtual_memory().total / 2**30
     return (
-        f"{os.cpu_count()} cores ({cpu}), {memory:.0f} GiB RAM, {gpu_summary()}; Python "
+        f"{cpu_count()} cores ({cpu}), {memory:.0f} GiB RAM, {gpu_summary()}; Python "
         f"{platform.python_version()}, TensorFlow {tf.__version__}, Keras {keras.__version__}, "
         f"Beam {apache_beam.__version__}"
     )
