@@ -166,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
         repeats = 2 if args.quick else 3
         report(bench_input(data_dir, IMAGES, image_dir, image_size, 32, epochs + 1, repeats))
     if 2 in only:
-        from benchmarks.bench_pipeline import bench_feed
+        from benchmarks.bench_feed import bench_feed
 
         report(
             bench_feed(

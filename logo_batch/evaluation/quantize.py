@@ -104,7 +104,7 @@ def _brand_top1(scores: np.ndarray, labels: np.ndarray, metadata) -> float:
 
 def compare_models(
     bundle: Bundle,
-    quantized: engines.Int8Model,
+    quantized: engines.TfliteModel,
     data_dir: str | os.PathLike,
     split: str = "validation",
     dataset: str = DATASET_NAME,
@@ -177,7 +177,7 @@ def quantize_bundle(
         "convert_seconds": round(time.perf_counter() - start, 1),
         "bytes": len(content),
     }
-    figures.update(compare_models(loaded, engines.Int8Model(content), data_dir, dataset=dataset))
+    figures.update(compare_models(loaded, engines.TfliteModel(content), data_dir, dataset=dataset))
     figures["kept_accuracy"] = kept_accuracy(figures)
     write_bundle_file(bundle, engines.INT8_FILE, content)
     metadata = dataclasses.replace(loaded.metadata, quantization=figures)

@@ -2,7 +2,7 @@
 
 Engines: the bundle's Keras model in float32 (the default everywhere), the same model
 computing in ``mixed_bfloat16`` (:func:`low_precision_model`), and the bundle's int8
-TensorFlow Lite model (:class:`Int8Model`, made by ``logo-batch quantize``). CPUs with
+TensorFlow Lite model (:class:`TfliteModel`, made by ``logo-batch quantize``). CPUs with
 int8 dot products (AVX-512 VNNI, AVX-VNNI, AMX: most cloud CPU workers today) run the
 int8 model several times faster than TensorFlow's float32 graph
 (``benchmarks/RESULTS.md``, section 6).
@@ -45,9 +45,10 @@ FLOAT32, MIXED_FLOAT16, MIXED_BFLOAT16 = "float32", "mixed_float16", "mixed_bflo
 MAX_TOP1_DROP = 0.01
 
 
-class Int8Model:
-    """A TensorFlow Lite model called like :func:`predict_scores` calls a model:
-    ``float32 [B, S, S, 3]`` in, softmax scores ``float32 [B, C]`` out.
+class TfliteModel:
+    """A TensorFlow Lite model (the bundle's int8 model, or any flatbuffer with a float
+    input) called like :func:`predict_scores` calls a model: ``float32 [B, S, S, 3]``
+    in, softmax scores ``float32 [B, C]`` out.
 
     One interpreter, resized to each batch size it meets, on ``num_threads`` threads
     (default: this machine's cores); calls are serialized (an interpreter is not
@@ -74,7 +75,7 @@ class Int8Model:
         images = np.ascontiguousarray(images, dtype=np.float32)
         if images.shape[1:] != tuple(self.input_shape[1:]):
             raise ValueError(
-                f"the int8 model takes inputs of shape {self.input_shape[1:]}, "
+                f"the TensorFlow Lite model takes inputs of shape {self.input_shape[1:]}, "
                 f"not {images.shape[1:]}"
             )
         with self._lock:
@@ -133,11 +134,11 @@ def resolve_inference(
     return MIXED_BFLOAT16 if precision == BFLOAT16 else FLOAT32
 
 
-def load_int8_model(bundle_dir: str | os.PathLike, num_threads: int | None = None) -> Int8Model:
+def load_int8_model(bundle_dir: str | os.PathLike, num_threads: int | None = None) -> TfliteModel:
     """The bundle's int8 model (local or remote,
     :func:`~logo_batch.inference.bundle.open_bundle_file`)."""
     with open_bundle_file(bundle_dir, INT8_FILE) as handle:
-        return Int8Model(handle.read(), num_threads)
+        return TfliteModel(handle.read(), num_threads)
 
 
 def low_precision_model(model: keras.Model, policy: str) -> keras.Model:
