@@ -5,13 +5,13 @@ first PTransforms (each usable on its own).
                   then OneEntryPerFile (several inputs, or a list)
 
 A local ``--input`` folder is listed in two steps so that no process holds its whole
-listing: :func:`~beam_jobs.inputs.plan_local_listing` walks the folders (one worker)
-and emits :class:`~beam_jobs.inputs.ListingUnit` s of at most
-:data:`~beam_jobs.inputs.FILES_PER_UNIT` files each (a few folders, or a range of names
+listing: :func:`~beam_jobs.listing.plan_local_listing` walks the folders (one worker)
+and emits :class:`~beam_jobs.listing.ListingUnit` s of at most
+:data:`~beam_jobs.listing.FILES_PER_UNIT` files each (a few folders, or a range of names
 of a large one: no file names), the units are spread over the workers (``SpreadUnits``,
 a Reshuffle; the job's Dask runner splits them by the files they name, about one a
 partition), and each worker lists its units' files
-(:func:`~beam_jobs.inputs.list_unit_entries`, one stat a file). No DoFn has tagged
+(:func:`~beam_jobs.listing.list_unit_entries`, one stat a file). No DoFn has tagged
 outputs (the Dask runner merges them into one collection).
 """
 
@@ -25,16 +25,8 @@ from apache_beam.metrics import Metrics
 
 from beam_jobs.file_facts import FileEntry, metadata_entry
 from beam_jobs.file_lists import listed_paths
-from beam_jobs.inputs import (
-    FILES_PER_UNIT,
-    FileListSpec,
-    InputSpec,
-    ListingUnit,
-    Spec,
-    list_unit_entries,
-    plan_local_listing,
-    resolve_input,
-)
+from beam_jobs.inputs import FileListSpec, InputSpec, Spec, resolve_input
+from beam_jobs.listing import FILES_PER_UNIT, ListingUnit, list_unit_entries, plan_local_listing
 from beam_jobs.progress import LISTED, ProgressCounter
 from beam_jobs.transforms import METRICS_NAMESPACE
 from logo_batch.inference.preprocessing import is_image_path
@@ -81,9 +73,9 @@ class MatchImageFiles(beam.PTransform):
     ``path`` is escaped (:func:`~beam_jobs.paths.escape_path`); ``error`` is "" for a
     file to read, or why the entry cannot be (an unreadable folder, a broken symbolic
     link): each entry becomes one CSV row. Local inputs are listed as
-    :func:`~beam_jobs.inputs.list_local_entries` lists them, in units of at most
+    :func:`~beam_jobs.listing.list_local_entries` lists them, in units of at most
     ``files_per_unit`` files spread over the workers
-    (:func:`~beam_jobs.inputs.plan_local_listing`, see the module's notes); remote ones
+    (:func:`~beam_jobs.listing.plan_local_listing`, see the module's notes); remote ones
     by Beam's ``fileio.MatchFiles`` (one worker holds the match's metadata list). Both
     give each file's size and modification time. ``progress_dir``: count the files
     there (:mod:`beam_jobs.progress`).

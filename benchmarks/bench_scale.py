@@ -110,7 +110,7 @@ def tiny_bundle(folder: Path) -> Path:
 def listing_rate(folder: Path) -> Listing:
     """Times the job's listing of ``folder``: planning (one process walks the folders)
     and listing the units (one stat a file; spread over the workers in the job)."""
-    from beam_jobs.inputs import list_unit_entries, plan_local_listing
+    from beam_jobs.listing import list_unit_entries, plan_local_listing
 
     start = time.perf_counter()
     units = list(plan_local_listing(str(folder)))

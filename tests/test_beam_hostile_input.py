@@ -17,7 +17,7 @@ import pytest
 from beam_support import CLASSES, IN_PROCESS, make_bundle, read_csv
 from image_files import gray_png, noise_jpeg, permissions_enforced, truncated_jpeg
 
-from beam_jobs import classify_images, inputs, job, paths
+from beam_jobs import classify_images, job, listing, paths
 from beam_jobs.summary import JobSummary
 from logo_batch import cli
 from logo_batch.inference.bundle import BundleMetadata, save_bundle
@@ -87,7 +87,9 @@ def test_listing_reports_a_folder_it_cannot_read(tmp_path, monkeypatch):
         return real_scandir(path)
 
     monkeypatch.setattr(os, "scandir", scandir)
-    listed = sorted((entry.path, entry.error) for entry in inputs.list_local_entries(str(tmp_path)))
+    listed = sorted(
+        (entry.path, entry.error) for entry in listing.list_local_entries(str(tmp_path))
+    )
     assert listed == [
         (str(tmp_path / "locked"), "cannot read folder: Permission denied"),
         (str(tmp_path / "ok" / "a.jpg"), ""),

@@ -16,14 +16,8 @@ from apache_beam.testing import test_pipeline
 from apache_beam.testing.util import assert_that, equal_to
 
 from beam_jobs import batching, matching
-from beam_jobs.inputs import (
-    ERROR,
-    FILE,
-    list_local_entries,
-    list_unit_entries,
-    plan_local_listing,
-    resolve_input,
-)
+from beam_jobs.inputs import resolve_input
+from beam_jobs.listing import ERROR, FILE, list_local_entries, list_unit_entries, plan_local_listing
 
 DENIED = "cannot read folder: Permission denied"
 

@@ -13,7 +13,7 @@ from apache_beam.testing.util import assert_that, equal_to
 from beam_support import count_csv_rows
 from image_files import encode, halves, noise_jpeg
 
-from beam_jobs import batching, decoding, hash_shards, inputs, matching, shards, transforms
+from beam_jobs import batching, decoding, hash_shards, inputs, listing, matching, shards, transforms
 from beam_jobs.file_facts import FileEntry
 from beam_jobs.manifest import MANIFEST_FILE, WriteManifest
 from logo_batch.inference.predict import error_prediction, scores_to_prediction
@@ -27,7 +27,7 @@ def test_match_image_files_lists_what_the_local_listing_lists(tmp_path):
     (tmp_path / "sub").mkdir()
     for name in ("a.jpg", "sub/b.PNG", "notes.txt"):
         (tmp_path / name).write_bytes(b"x")
-    expected = list(inputs.list_local_entries(str(tmp_path)))
+    expected = list(listing.list_local_entries(str(tmp_path)))
     assert [entry.size for entry in expected] == [1, 1]  # each file's size, from its stat
     assert sorted(path for path, *_ in expected) == [
         str(tmp_path / "a.jpg"),
