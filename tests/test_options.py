@@ -152,3 +152,24 @@ def test_evaluate_takes_its_old_threshold_spelling(capsys):
     assert "argument --min-score: must be a number in [0, 1] or 'bundle'" in (
         capsys.readouterr().err
     )
+
+
+def test_the_beam_job_reads_min_score_bundle_as_predict_does(tmp_path):
+    """``--min-score bundle`` is the same run as the number it stands for (the rows'
+    fingerprint, which ``--previous`` matches on, says so)."""
+    from beam_support import make_bundle
+
+    from beam_jobs.job import JobConfig, fingerprint_of
+    from logo_batch.inference.bundle import read_metadata
+
+    bundle = make_bundle(tmp_path / "bundle", rejection_threshold=0.3)
+    metadata = read_metadata(bundle)
+    threshold = metadata.rejection_threshold
+
+    def fingerprint(min_score, mode="single"):
+        config = JobConfig(str(tmp_path), str(bundle), str(tmp_path / "o.csv"), mode=mode)
+        config.min_score = min_score
+        return fingerprint_of(config, metadata)
+
+    assert fingerprint("bundle") == fingerprint(threshold) != fingerprint(None)
+    assert fingerprint("bundle", "whole") == fingerprint(None, "whole")

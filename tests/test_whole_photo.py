@@ -252,4 +252,11 @@ def test_resolve_mode_and_threshold(tmp_path):
     assert predict.effective_min_score(None, "whole", new) == 0.3
     assert predict.effective_min_score(None, "single", old) is None
     assert predict.effective_min_score(0.5, "whole", new) == 0.5
+    # The one rule of predict, evaluate (--config crops: the images are crops) and Beam.
+    assert predict.resolve_mode("auto", new, crops=True) == "single"
+    assert predict.resolve_mode("auto", old, crops=False) == "single"
+    assert predict.resolve_mode("whole", new, crops=True) == "whole"  # asked for
+    # --min-score bundle: the bundle's threshold in either mode.
+    assert predict.effective_min_score("bundle", "single", old) == 0.4
+    assert predict.effective_min_score("bundle", "whole", new) == 0.3
     assert whole_photo.brand_names(new.class_names, "none") == ["a", "b"]
