@@ -59,22 +59,9 @@ def test_a_partial_run_replaces_only_its_own_sections_of_the_results():
     assert merged.count("(measured by `cmd`, today)") == 2
 
 
-def test_a_partial_run_keeps_the_text_after_the_numbered_sections_at_the_end():
-    from benchmarks.common import Section
-    from benchmarks.run import merge_results
-
-    header = "# Results\n\n- command: full\n- machine: " + "2 cores, " * 40 + "\n\nRead ratios.\n\n"
-    old = header + "### 1. input\n\none\n\n### 2. feed\n\ntwo\n\n## What bounds\n\nwhy\n"
-    merged = merge_results(old, [Section("2. feed again"), Section("3. bulk")], "cmd", "today")
-    assert merged.startswith(header + "### 1. input")
-    assert merged.rstrip().endswith("## What bounds\n\nwhy")
-    assert "one" in merged and "two" not in merged
-    titles = [line for line in merged.splitlines() if line.startswith("#")]
-    assert titles == ["# Results", "### 1. input", "### 2. feed again", "### 3. bulk",
-                      "## What bounds"]  # fmt: skip
-
-
-def test_a_full_run_rewrites_every_section_and_keeps_what_bounds_them(tmp_path, monkeypatch):
+def test_a_full_run_writes_the_results_whole(tmp_path, monkeypatch):
+    """Nothing of the recorded file survives a full run, hand-written text included:
+    RESULTS.md is what ``benchmarks.run`` measured, nothing else."""
     import time
 
     from benchmarks import run
@@ -87,7 +74,8 @@ def test_a_full_run_rewrites_every_section_and_keeps_what_bounds_them(tmp_path, 
     monkeypatch.setattr(run, "machine", lambda: "2 cores")
     run.write_results([Section("1. input again")], "full", "real", time.time())
     written = results.read_text()
-    assert "old one" not in written and "- command: `full`" in written
+    assert "- command: `full`" in written and "- machine: 2 cores" in written
+    assert "old one" not in written and "why" not in written
     titles = [line for line in written.splitlines() if line.startswith("#")]
-    assert titles == ["# Benchmark results", "### 1. input again", "## Bounds"]
-    assert written.rstrip().endswith("## Bounds\n\nwhy")
+    assert titles == ["# Benchmark results", "### 1. input again"]
+    assert [path.name for path in tmp_path.iterdir()] == ["RESULTS.md"]  # no partial file left
