@@ -82,7 +82,7 @@ def environment(**extra: str) -> dict[str, str]:
 def exists(command: str) -> bool:
     """Whether ``logo-batch COMMAND`` exists (an unknown command is a usage error, 2)."""
     probe = subprocess.run(
-        [sys.executable, "-m", "logo_batch.cli", command, "--help"],
+        ["bash", "-c", f"logo-batch {shlex.quote(command)} --help"],
         env=environment(),
         capture_output=True,
         timeout=COMMAND_TIMEOUT,
@@ -184,11 +184,12 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
     range(len(COMMANDS)),
     ids=[f"{i:02d}-{'-'.join(words(c)[:2])}" for i, c in enumerate(COMMANDS)],
 )
-def test_readme_command_runs_as_written(index: int, workspace: Workspace):
+def test_readme_command_runs_as_written(index: int, request: pytest.FixtureRequest):
     command = COMMANDS[index]
     reason = why_not_run(command)
     if reason:
         pytest.skip(reason)
+    workspace = request.getfixturevalue("workspace")  # made only when a command runs
     done = workspace.run(index)
     assert done.returncode == 0, (
         f"`{command}` exited {done.returncode}\n--- stdout\n{done.stdout[-3000:]}"
