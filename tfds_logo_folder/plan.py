@@ -225,6 +225,8 @@ def _check_coverage(index: FolderIndex, report: Report) -> None:
     """Notes each brand's empty splits; raises when a brand has no training example."""
     for config in (CROPS, IMAGES):
         counts = index.counts(config)
+        if not any(counts.values()):
+            continue  # no example at all: the config is not built
         missing = {
             brand: [split for split in SPLITS if not counts[split][brand]] for brand in index.brands
         }
