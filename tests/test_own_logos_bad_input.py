@@ -178,6 +178,12 @@ def test_a_bad_file_or_row_is_skipped_and_named(base, tmp_path, case):
     assert everything - {key} == ALSO.get(case, set())  # the base folder is clean
 
 
+def remove(folder: Path, *names: str) -> None:
+    for name in names:
+        path = folder / name
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
+
+
 ERRORS: dict[str, tuple[Callable[[Path], object], str]] = {
     "no header": (
         lambda f: (f / "boxes.csv").write_text("00_000.jpg,Acme,1,1,9,9\n"),
@@ -187,22 +193,10 @@ ERRORS: dict[str, tuple[Callable[[Path], object], str]] = {
         lambda f: (f / "boxes.csv").write_bytes(b"filename,brand\n\xff\xfe\n"),
         "not UTF-8",
     ),
-    "photos without boxes.csv": (lambda f: (f / "boxes.csv").unlink(), "there is no boxes.csv"),
-    "nothing to learn": (
-        lambda f: (
-            [shutil.rmtree(f / d) for d in ("crops", "photos")] + [(f / "boxes.csv").unlink()]
-        ),
-        "no logos to learn",
-    ),
-    "a brand with no training example": (
-        lambda f: (
-            [shutil.rmtree(f / d) for d in ("photos",)]
-            + [
-                (f / "boxes.csv").unlink(),
-                (f / "crops/Bolt/002.jpg").unlink(),
-                (f / "crops/Bolt/003.jpg").unlink(),
-            ]
-        ),
+    "photos without boxes.csv": (lambda f: remove(f, "boxes.csv"), "there is no boxes.csv"),
+    "nothing to learn": (lambda f: remove(f, "crops", "photos", "boxes.csv"), "no logos to learn"),
+    "a brand with no training example": (  # with --split 0.5,0.25,0.25: Bolt's 2 crops
+        lambda f: remove(f, "photos", "boxes.csv", "crops/Bolt/002.jpg", "crops/Bolt/003.jpg"),
         "no training example of 'Bolt'",
     ),
 }
