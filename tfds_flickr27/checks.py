@@ -35,11 +35,17 @@ class CheckReport:
 
     def as_metadata(self) -> dict:
         """JSON-ready summary for the dataset's ``info.metadata``."""
-        result: dict = {}
-        for key, value in dataclasses.asdict(self).items():
-            result[f"num_{key}"] = len(value)
-            result[key] = value
-        return result
+        return counted(self)
+
+
+def counted(report) -> dict:
+    """A report (a dataclass of collections) as JSON-ready metadata: each field, and
+    ``num_<field>``, how many entries it has."""
+    result: dict = {}
+    for key, value in dataclasses.asdict(report).items():
+        result[f"num_{key}"] = len(value)
+        result[key] = value
+    return result
 
 
 def box_text(box: ann.Box) -> str:

@@ -25,7 +25,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from tfds_flickr27 import annotations as ann
-from tfds_flickr27.checks import box_text, fit_boxes
+from tfds_flickr27.checks import box_text, counted, fit_boxes
 from tfds_flickr27.names import CROPS, IMAGES
 from tfds_flickr27.splits import assign
 from tfds_logo_folder.layout import PHOTOS_DIR, FolderError, Listing, brand_key
@@ -51,11 +51,7 @@ class Report:
 
     def as_metadata(self) -> dict:
         """JSON-ready, for the dataset's ``info.metadata``."""
-        result: dict = {}
-        for key, value in dataclasses.asdict(self).items():
-            result[f"num_{key}"] = len(value)
-            result[key] = value
-        return result
+        return counted(self)
 
 
 @dataclasses.dataclass
