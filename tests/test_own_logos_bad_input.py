@@ -245,9 +245,12 @@ def test_dataset_build_prints_every_skipped_file_and_line(base, tmp_path, capsys
     folder = shutil.copytree(base, tmp_path / "logos")
     bad = put(folder, "crops/Acme/x.jpg", png())
     line = add_row(folder, "missing.jpg,Acme,1,1,9,9")
+    for x2 in (900, 800):  # two boxes clipped to one: one crop
+        add_row(folder, f"00_003.jpg,Acme,10,10,{x2},40")
     args = ["dataset", "build", str(folder), "--name", "bad", "--data-dir", str(tmp_path / "d")]
     assert main(args) == 0
     out = capsys.readouterr().out
+    assert "boxes clipped to their photo: 2" in out
     assert f"files skipped: 1\n  {bad}: not a JPEG but PNG" in out
     assert f"rows of boxes.csv skipped: 1\n  {line}: unknown file: photos/missing.jpg" in out
     assert main([*args[:2], str(tmp_path / "nowhere"), *args[3:]]) == 1

@@ -102,7 +102,7 @@ def _spell(listing: Listing, report: Report) -> dict[str, str]:
     """Brand key -> its spelling: the first seen (crops/ folders, then boxes.csv)."""
     spelled: dict[str, tuple[str, str]] = {}  # key -> (spelling, where first seen)
     seen: set[str] = set()
-    named = [(path, brand) for path, brand in listing.crops.items()]
+    named = list(listing.crops.items())
     named += [(row.where, row.brand) for row in listing.rows]
     for where, spelling in named:
         key = brand_key(spelling)
@@ -141,16 +141,17 @@ def _check_boxes(index: FolderIndex, boxes, line, report: Report) -> list[str]:
     fitted = fit_boxes([b for b in boxes if b.area > 0], size, line.__getitem__)
     report.rejected_boxes.update(fitted.rejected)
     report.clipped_boxes.update(fitted.clipped)
-    for box in fitted.kept.values():
+    kept = dict.fromkeys(fitted.kept.values())  # two boxes clipped alike are one
+    for box in kept:
         index.boxes.setdefault(box.filename, []).append(box)
-    brands = sorted({*index.crop_brand.values(), *(b.label for b in fitted.kept.values())})
+    brands = sorted({*index.crop_brand.values(), *(box.label for box in kept)})
     named: dict[str, set[str]] = {}
     for box in boxes:
         named.setdefault(box.filename, set()).add(box.label)
     for photo, labels in named.items():
-        kept = [label for label in brands if label in labels]
-        if kept:
-            index.labels[photo] = kept
+        known = [label for label in brands if label in labels]
+        if known:
+            index.labels[photo] = known
         else:
             lines = sorted({line[b] for b in boxes if b.filename == photo})
             report.skipped_files[photo] = f"no usable box ({', '.join(lines)})"
