@@ -190,9 +190,13 @@ def evaluate_bundle(
     info = data_lib.load_split(data_dir, config, split, dataset=dataset)
     logo_names = info.logo_class_names
     if [n for n in bundle.class_names if n != background] != logo_names:
+        trained = bundle.metadata.dataset.get("name", dataset)
+        hint = (
+            f" (the bundle trained on {trained}: --dataset {trained})" if trained != dataset else ""
+        )
         raise ValueError(
             f"{bundle_dir}: bundle classes {bundle.class_names} differ from "
-            f"{dataset}/{config} classes {logo_names}"
+            f"{dataset}/{config} classes {logo_names}{hint}"
         )
     if mode == "whole":
         metrics = _evaluate_whole(bundle, data_dir, split, dataset, threshold, output_dir)
