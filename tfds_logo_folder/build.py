@@ -135,10 +135,14 @@ def build_folder_dataset(
     if built is not None and built.get("fingerprint") == source["fingerprint"]:
         return BuildResult(UNCHANGED, path, _configs(path), index)
     if path.exists() and not overwrite:
-        what = f"from {built.get('folder')}" if built else "not by `logo-batch dataset build`"
+        what = (
+            f"was built from other files or fractions (from {built.get('folder')})"
+            if built
+            else "exists, not built by `logo-batch dataset build`"
+        )
         raise FolderError(
-            f"{path} exists, built {what} with other files or fractions; pass --overwrite "
-            "to replace it (the old dataset stays until the new one is complete)"
+            f"{path} {what}; pass --overwrite to replace it (the old dataset stays until "
+            "the new one is complete)"
         )
     existed = path.exists()
     data_dir.mkdir(parents=True, exist_ok=True)
