@@ -1,4 +1,4 @@
-"""A user's logo folder as files and rows (pure Python: nothing is decoded here).
+"""A user's logo folder as files and rows (nothing is decoded here).
 
 ```
 FOLDER/
@@ -10,10 +10,11 @@ FOLDER/
 ```
 
 Names starting with ``.`` are ignored (``.DS_Store``, ``.git``); every other entry is
-either used or reported with the reason. Brand names come from the ``crops/`` folder
-names and the CSV's brand column: runs of white space become one space, and names equal
-but for case are one brand, spelled as first seen (``crops/`` folders in sorted order,
-then ``boxes.csv`` top to bottom).
+either used or reported with the reason (a file is a JPEG by its content, whatever its
+name). Brand names come from the ``crops/`` folder names and the CSV's brand column:
+runs of white space become one space, and names equal but for case are one brand,
+spelled as first seen (``crops/`` folders in sorted order, then ``boxes.csv`` top to
+bottom).
 """
 
 from __future__ import annotations
