@@ -23,6 +23,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "logo_batch.synthetic",
         "write a small generated archive in the FlickrLogos-27 layout",
     ),
+    "dataset": (
+        "logo_batch.dataset_cli",
+        "build a TFDS dataset from a folder of your own logos (dataset build FOLDER ...)",
+    ),
     "train": ("logo_batch.training.cli", "train a logo classifier on the TFDS dataset"),
     "evaluate": ("logo_batch.evaluate", "evaluate a model bundle on a dataset split"),
     "predict": ("logo_batch.predict_cli", "classify image files with a model bundle"),

@@ -1,9 +1,10 @@
 """Metrics of a model on a dataset split, and ``logo-batch evaluate``.
 
 Logo images (labels below the number of model classes) give top-1/top-5 accuracy and
-a per-class precision/recall/F1 table. Images of the ``none`` class (the query set's
-135 no-logo images) are counted as *rejected* when the model's top score is below the
-bundle's rejection threshold.
+a per-class precision/recall/F1 table. Images of the ``none`` class (FlickrLogos-27's
+query set has 135 no-logo images; a folder dataset has its ``none/`` photos) are
+counted as *rejected* when the model's top score is below the bundle's rejection
+threshold. The bundle's brands must be the dataset's, in the same order.
 
 Threshold rule (chosen on the validation split at training time, see
 :func:`choose_threshold`): the highest confidence that still keeps ``keep`` (95 %) of
@@ -185,16 +186,21 @@ def evaluate_bundle(
     background = bundle.metadata.background_class
     if mode == "auto":
         mode = "whole" if config == IMAGES and background else "single"
-    if mode == "whole":
-        metrics = _evaluate_whole(bundle, data_dir, split, dataset, threshold, output_dir)
-        return {**metrics, "precision": precision}
+    config = IMAGES if mode == "whole" else config
     info = data_lib.load_split(data_dir, config, split, dataset=dataset)
     logo_names = info.logo_class_names
     if [n for n in bundle.class_names if n != background] != logo_names:
+        trained = bundle.metadata.dataset.get("name", dataset)
+        hint = (
+            f" (the bundle trained on {trained}: --dataset {trained})" if trained != dataset else ""
+        )
         raise ValueError(
             f"{bundle_dir}: bundle classes {bundle.class_names} differ from "
-            f"{dataset}/{config} classes {logo_names}"
+            f"{dataset}/{config} classes {logo_names}{hint}"
         )
+    if mode == "whole":
+        metrics = _evaluate_whole(bundle, data_dir, split, dataset, threshold, output_dir)
+        return {**metrics, "precision": precision}
     if threshold is None:
         threshold = bundle.metadata.rejection_threshold
     scores, labels = predict_dataset(bundle.model, info.records, bundle.image_size, batch_size)
@@ -264,7 +270,13 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-dir", required=True, help="TFDS data_dir with the dataset")
     parser.add_argument("--config", default=IMAGES, choices=CONFIG_NAMES)
     parser.add_argument("--split", default="test")
-    parser.add_argument("--dataset", default=DATASET_NAME, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--dataset",
+        default=DATASET_NAME,
+        metavar="NAME",
+        help=f"TFDS dataset in --data-dir (default {DATASET_NAME}; your own: the NAME "
+        "given to logo-batch dataset build)",
+    )
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument(
         "--threshold", type=float, default=None, help="rejection threshold (default: the bundle's)"

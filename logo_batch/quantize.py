@@ -132,13 +132,15 @@ def quantize_bundle(
     data_dir: str | os.PathLike,
     *,
     calibration: int = DEFAULT_CALIBRATION,
-    dataset: str = DATASET_NAME,
+    dataset: str | None = None,
 ) -> dict[str, Any]:
     """Adds ``model.int8.tflite`` to a local bundle and its figures to the metadata
-    (``quantization``); returns the figures."""
+    (``quantization``); returns the figures. ``dataset``: the TFDS dataset calibrated
+    and compared on (default: the one the bundle trained on)."""
     if calibration < 1:
         raise ValueError(f"calibration must be at least 1 image, not {calibration}")
     loaded = load_bundle(bundle)
+    dataset = dataset or loaded.metadata.dataset.get("name", DATASET_NAME)
     start = time.perf_counter()
     inputs = list(calibration_inputs(loaded, data_dir, calibration, dataset))
     content = int8.convert_int8(loaded.model, inputs)
@@ -168,7 +170,13 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         f"{DEFAULT_CALIBRATION}; a background bundle adds the windows of "
         f"{CALIBRATION_PHOTOS} training photos)",
     )
-    parser.add_argument("--dataset", default=DATASET_NAME, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--dataset",
+        default=None,
+        metavar="NAME",
+        help="TFDS dataset in --data-dir to calibrate on (default: the one the bundle "
+        "trained on, as its metadata records)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:

@@ -9,7 +9,7 @@ is imported).
     core       logo_batch (everything else: preprocessing, bundle, models, predict,
                data, evaluate, plots, distribute, the make-synthetic command, ...)
     ─────────────────────────────────────────────────────────────────────────
-    dataset    tfds_flickr27
+    dataset    tfds_flickr27, tfds_logo_folder (may import tfds_flickr27's helpers)
 
 A module may import its own layer and any layer below. Every ``import`` counts, lazy
 ones inside functions included. Loading a module by a name in a string
@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-PACKAGES = ("tfds_flickr27", "logo_batch", "beam_jobs", "benchmarks")
+PACKAGES = ("tfds_flickr27", "tfds_logo_folder", "logo_batch", "beam_jobs", "benchmarks")
 
 # (module name pattern, layer): the first pattern that matches a module gives its layer.
 LAYER_OF = [
@@ -41,6 +41,8 @@ LAYER_OF = [
     ("logo_batch.*", "core"),
     ("tfds_flickr27", "dataset"),
     ("tfds_flickr27.*", "dataset"),
+    ("tfds_logo_folder", "dataset"),
+    ("tfds_logo_folder.*", "dataset"),
 ]
 RANK = {"dataset": 0, "core": 1, "training": 2, "beam": 2, "apps": 3}
 
@@ -165,3 +167,18 @@ def test_an_import_against_the_layers_fails(module: str, line: str):
     source = modules[module].read_text() + "\n" + line + "\n"
     (found,) = [v for v in violations(modules, {module: source}) if module in v.split(" (")[0]]
     assert found.startswith(str(modules[module].relative_to(REPO)))
+
+
+def test_flickr27_never_imports_the_folder_datasets():
+    """tfds_logo_folder builds on tfds_flickr27's helpers, never the other way."""
+    modules = module_files()
+    found = [
+        f"{path.relative_to(REPO)}:{line}: imports {imported}"
+        for module, path in modules.items()
+        if module.startswith("tfds_flickr27")
+        for line, imported in imports(
+            path.read_text(), module, path.name == "__init__.py", set(modules)
+        )
+        if imported.startswith("tfds_logo_folder")
+    ]
+    assert not found, "\n".join(found)

@@ -100,7 +100,13 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
             help=f"TFDS split for {role} (slicing works: {role}[:50%%])",
         )
     a("--no-serving-export", dest="export_serving", action="store_false")
-    a("--dataset", default=d.dataset, help=argparse.SUPPRESS)
+    a(
+        "--dataset",
+        default=d.dataset,
+        metavar="NAME",
+        help=f"TFDS dataset in --data-dir (default {d.dataset}; your own: the NAME given "
+        "to logo-batch dataset build)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
