@@ -156,6 +156,7 @@ def test_the_page_shows_counts_samples_boxes_band_and_errors(run):
     assert "a<b" not in page
     band = page.split("<h3>below 0.6000", 1)[1].split("<h2>", 1)[0]
     assert '<div class="ph">missing</div>' in band  # gone since the run: a placeholder
+    assert "<b>none</b> 0.5800 (best: Pepsi)<br>" in band  # the brand it would have been
     # Errors by reason, with their paths (up to 2 each) and how many more.
     assert '<td>image is corrupt</td><td class="n">3</td>' in page
     assert page.count('<li class="note">and 1 more</li>') == 1

@@ -108,9 +108,10 @@ def _card(row: Row, page: Page) -> str:
             f'<img src="{thumb.uri}" width="{thumb.width}" height="{thumb.height}" '
             f'alt="{_e(os.path.basename(shown))}">'
         )
-    score = "" if row.score is None else f" {row.score:.3f}"
+    score = "" if row.score is None else f" {row.score:.4f}"
+    best = "" if row.accepted or not row.top_label else f" (best: {_e(row.top_label)})"
     return (
-        f'<figure class="card">{picture}<figcaption><b>{_e(row.label)}</b>{score}<br>'
+        f'<figure class="card">{picture}<figcaption><b>{_e(row.label)}</b>{score}{best}<br>'
         f'<span class="path" title="{_e(shown)}">{_e(os.path.basename(shown))}</span>'
         "</figcaption></figure>"
     )
@@ -131,11 +132,8 @@ def _counts(s: Summary) -> str:
         [_e(k), kind, f'<td class="n">{n:,}</td>', f'<td class="n">{100 * n / total:.1f}%</td>']
         for k, n, kind in bars
     ]
-    return (
-        "<h2>Counts per label</h2>"
-        + _chart(bars)
-        + _table(["label", "kind", "rows", "share"], rows)
-    )
+    table = _table(["label", "kind", "rows", "share"], rows)
+    return f'<h2>Counts per label</h2><div class="sheet">{_chart(bars)}{table}</div>'
 
 
 def _band(page: Page) -> str:
