@@ -5,91 +5,27 @@ non-UTF-8 name, a name with ``<&"``), shards, the bounds, and the output's safet
 from __future__ import annotations
 
 import base64
-import csv
 import io
 import json
-import os
 import random
 import re
 from pathlib import Path
 
 import pytest
 from PIL import Image
+from report_support import GREY, make_run, row, write_csv
 
 from logo_batch import cli
 from logo_batch.report import reading, sampling
 from logo_batch.report.build import ReportOptions, make_report
 from logo_batch.report.html import MARKER
 from logo_batch.report.thumbnails import BOX_COLOUR
-from logo_batch.result_csv import CSV_COLUMNS, ROW_COLUMNS, escape_path
-
-GREY = (128, 128, 128)
-ADIDAS = [f"adidas{i}.jpg" for i in range(6)]
-
-
-def _photo(path: Path, size=(400, 300), exif_orientation: int | None = None) -> None:
-    kwargs = {}
-    if exif_orientation:
-        exif = Image.Exif()
-        exif[0x0112] = exif_orientation
-        kwargs["exif"] = exif.tobytes()
-    fmt = "PNG" if path.suffix == ".png" else "JPEG"
-    Image.new("RGB", size, GREY).save(os.fsencode(path), fmt, quality=95, **kwargs)
-
-
-def _row(path: str, label: str, score: float | None, top: str = "", **extra) -> dict:
-    top = top or label
-    row = {
-        "path": path,
-        "label": label,
-        "score": "" if score is None else f"{score:.6f}",
-        "top_labels": "" if score is None else f"{top};Other",
-        "top_scores": "" if score is None else f"{score:.6f};0.010000",
-        "error": "",
-        "box": "",
-        "mode": "whole",
-        "size": "100",
-        "modified": "2026-01-01T00:00:00.000000Z",
-        "fingerprint": "fp1",
-    }
-    return {**row, **extra}
-
-
-def _write_csv(path: Path, rows: list[dict], columns=ROW_COLUMNS) -> Path:
-    with open(path, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(rows)
-    return path
+from logo_batch.result_csv import CSV_COLUMNS
 
 
 @pytest.fixture
 def run(tmp_path: Path) -> tuple[Path, list[dict]]:
-    """A run's folder of photos and its rows (results.csv is written by the tests)."""
-    photos = tmp_path / "photos"
-    photos.mkdir()
-    rows = []
-    for i, name in enumerate(ADIDAS):
-        _photo(photos / name)
-        rows.append(_row(str(photos / name), "Adidas", 0.60 + 0.05 * i, box="100 50 300 250"))
-    _photo(photos / "nike.png", size=(200, 100))
-    rows.append(_row(str(photos / "nike.png"), "Nike", 0.95))
-    # Stored 400x200, shown turned (EXIF 6) as 200x400: the box is in the turned photo.
-    _photo(photos / "turned.jpg", size=(400, 200), exif_orientation=6)
-    rows.append(_row(str(photos / "turned.jpg"), "Nike", 0.90, box="20 300 180 380"))
-    raw = os.fsencode(photos) + b"/caf\xe9.jpg"
-    _photo(Path(os.fsdecode(raw)))
-    rows.append(_row(escape_path(os.fsdecode(raw)), "Nike", 0.80))
-    _photo(photos / 'a<b&"c.jpg')
-    rows.append(_row(str(photos / 'a<b&"c.jpg'), "none", 0.58, top="Pepsi"))
-    rows.append(_row(str(photos / "gone.jpg"), "none", 0.50, top="Pepsi"))  # missing
-    (photos / "corrupt.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
-    rows.append(_row(str(photos / "corrupt.jpg"), "none", 0.20, top="Fedex"))
-    rows.append(_row(str(photos / "crop.jpg"), "unknown", 0.30, top="Nike", mode="single"))
-    for i in range(3):
-        rows.append(_row(str(photos / f"bad{i}.jpg"), "", None, error="image is corrupt"))
-    rows.append(_row(str(photos / "pipe"), "", None, error="not a regular file"))
-    return tmp_path, rows
+    return tmp_path, make_run(tmp_path)
 
 
 def _report(tmp_path: Path, *results: str, **options) -> str:
@@ -118,7 +54,7 @@ def _near(pixel, colour, tolerance=40) -> bool:
 
 def test_the_page_shows_counts_samples_boxes_band_and_errors(run):
     tmp_path, rows = run
-    results = _write_csv(tmp_path / "results.csv", rows)
+    results = write_csv(tmp_path / "results.csv", rows)
     page = _report(tmp_path, str(results), samples_per_brand=3, band_size=2, error_paths=2)
     assert page.startswith("<!DOCTYPE html>\n" + MARKER)
     # Counts: bars and table.
@@ -172,7 +108,7 @@ def test_the_page_shows_counts_samples_boxes_band_and_errors(run):
 
 def test_a_corrupt_photo_is_a_placeholder(run):
     tmp_path, rows = run
-    results = _write_csv(tmp_path / "results.csv", rows)
+    results = write_csv(tmp_path / "results.csv", rows)
     page = _report(tmp_path, str(results), band_size=10)
     card = page.split('title="' + str(tmp_path / "photos" / "corrupt.jpg"), 1)[0].rsplit(
         "<figure", 1
@@ -182,13 +118,13 @@ def test_a_corrupt_photo_is_a_placeholder(run):
 
 def test_the_same_rows_in_shards_or_in_another_order_give_the_same_page(run):
     tmp_path, rows = run
-    one = _write_csv(tmp_path / "results.csv", rows)
+    one = write_csv(tmp_path / "results.csv", rows)
     shuffled = rows[:]
     random.Random(1).shuffle(shuffled)
     shards = tmp_path / "sharded"
     shards.mkdir()
-    _write_csv(shards / "results-00000-of-00002.csv", shuffled[:7])
-    _write_csv(shards / "results-00001-of-00002.csv", shuffled[7:])
+    write_csv(shards / "results-00000-of-00002.csv", shuffled[:7])
+    write_csv(shards / "results-00001-of-00002.csv", shuffled[7:])
     (shards / "results-x-of-00002.csv").write_text("not a shard")  # not matched
     options = dict(samples_per_brand=2, band_size=2, title="t")
     merged = _report(tmp_path, str(one), **options)
@@ -201,7 +137,7 @@ def test_the_same_rows_in_shards_or_in_another_order_give_the_same_page(run):
 
 def test_predict_csv_manifest_and_a_given_threshold(run):
     tmp_path, rows = run
-    results = _write_csv(tmp_path / "predictions.csv", rows, CSV_COLUMNS)  # eight columns
+    results = write_csv(tmp_path / "predictions.csv", rows, CSV_COLUMNS)  # eight columns
     manifest = {
         "model": {"path": "/m/bundle", "classes": ["Adidas", "Nike"]},
         "settings": {"mode": "whole", "min_score": 0.7},
@@ -258,7 +194,7 @@ def test_bad_results_are_named(tmp_path):
     other.write_text("a,b\n1,2\n")
     with pytest.raises(ValueError, match="other.csv: not a results CSV .no path, label"):
         make_report([str(other)], str(tmp_path / "r.html"))
-    short = _write_csv(tmp_path / "short.csv", [_row("/p/a.jpg", "Nike", 0.9)])
+    short = write_csv(tmp_path / "short.csv", [row("/p/a.jpg", "Nike", 0.9)])
     with open(short, "a") as handle:
         handle.write("/p/b.jpg,Nike\n")
     with pytest.raises(ValueError, match=r"short.csv:3: 2 fields, the header has 11"):
@@ -268,7 +204,7 @@ def test_bad_results_are_named(tmp_path):
 
 def test_the_output_is_never_an_input_nor_a_file_it_did_not_write(run):
     tmp_path, rows = run
-    results = _write_csv(tmp_path / "results.csv", rows)
+    results = write_csv(tmp_path / "results.csv", rows)
     before = results.read_bytes()
     with pytest.raises(ValueError, match="is one of the inputs"):
         make_report([str(results)], str(results))
@@ -290,8 +226,8 @@ def test_the_output_is_never_an_input_nor_a_file_it_did_not_write(run):
 
 
 def test_thumbnails_only_for_the_sampled_rows(tmp_path):
-    rows = [_row(f"/gone/{i}.jpg", f"B{i % 3}", 0.5 + (i % 50) / 100) for i in range(3000)]
-    results = _write_csv(tmp_path / "results.csv", rows)
+    rows = [row(f"/gone/{i}.jpg", f"B{i % 3}", 0.5 + (i % 50) / 100) for i in range(3000)]
+    results = write_csv(tmp_path / "results.csv", rows)
     written = make_report(
         [str(results)], str(tmp_path / "r.html"), ReportOptions(samples_per_brand=4, band_size=5)
     )
@@ -301,7 +237,7 @@ def test_thumbnails_only_for_the_sampled_rows(tmp_path):
 
 def test_the_command(run, capsys):
     tmp_path, rows = run
-    results = _write_csv(tmp_path / "results.csv", rows)
+    results = write_csv(tmp_path / "results.csv", rows)
     out = tmp_path / "out" / "page.html"
     assert cli.main(["report", str(results), "--output", str(out), "--samples-per-brand", "1"]) == 0
     assert f"report: {out} (17 rows from 1 file(s)" in capsys.readouterr().out
