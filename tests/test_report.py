@@ -190,6 +190,8 @@ def test_the_summary_stays_within_its_bounds_on_a_long_stream():
 def test_bad_results_are_named(tmp_path):
     with pytest.raises(FileNotFoundError, match="nope.csv: no such results"):
         make_report([str(tmp_path / "nope.csv")], str(tmp_path / "r.html"))
+    with pytest.raises(FileNotFoundError, match="a folder; give the results CSV"):
+        make_report([str(tmp_path)], str(tmp_path / "r.html"))
     other = tmp_path / "other.csv"
     other.write_text("a,b\n1,2\n")
     with pytest.raises(ValueError, match="other.csv: not a results CSV .no path, label"):

@@ -42,6 +42,8 @@ def result_files(results: Sequence[str]) -> list[str]:
     """
     found: list[str] = []
     for spec in results:
+        if os.path.isdir(spec):
+            raise FileNotFoundError(f"{spec}: a folder; give the results CSV (the run's --output)")
         files = local_output_files(spec)
         if not files and any(c in spec for c in _GLOB_CHARS):
             files = sorted(p for p in glob.glob(spec, recursive=True) if os.path.isfile(p))
