@@ -83,7 +83,10 @@ def write_atomically(path: str, text: str) -> None:
         raise
 
 
-def _threshold(options: ReportOptions, manifest: dict, lowest: float | None):
+def _threshold(
+    options: ReportOptions, manifest: dict, lowest: float | None
+) -> tuple[float | None, str]:
+    """The threshold the band is drawn around, and where it comes from."""
     if options.min_score is not None:
         return options.min_score, "--min-score"
     from_manifest = reading.manifest_min_score(manifest)
@@ -105,17 +108,16 @@ def make_report(
     output = output or default_output(results)
     check_output(output, [*files, *([manifest_file] if manifest_file else [])])
     manifest, note = reading.read_manifest(manifest_file)
-    given = options.min_score
-    if given is None:
-        given = reading.manifest_min_score(manifest)
+    threshold, source = _threshold(options, manifest, None)  # known before the rows?
     summary = sampling.summarize(
         reading.read_all(files),
         samples_per_brand=options.samples_per_brand,
         band_size=options.band_size,
         error_paths=options.error_paths,
-        threshold=given,
+        threshold=threshold,
     )
-    threshold, source = _threshold(options, manifest, summary.lowest_accepted_whole)
+    if threshold is None:
+        threshold, source = _threshold(options, manifest, summary.lowest_accepted_whole)
     sampled = summary.sampled_rows()
     thumbnails = make_thumbnails(((r.path, r.box) for r in sampled), options.thumbnail_size)
     page = html.Page(
