@@ -49,7 +49,6 @@ from apache_beam.transforms.window import GlobalWindows
 
 from beam_jobs.counts import CountGlobally
 from beam_jobs.errors import ClassifyJobError
-from beam_jobs.file_facts import ROW_COLUMNS
 from beam_jobs.inputs import escape_glob, is_local, os_reason
 from beam_jobs.paths import stable_hash
 from beam_jobs.sorted_csv import (
@@ -60,6 +59,7 @@ from beam_jobs.sorted_csv import (
     write_sorted_csv,
     write_sorted_records,
 )
+from logo_batch.result_csv import ROW_COLUMNS, local_output_files, shard_pattern
 
 MANIFEST_FILE = "manifest.json"
 AUTO_SHARDS = 0
@@ -533,18 +533,10 @@ def remove_stale_temp_folders(output: str) -> list[str]:
 def previous_outputs(output: str) -> list[str]:
     """The CSV files an earlier run of ``output`` wrote, with any ``--num_shards``:
     ``output`` itself and ``STEM-NNNNN-of-NNNNN.EXT``."""
-    stem, ext = os.path.splitext(output)
-    shard = re.compile(
-        re.escape(os.path.basename(stem)) + r"-\d{5}-of-\d{5}" + re.escape(ext or ".csv")
-    )
     if is_local(output):
-        folder = os.path.dirname(output)
-        try:
-            names = os.listdir(folder)
-        except OSError:
-            return []
-        found = [os.path.join(folder, n) for n in names if shard.fullmatch(n)]
-        return sorted(found + ([output] if os.path.isfile(output) else []))
+        return local_output_files(output)
+    stem, ext = os.path.splitext(output)
+    shard = shard_pattern(output)
     pattern = escape_glob(stem) + "-*-of-*" + escape_glob(ext or ".csv")
     found = [m.path for m in FileSystems.match([pattern])[0].metadata_list]
     found = [path for path in found if shard.fullmatch(path.rsplit("/", 1)[-1])]

@@ -27,10 +27,11 @@ from apache_beam.io.filesystems import FileSystems
 
 from beam_jobs.errors import ClassifyJobError
 from beam_jobs.file_facts import FileEntry, local_entry
-from beam_jobs.paths import escape_glob, escape_path, unescape_path
+from beam_jobs.paths import escape_glob
 from logo_batch.preprocessing import (
     is_image_path,
 )
+from logo_batch.result_csv import escape_path, unescape_path
 
 _GLOB_CHARS = ("*", "?", "[")
 
@@ -203,7 +204,7 @@ class ListingPart(NamedTuple):
     ``[lo, hi)`` (None: no bound; a folder of more than :data:`FILES_PER_UNIT` files is
     cut into several ranges); :data:`FILE`: the input is this one file; :data:`ERROR`:
     the folder ``path`` could not be read, ``error`` says why. Paths and names are
-    escaped (:func:`~beam_jobs.paths.escape_path`: Beam's coders take only UTF-8).
+    escaped (:func:`~logo_batch.result_csv.escape_path`: Beam's coders take only UTF-8).
     """
 
     kind: str

@@ -49,7 +49,6 @@ from beam_jobs.inputs import (
     plan_local_listing,
     resolve_input,
 )
-from beam_jobs.paths import unescape_path
 from beam_jobs.progress import LISTED, ProgressCounter
 from beam_jobs.transforms import METRICS_NAMESPACE, check_mode
 from logo_batch.predict import (
@@ -63,6 +62,7 @@ from logo_batch.preprocessing import (
     load_image,
     preprocess_image_file,
 )
+from logo_batch.result_csv import unescape_path
 from logo_batch.whole_photo import DEFAULT_GRID, Grid, WindowStack, photo_stack
 
 
@@ -104,7 +104,7 @@ class _RemoteMatchFn(beam.DoFn):
 class MatchImageFiles(beam.PTransform):
     """Every image file (by extension, any case) of an ``--input`` as a :class:`FileEntry`.
 
-    ``path`` is escaped (:func:`~beam_jobs.paths.escape_path`); ``error`` is "" for a
+    ``path`` is escaped (:func:`~logo_batch.result_csv.escape_path`); ``error`` is "" for a
     file to read, or why the entry cannot be (an unreadable folder, a broken symbolic
     link): each entry becomes one CSV row. Local inputs are listed as
     :func:`~beam_jobs.inputs.list_local_entries` lists them, in units of at most

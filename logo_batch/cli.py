@@ -38,6 +38,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "beam_jobs.classify_images",
         "classify image folders in bulk into CSV with Apache Beam",
     ),
+    "report": ("logo_batch.report.cli", "a bulk run's results as one HTML page to look at"),
     "demo": ("logo_batch.demo", "run the whole product end to end on a built-in default"),
 }
 

@@ -17,7 +17,6 @@ from typing import TextIO
 
 from logo_batch.cli_options import add_option, add_precision_option
 from logo_batch.predict import (
-    CSV_COLUMNS,
     MODES,
     Prediction,
     effective_min_score,
@@ -25,6 +24,7 @@ from logo_batch.predict import (
     resolve_mode,
     with_precision,
 )
+from logo_batch.result_csv import CSV_COLUMNS
 
 
 def add_mode_option(parser: argparse.ArgumentParser) -> None:
@@ -68,7 +68,8 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 
 
 def write_predictions(predictions: Sequence[Prediction], fmt: str, out: TextIO) -> None:
-    """Writes predictions as aligned text, CSV (``CSV_COLUMNS``) or a JSON list."""
+    """Writes predictions as aligned text, CSV
+    (:data:`~logo_batch.result_csv.CSV_COLUMNS`) or a JSON list."""
     if fmt == "csv":
         writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS, lineterminator="\n")
         writer.writeheader()

@@ -18,8 +18,8 @@ from image_files import noise_jpeg
 from beam_jobs import csv_output, job, sorted_csv
 from beam_jobs.csv_output import AUTO_SHARDS, shard_count
 from beam_jobs.errors import ClassifyJobError
-from beam_jobs.file_facts import ROW_COLUMNS
 from logo_batch.predict import error_prediction
+from logo_batch.result_csv import ROW_COLUMNS
 
 
 def _rows(count: int, bad_every: int = 4) -> list[dict[str, str]]:

@@ -15,7 +15,7 @@ from PIL import Image
 from logo_batch import models
 from logo_batch.bundle import BundleMetadata, save_bundle
 from logo_batch.cli import main
-from logo_batch.predict import CSV_COLUMNS
+from logo_batch.result_csv import CSV_COLUMNS
 
 
 @pytest.fixture(scope="module")
