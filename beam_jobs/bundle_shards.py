@@ -26,9 +26,9 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.transforms.window import GlobalWindows
 
 from beam_jobs.errors import ClassifyJobError
-from beam_jobs.file_facts import ROW_COLUMNS
 from beam_jobs.shards import ROWS_PER_SHARD, ShardWritten, file_size
 from beam_jobs.sorted_csv import SORT_BUFFER_ROWS, SortedRecordWriter, merge_sorted_csvs, to_record
+from logo_batch.result_csv import ROW_COLUMNS
 
 BUNDLE_FILE_PREFIX = "rows-"
 """Files :class:`WriteBundleShards` writes: ``rows-TOKEN-NNNNN.csv`` (TOKEN: the bundle's),

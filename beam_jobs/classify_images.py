@@ -103,18 +103,8 @@ with console.native_stderr_captured() as _startup:
     from beam_jobs.inputs import describe_inputs, resolve_inputs
     from beam_jobs.job import JobConfig, run_job
     from beam_jobs.shards import AUTO_SHARDS, ROWS_PER_SHARD, parse_num_shards
-    from logo_batch.options import (
-        BATCH_SIZE,
-        MAX_PIXELS,
-        MIN_SCORE,
-        MODE,
-        PRECISION,
-        TOP_K,
-        add_option,
-        matching_args,
-        number_in,
-        whole_number,
-    )
+    from logo_batch.arguments import add_option, matching_args, number_in, whole_number
+    from logo_batch.options import BATCH_SIZE, MAX_PIXELS, MIN_SCORE, MODE, PRECISION, TOP_K
 STARTUP_LOG: str = _startup.text
 
 ACCEPTS_EXTRA_ARGS = True  # Beam pipeline options pass through `logo-batch classify`.

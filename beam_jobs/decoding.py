@@ -12,7 +12,6 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
 from beam_jobs.file_facts import FileEntry
-from beam_jobs.paths import unescape_path
 from beam_jobs.transforms import METRICS_NAMESPACE, check_mode
 from logo_batch.inference.predict import SINGLE, WHOLE
 from logo_batch.inference.preprocessing import (
@@ -22,6 +21,7 @@ from logo_batch.inference.preprocessing import (
     preprocess_image_file,
 )
 from logo_batch.inference.whole_photo import DEFAULT_GRID, Grid, WindowStack, photo_stack
+from logo_batch.result_csv import unescape_path
 
 
 @dataclass

@@ -22,16 +22,11 @@ from typing import NamedTuple
 
 from apache_beam.io.filesystems import FileSystems
 
-from beam_jobs.paths import escape_path, unescape_path
-from logo_batch.inference.predict import CSV_COLUMNS
-
-FACT_COLUMNS = ("size", "modified", "fingerprint")
-ROW_COLUMNS = (*CSV_COLUMNS, *FACT_COLUMNS)
-"""The job's CSV columns: ``logo-batch predict``'s, then the file facts."""
+from logo_batch.result_csv import escape_path, unescape_path
 
 
 class FileEntry(NamedTuple):
-    """A file to classify: its escaped path (:func:`~beam_jobs.paths.escape_path`), why it
+    """A file to classify: its escaped path (:func:`~logo_batch.result_csv.escape_path`), why it
     cannot be read ("" when it can), its size and modification time (when known)."""
 
     path: str
@@ -109,6 +104,7 @@ def entry_of(path: str, local: bool, missing: str) -> FileEntry:
 
 
 def with_facts(row: dict[str, str], entry: FileEntry, fingerprint: str) -> dict[str, str]:
-    """``row`` with the columns :data:`FACT_COLUMNS` filled from ``entry``."""
+    """``row`` with the columns :data:`~logo_batch.result_csv.FACT_COLUMNS` filled from
+    ``entry``."""
     size = "" if entry.size is None else str(entry.size)
     return {**row, "size": size, "modified": entry.modified, "fingerprint": fingerprint}

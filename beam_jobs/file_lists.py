@@ -34,7 +34,7 @@ from apache_beam.io.filesystems import FileSystems
 
 from beam_jobs.file_facts import FileEntry, entry_of
 from beam_jobs.inputs import FileListSpec
-from beam_jobs.paths import escape_path
+from logo_batch.result_csv import escape_path
 
 PATH_COLUMN = "path"
 _BOM = "\ufeff"

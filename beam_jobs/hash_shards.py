@@ -9,14 +9,13 @@ the local runner, holds them there: about 0.4 KB per row).
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Sequence
 
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
 from beam_jobs.counts import CountGlobally
-from beam_jobs.file_facts import ROW_COLUMNS
-from beam_jobs.paths import stable_hash
 from beam_jobs.shards import (
     AUTO_SHARDS,
     ROWS_PER_SHARD,
@@ -26,6 +25,12 @@ from beam_jobs.shards import (
     shard_name,
 )
 from beam_jobs.sorted_csv import SORT_BUFFER_ROWS, to_record, write_sorted_records
+from logo_batch.result_csv import ROW_COLUMNS
+
+
+def stable_hash(text: str) -> int:
+    """A hash equal in every worker process (``hash()`` of a str is salted per process)."""
+    return zlib.crc32(text.encode("utf-8", "surrogateescape"))
 
 
 class _WriteShardFn(beam.DoFn):

@@ -19,8 +19,8 @@ from apache_beam.io.filesystem import FileSystem
 
 from beam_jobs.file_facts import FileEntry, local_entry
 from beam_jobs.inputs import os_reason
-from beam_jobs.paths import escape_path, unescape_path
 from logo_batch.inference.preprocessing import is_image_path
+from logo_batch.result_csv import escape_path, unescape_path
 
 FILES_PER_UNIT = 10_000
 """Files a listing unit names at most (a unit is listed, then classified, by one worker)."""
@@ -36,7 +36,7 @@ class ListingPart(NamedTuple):
     ``[lo, hi)`` (None: no bound; a folder of more than :data:`FILES_PER_UNIT` files is
     cut into several ranges); :data:`FILE`: the input is this one file; :data:`ERROR`:
     the folder ``path`` could not be read, ``error`` says why. Paths and names are
-    escaped (:func:`~beam_jobs.paths.escape_path`: Beam's coders take only UTF-8).
+    escaped (:func:`~logo_batch.result_csv.escape_path`: Beam's coders take only UTF-8).
     """
 
     kind: str

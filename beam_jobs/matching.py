@@ -70,7 +70,7 @@ class _RemoteMatchFn(beam.DoFn):
 class MatchImageFiles(beam.PTransform):
     """Every image file (by extension, any case) of an ``--input`` as a :class:`FileEntry`.
 
-    ``path`` is escaped (:func:`~beam_jobs.paths.escape_path`); ``error`` is "" for a
+    ``path`` is escaped (:func:`~logo_batch.result_csv.escape_path`); ``error`` is "" for a
     file to read, or why the entry cannot be (an unreadable folder, a broken symbolic
     link): each entry becomes one CSV row. Local inputs are listed as
     :func:`~beam_jobs.listing.list_local_entries` lists them, in units of at most

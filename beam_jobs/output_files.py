@@ -21,6 +21,7 @@ from apache_beam.io.filesystems import FileSystems
 from beam_jobs.errors import ClassifyJobError
 from beam_jobs.inputs import is_local, os_reason
 from beam_jobs.processes import pid_alive
+from logo_batch.result_csv import local_output_files, shard_pattern
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -114,18 +115,10 @@ def remove_stale_temp_folders(output: str) -> list[str]:
 def previous_outputs(output: str) -> list[str]:
     """The CSV files an earlier run of ``output`` wrote, with any ``--num_shards``:
     ``output`` itself and ``STEM-NNNNN-of-NNNNN.EXT``."""
-    stem, ext = os.path.splitext(output)
-    shard = re.compile(
-        re.escape(os.path.basename(stem)) + r"-\d{5}-of-\d{5}" + re.escape(ext or ".csv")
-    )
     if is_local(output):
-        folder = os.path.dirname(output)
-        try:
-            names = os.listdir(folder)
-        except OSError:
-            return []
-        found = [os.path.join(folder, n) for n in names if shard.fullmatch(n)]
-        return sorted(found + ([output] if os.path.isfile(output) else []))
+        return local_output_files(output)
+    stem, ext = os.path.splitext(output)
+    shard = shard_pattern(output)
     pattern = glob.escape(stem) + "-*-of-*" + glob.escape(ext or ".csv")
     found = [m.path for m in FileSystems.match([pattern])[0].metadata_list]
     found = [path for path in found if shard.fullmatch(path.rsplit("/", 1)[-1])]

@@ -33,10 +33,11 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
 from beam_jobs.errors import ClassifyJobError
-from beam_jobs.file_facts import ROW_COLUMNS, FileEntry
+from beam_jobs.file_facts import FileEntry
 from beam_jobs.inputs import is_local, local_path
 from beam_jobs.output_files import previous_outputs
 from beam_jobs.transforms import METRICS_NAMESPACE
+from logo_batch.result_csv import ROW_COLUMNS
 
 REUSE_COUNTS_FILE = "reuse.json"
 REUSED, NEW, CHANGED, RETRIED, REMOVED = "reused", "new", "changed", "retried", "removed"

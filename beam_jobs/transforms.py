@@ -132,7 +132,7 @@ class _ToRowFn(beam.DoFn):
 
 class FormatRows(beam.PTransform):
     """``(FileEntry, Prediction)`` pairs to CSV rows (dicts keyed by
-    :data:`~beam_jobs.file_facts.ROW_COLUMNS`): the prediction's columns, then the
+    :data:`~logo_batch.result_csv.ROW_COLUMNS`): the prediction's columns, then the
     entry's size and modification time and ``fingerprint`` (:mod:`beam_jobs.fingerprint`)."""
 
     def __init__(self, fingerprint: str = ""):

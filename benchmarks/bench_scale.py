@@ -210,8 +210,8 @@ def measure(
 def merge_rate(shards: Sequence[Path], work: Path) -> Merge:
     """Times the merge ``--num_shards 1`` runs (one process) over the largest run's
     shards."""
-    from beam_jobs.file_facts import ROW_COLUMNS
     from beam_jobs.sorted_csv import merge_sorted_csvs
+    from logo_batch.result_csv import ROW_COLUMNS
 
     start = time.perf_counter()
     rows, _ = merge_sorted_csvs([str(s) for s in shards], str(work / "merged.csv"), ROW_COLUMNS)

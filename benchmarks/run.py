@@ -66,38 +66,28 @@ def section_number(markdown: str) -> int | None:
     return int(match.group(1)) if match else None
 
 
-def split_trailer(results: str) -> tuple[str, str]:
-    """RESULTS.md as (everything up to the numbered sections' end, the ``## `` part
-    after them: what bounds each figure, written by hand and kept by every run)."""
-    first = re.search(r"(?m)^### ", results)
-    tail = re.compile(r"(?m)^## ").search(results, first.end()) if first else None
-    return (results[: tail.start()], results[tail.start() :]) if tail else (results, "")
-
-
 def merge_results(old: str, sections: list[Section], command: str, date: str) -> str:
     """``old`` RESULTS.md with the sections of the same number replaced by ``sections``
-    (each stamped with the command and date that measured it), new ones added in order;
-    the text after the numbered sections (a ``## `` part, e.g. what bounds each figure)
-    stays at the end."""
-    old, trailer = split_trailer(old)
+    (each stamped with the command and date that measured it), new ones added in order."""
     header, *chunks = re.split(r"(?m)^(?=### )", old)
     by_number = {section_number(chunk): chunk for chunk in chunks}
     for section in sections:
         stamp = f"\n(measured by `{command}`, {date})\n"
         by_number[section_number(section.markdown())] = section.markdown() + stamp + "\n"
     ordered = sorted(n for n in by_number if n is not None)
-    return header + "".join(by_number[n] for n in ordered) + trailer
+    return header + "".join(by_number[n] for n in ordered)
 
 
 def write_results(
     sections: list[Section], command: str, data: str, started: float, partial: bool = False
 ) -> None:
-    """Writes RESULTS.md: command, date, machine, then every section; a ``partial`` run
-    (``--only``) replaces just its own sections of the recorded file."""
+    """Writes RESULTS.md whole: command, date, machine, then every section; a ``partial``
+    run (``--only``) replaces just its own sections of the recorded file. What the
+    figures mean and what bounds them is docs/performance.md, written by hand."""
     minutes = (time.time() - started) / 60
     if partial and RESULTS.exists():
         date = f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, {minutes:.0f} min"
-        RESULTS.write_text(merge_results(RESULTS.read_text(), sections, command, date))
+        write_atomically(RESULTS, merge_results(RESULTS.read_text(), sections, command, date))
         return
     lines = [
         "# Benchmark results",
@@ -108,12 +98,19 @@ def write_results(
         f"- data: {data}",
         "",
         "Each ratio compares with a baseline measured in the same run. The machine is",
-        "shared and noisy: read the ratios, not the absolute figures.",
+        "shared and noisy: read the ratios, not the absolute figures. What each section",
+        "measures and what bounds each figure: docs/performance.md.",
         "",
     ]
     lines += [section.markdown() for section in sections]
-    trailer = split_trailer(RESULTS.read_text())[1] if RESULTS.exists() else ""
-    RESULTS.write_text("\n".join(lines) + ("\n" + trailer if trailer else ""))
+    write_atomically(RESULTS, "\n".join(lines))
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """``path`` holds ``text`` or what it held before, never a half-written file."""
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_text(text)
+    partial.replace(path)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -61,7 +61,7 @@ def count_csv_rows(path) -> tuple[int, int]:
     """Reads a written CSV back: (rows, error rows); checks the header."""
     import csv as _csv
 
-    from beam_jobs.file_facts import ROW_COLUMNS
+    from logo_batch.result_csv import ROW_COLUMNS
 
     with open(path, newline="", encoding="utf-8") as handle:
         reader = _csv.DictReader(handle)

@@ -17,10 +17,11 @@ import pytest
 from beam_support import CLASSES, IN_PROCESS, make_bundle, read_csv
 from image_files import gray_png, noise_jpeg, permissions_enforced, truncated_jpeg
 
-from beam_jobs import classify_images, job, listing, paths
+from beam_jobs import classify_images, job, listing
 from beam_jobs.summary import JobSummary
 from logo_batch import cli
 from logo_batch.inference.bundle import BundleMetadata, save_bundle
+from logo_batch.result_csv import path_bytes
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -138,9 +139,9 @@ def test_file_name_that_is_not_utf8_becomes_a_row(bundle, tmp_path):
     assert "corrupt or truncated" in rows.loc[bad, "error"]  # the file was read
     assert rows.loc[slash, "error"] == ""
     # Lossless: the documented unescaping gives the original bytes back.
-    assert paths.path_bytes(cafe) == raw + b"/caf\xe9.jpg"
-    assert paths.path_bytes(bad) == raw + b"/bad\xff\xfe.jpg"
-    assert paths.path_bytes(slash) == raw + b"/back\\slash.jpg"
+    assert path_bytes(cafe) == raw + b"/caf\xe9.jpg"
+    assert path_bytes(bad) == raw + b"/bad\xff\xfe.jpg"
+    assert path_bytes(slash) == raw + b"/back\\slash.jpg"
     assert (summary.matched, summary.failed) == (3, 1)
 
 

@@ -12,12 +12,13 @@ from image_files import gray_png, noise_jpeg, truncated_jpeg
 
 from beam_jobs import job, previous
 from beam_jobs.errors import ClassifyJobError
-from beam_jobs.file_facts import ROW_COLUMNS, FileEntry
+from beam_jobs.file_facts import FileEntry
 from beam_jobs.fingerprint import job_fingerprint
 from beam_jobs.summary import JobSummary
 from logo_batch import cli
 from logo_batch.inference.bundle import load_bundle
-from logo_batch.inference.predict import CSV_COLUMNS, predict_files
+from logo_batch.inference.predict import predict_files
+from logo_batch.result_csv import CSV_COLUMNS, ROW_COLUMNS
 
 MTIME = 1_700_000_000  # every file's modification time: a change is the test's choice
 

@@ -13,9 +13,10 @@ from image_files import gray_png, noise_jpeg
 
 from beam_jobs import file_lists, job
 from beam_jobs.errors import ClassifyJobError
-from beam_jobs.file_facts import ROW_COLUMNS, format_modified
+from beam_jobs.file_facts import format_modified
 from beam_jobs.inputs import FileListSpec, resolve_file_list, resolve_inputs
 from logo_batch import cli
+from logo_batch.result_csv import ROW_COLUMNS
 
 
 @pytest.fixture(scope="module")

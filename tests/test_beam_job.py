@@ -32,10 +32,10 @@ from image_files import (
 from PIL import Image
 
 from beam_jobs import inputs, job, runner
-from beam_jobs.file_facts import ROW_COLUMNS
 from logo_batch import cli
 from logo_batch.inference.bundle import load_bundle
 from logo_batch.inference.predict import UNKNOWN_LABEL, predict_files
+from logo_batch.result_csv import ROW_COLUMNS
 
 
 @pytest.fixture(scope="module")

@@ -17,10 +17,10 @@ from image_files import noise_jpeg
 
 from beam_jobs import bundle_shards, hash_shards, job, shards, sorted_csv
 from beam_jobs.errors import ClassifyJobError
-from beam_jobs.file_facts import ROW_COLUMNS
 from beam_jobs.manifest import MANIFEST_FILE, WriteManifest, check_shards
 from beam_jobs.shards import AUTO_SHARDS, shard_count
 from logo_batch.inference.predict import error_prediction
+from logo_batch.result_csv import ROW_COLUMNS
 
 
 def _rows(count: int, bad_every: int = 4) -> list[dict[str, str]]:

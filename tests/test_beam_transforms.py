@@ -230,7 +230,7 @@ def test_classify_batches_gives_one_prediction_per_file_failures_named(tmp_path)
 
 
 def _row(path: str, entry_size: int, *, fingerprint: str = "fp", error: str = "") -> dict:
-    from beam_jobs.file_facts import ROW_COLUMNS
+    from logo_batch.result_csv import ROW_COLUMNS
 
     row = {column: "" for column in ROW_COLUMNS}
     if not error:  # a label and scores that need CSV quoting: a carried row keeps them
@@ -243,8 +243,8 @@ def _row(path: str, entry_size: int, *, fingerprint: str = "fp", error: str = ""
 
 def test_reuse_previous_carries_unchanged_rows_byte_for_byte_and_classifies_the_rest(tmp_path):
     from beam_jobs import previous
-    from beam_jobs.file_facts import ROW_COLUMNS
     from beam_jobs.sorted_csv import csv_line, to_record
+    from logo_batch.result_csv import ROW_COLUMNS
 
     modified = "2024-05-01T12:00:00.000001Z"
     same = FileEntry('/p/same, "q" é.jpg', "", 10, modified)

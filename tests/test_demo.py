@@ -43,6 +43,9 @@ def test_demo_runs_end_to_end_and_again(
         assert sorted(Path(p).name for p in rows.path) == sorted(query)
         assert (rows.error == "").all()
         assert rows.path.iloc[0] in printed  # the first CSV rows are shown
+        report = out / "report.html"
+        assert f"report of this run: {report} (open it in a browser)" in printed
+        assert f"{len(rows)} rows:" in report.read_text().replace(",", "")
         metrics = json.loads((run / "metrics.json").read_text())
         assert f"{metrics['test']['accuracy']:.3f}" in printed
     assert len(list((out / "tfds").iterdir())) == 1  # built once, reused

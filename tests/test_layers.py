@@ -3,16 +3,17 @@
     apps        logo_batch.cli.*, benchmarks.*, experiments.*      (may import anything)
     ───────────────────────────────────────────────────────────────────────────────────
     training    logo_batch.training.*  │
-    evaluation  logo_batch.evaluation.*│  beam     beam_jobs.*
-    data        logo_batch.data.*      │  options  logo_batch.options
+    evaluation  logo_batch.evaluation.*│  beam     beam_jobs.*       │
+    data        logo_batch.data.*      │  options  logo_batch.options│  report logo_batch.report.*
     ───────────────────────────────────────────────────────────────────────────────────
     inference   logo_batch.inference.*  (decode, bundle, engines, windows, rows)
-    base        logo_batch, logo_batch.console
-    dataset     tfds_flickr27 (and any sibling tfds_* dataset package)
+    base        logo_batch, logo_batch.console, logo_batch.arguments, logo_batch.result_csv
+    dataset     tfds_flickr27, and the dataset packages built on it (tfds_logo_folder)
 
 A module may import its own layer and the layers below it. The left column is a ladder
-(training > evaluation > data); the right one is a branch of its own: ``options`` stands
-on inference, ``beam`` on options, and neither side imports the other. Every
+(training > evaluation > data); ``options`` stands on inference and ``beam`` on options;
+``report`` stands on base alone (it reads results CSVs without TensorFlow or Beam); no
+column imports another. Every
 ``import`` counts, lazy ones inside functions included, and no two of our modules may
 import each other, however long the loop. Loading a module by a name in a string
 (``importlib.import_module("beam_jobs.classify_images")`` in ``logo_batch.cli``) is not
@@ -49,8 +50,12 @@ LAYER_OF = [
     ("logo_batch.data.*", "data"),
     ("logo_batch.inference", "inference"),
     ("logo_batch.inference.*", "inference"),
+    ("logo_batch.report", "report"),
+    ("logo_batch.report.*", "report"),
     ("logo_batch", "base"),
     ("logo_batch.console", "base"),
+    ("logo_batch.arguments", "base"),
+    ("logo_batch.result_csv", "base"),
     ("tfds_*", "dataset"),
 ]
 _CORE = ("dataset", "base", "inference")
@@ -64,6 +69,7 @@ MAY_IMPORT = {
     "training": {*_CORE, "data", "evaluation", "training"},
     "options": {*_CORE, "options"},
     "beam": {*_CORE, "options", "beam"},
+    "report": {"base", "report"},  # pure Python and Pillow: no TensorFlow, no Beam
 }
 
 
@@ -206,6 +212,8 @@ def test_every_module_has_a_layer():
 def test_the_layer_map_reads_as_documented():
     assert layer("tfds_flickr27.synthetic") == layer("tfds_folder.builder") == "dataset"
     assert layer("logo_batch") == layer("logo_batch.console") == "base"
+    assert layer("logo_batch.arguments") == layer("logo_batch.result_csv") == "base"
+    assert layer("logo_batch.report.html") == "report"
     assert layer("logo_batch.inference") == layer("logo_batch.inference.engines") == "inference"
     assert layer("logo_batch.data.pipeline") == "data"
     assert layer("logo_batch.evaluation.metrics") == "evaluation"
@@ -260,7 +268,9 @@ def test_imports_are_found_lazy_relative_and_from_package():
         ("logo_batch.options", "from logo_batch.data import pipeline"),
         ("beam_jobs.job", "from logo_batch.training import TrainConfig"),
         ("beam_jobs.decoding", "from logo_batch.data import pipeline"),
-        ("logo_batch.data.pipeline", "from beam_jobs import paths"),
+        ("logo_batch.data.pipeline", "from beam_jobs import shards"),
+        ("logo_batch.report.reading", "from logo_batch.inference import predict"),
+        ("logo_batch.arguments", "from logo_batch.inference import engines"),
         ("tfds_flickr27.synthetic", "from logo_batch.inference import preprocessing"),
         ("logo_batch.console", "def f():\n    from logo_batch.inference import bundle\n"),
     ],
@@ -298,3 +308,16 @@ def test_an_import_cycle_fails(module: str, line: str, cycle: list[str]):
     assert violations(modules, {module: source}) == []  # allowed by the layers alone
     (found,) = cycles(modules, {module: source})
     assert set(cycle) <= set(found) and module in found
+
+
+def test_flickr27_never_imports_the_folder_datasets():
+    """tfds_logo_folder builds on tfds_flickr27's helpers, never the other way."""
+    modules = module_files()
+    found = [
+        f"{modules[module].relative_to(REPO)}:{line}: imports {imported}"
+        for module, edges in import_graph(modules).items()
+        if module.split(".")[0] == "tfds_flickr27"
+        for line, imported in edges
+        if imported.split(".")[0] != "tfds_flickr27" and layer(imported) == "dataset"
+    ]
+    assert not found, "\n".join(found)

@@ -14,7 +14,7 @@ from PIL import Image
 
 from logo_batch.cli import main
 from logo_batch.inference.bundle import BundleMetadata, save_bundle
-from logo_batch.inference.predict import CSV_COLUMNS
+from logo_batch.result_csv import CSV_COLUMNS
 from logo_batch.training import models
 
 

@@ -9,7 +9,7 @@ rows are deduplicated to distinct ``(filename, class, box)``. Query file:
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 CLASS_NAMES: tuple[str, ...] = (
     "Adidas", "Apple", "BMW", "Citroen", "Cocacola", "DHL", "Fedex", "Ferrari", "Ford",
@@ -66,6 +66,13 @@ def _fail(source: str, number: int, line: str, problem: str) -> AnnotationError:
     return AnnotationError(f"{source}, line {number}: {problem}: {line!r}")
 
 
+def box_problem(x1: int, y1: int, x2: int, y2: int) -> str | None:
+    """Why ``(x1, y1, x2, y2)`` is not a box (``None`` if it is one; zero area allowed)."""
+    if min(x1, y1) < 0 or x2 < x1 or y2 < y1:
+        return "box is not x1 <= x2, y1 <= y2, all >= 0"
+    return None
+
+
 def parse_training(text: str | bytes, source: str = "training annotation") -> TrainingAnnotations:
     """Parses the training annotation file; raises :class:`AnnotationError` on a bad line."""
     seen: dict[Box, int] = {}
@@ -85,8 +92,9 @@ def parse_training(text: str | bytes, source: str = "training annotation") -> Tr
             x1, y1, x2, y2 = (int(value) for value in coords)
         except ValueError:
             raise _fail(source, number, line, "subset and box must be integers") from None
-        if min(x1, y1) < 0 or x2 < x1 or y2 < y1:
-            raise _fail(source, number, line, "box is not x1 <= x2, y1 <= y2, all >= 0")
+        problem = box_problem(x1, y1, x2, y2)
+        if problem:
+            raise _fail(source, number, line, problem)
         seen.setdefault(Box(filename, label, x1, y1, x2, y2), number)
     if not seen:
         raise AnnotationError(f"{source}: no annotation rows")
@@ -120,8 +128,10 @@ def parse_query(text: str | bytes, source: str = "query annotation") -> dict[str
     return queries
 
 
-def primary_label(boxes: Iterable[Box], labels: list[str]) -> str:
-    """The class with the largest single box (ties: first in CLASS_NAMES order).
+def primary_label(
+    boxes: Iterable[Box], labels: list[str], order: Sequence[str] = CLASS_NAMES
+) -> str:
+    """The class with the largest single box (ties: first in ``order``, the class list).
 
     ``labels`` are all of the image's classes, so an image whose only box has zero area
     keeps its class.
@@ -129,4 +139,4 @@ def primary_label(boxes: Iterable[Box], labels: list[str]) -> str:
     area = dict.fromkeys(labels, 0)
     for box in boxes:
         area[box.label] = max(area.get(box.label, 0), box.area)
-    return max(sorted(area, key=CLASS_NAMES.index), key=lambda label: area[label])
+    return max(sorted(area, key=order.index), key=lambda label: area[label])

@@ -23,13 +23,12 @@ import os
 import posixpath
 import tarfile
 import zlib
-from collections.abc import Collection, Iterable, Iterator
-from typing import TypeVar
+from collections.abc import Collection, Iterator
 
 from tfds_flickr27 import annotations as ann
 from tfds_flickr27 import gunzip
 from tfds_flickr27.jpeg import check_images
-from tfds_flickr27.parallel import ordered_map
+from tfds_flickr27.parallel import batches, ordered_map
 
 ROOT = "flickr_logos_27_dataset"
 IMAGES_ARCHIVE = f"{ROOT}_images.tar.gz"
@@ -37,8 +36,6 @@ TRAINING_FILE = f"{ROOT}_training_set_annotation.txt"
 QUERY_FILE = f"{ROOT}_query_set_annotation.txt"
 
 log = logging.getLogger(__name__)
-
-T = TypeVar("T")
 
 _INNER_CHUNK_SIZE = 1 << 14
 
@@ -169,17 +166,6 @@ class _Scanned:
 _BATCH = 16
 
 
-def _batches(items: Iterable[T], size: int) -> Iterator[list[T]]:
-    batch: list[T] = []
-    for item in items:
-        batch.append(item)
-        if len(batch) == size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
-
-
 def _scan_batch(items: list[tuple[str, str, bytes]]) -> list[_Scanned]:
     checked = check_images([data for _, _, data in items])
     return [
@@ -225,8 +211,8 @@ def scan(path: str | os.PathLike, *, keep_images: bool = False) -> ArchiveIndex:
         for member in outer:
             name = posixpath.basename(member.name)
             if name == IMAGES_ARCHIVE:
-                batches = _batches(first_copies(outer, member), _BATCH)
-                for image in itertools.chain.from_iterable(ordered_map(_scan_batch, batches)):
+                groups = batches(first_copies(outer, member), _BATCH)
+                for image in itertools.chain.from_iterable(ordered_map(_scan_batch, groups)):
                     sha256[image.filename] = image.sha256
                     members[image.filename] = image.member
                     if image.size is None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+from collections.abc import Callable, Iterable, Mapping
 
 from tfds_flickr27 import annotations as ann
 from tfds_flickr27.archive import TRAINING_FILE, ArchiveError, ArchiveIndex
@@ -34,15 +35,56 @@ class CheckReport:
 
     def as_metadata(self) -> dict:
         """JSON-ready summary for the dataset's ``info.metadata``."""
-        result: dict = {}
-        for key, value in dataclasses.asdict(self).items():
-            result[f"num_{key}"] = len(value)
-            result[key] = value
-        return result
+        return counted(self)
 
 
-def _box_text(box: ann.Box) -> str:
+def counted(report) -> dict:
+    """A report (a dataclass of collections) as JSON-ready metadata: each field, and
+    ``num_<field>``, how many entries it has."""
+    result: dict = {}
+    for key, value in dataclasses.asdict(report).items():
+        result[f"num_{key}"] = len(value)
+        result[key] = value
+    return result
+
+
+def box_text(box: ann.Box) -> str:
+    """A box as the reports show it: ``file class x1 y1 x2 y2``."""
     return f"{box.filename} {box.label} {box.x1} {box.y1} {box.x2} {box.y2}"
+
+
+@dataclasses.dataclass
+class FittedBoxes:
+    """Boxes checked against their image's size (:func:`fit_boxes`)."""
+
+    kept: dict[ann.Box, ann.Box]  # each kept box as annotated -> the box inside its image
+    rejected: dict[str, str]  # where(box) -> box and reason: no pixel inside the image
+    clipped: dict[str, str]  # where(box) -> box before and after clipping
+
+
+def fit_boxes(
+    boxes: Iterable[ann.Box],
+    size: Mapping[str, tuple[int, int]],
+    where: Callable[[ann.Box], str],
+) -> FittedBoxes:
+    """Each box against the ``(width, height)`` of its image: a box overhanging the image
+    is clipped to it, a box with no pixel inside it is rejected; ``where(box)`` names the
+    annotation line in the reports."""
+    result = FittedBoxes({}, {}, {})
+    for box in boxes:
+        width, height = size[box.filename]
+        if box.x1 >= width or box.y1 >= height:
+            result.rejected[where(box)] = (
+                f"{box_text(box)}: no pixel inside the {width}x{height} image"
+            )
+            continue
+        fitted = dataclasses.replace(box, x2=min(box.x2, width), y2=min(box.y2, height))
+        if fitted != box:
+            result.clipped[where(box)] = (
+                f"{box_text(box)} clipped to the {width}x{height} image: {box_text(fitted)}"
+            )
+        result.kept[box] = fitted
+    return result
 
 
 def check(
@@ -76,23 +118,12 @@ def check(
     def where(box: ann.Box) -> str:
         return f"{TRAINING_FILE}:{training.line.get(box, '?')}"
 
-    kept: dict[ann.Box, int] = {}
-    rejected: dict[str, str] = {}
-    clipped: dict[str, str] = {}
-    for box in training.boxes:
-        if box.filename in index.unusable:
-            continue
-        width, height = index.size[box.filename]
-        if box.x1 >= width or box.y1 >= height:
-            rejected[where(box)] = f"{_box_text(box)}: no pixel inside the {width}x{height} image"
-            continue
-        fitted = dataclasses.replace(box, x2=min(box.x2, width), y2=min(box.y2, height))
-        if fitted != box:
-            clipped[where(box)] = (
-                f"{_box_text(box)} clipped to the {width}x{height} image: {_box_text(fitted)}"
-            )
-        kept.setdefault(fitted, training.line.get(box, 0))
     boxes = [b for b in training.boxes if b.filename not in index.unusable]
+    fitted = fit_boxes(boxes, index.size, where)
+    rejected, clipped = fitted.rejected, fitted.clipped
+    kept: dict[ann.Box, int] = {}
+    for box, inside in fitted.kept.items():
+        kept.setdefault(inside, training.line.get(box, 0))
     if len(rejected) > max_skipped_fraction * max(len(boxes), 1):
         raise ArchiveError(
             f"{archive}: {len(rejected)} of {len(boxes)} boxes lie outside their image, "
@@ -105,7 +136,7 @@ def check(
         log.warning("flickr_logos27: %s: %s: %s", archive, key, text)
     zero_area = {}
     for box in training.zero_area:
-        zero_area[where(box)] = _box_text(box)
+        zero_area[where(box)] = box_text(box)
         log.warning("flickr_logos27: %s: %s: dropped zero-area box %s", archive, where(box), box)
 
     cleaned = ann.TrainingAnnotations(

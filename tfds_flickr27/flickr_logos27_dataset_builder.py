@@ -12,6 +12,7 @@ from tfds_flickr27 import annotations as ann
 from tfds_flickr27 import archive as archive_lib
 from tfds_flickr27 import checks
 from tfds_flickr27 import download as download_lib
+from tfds_flickr27 import features as features_lib
 from tfds_flickr27 import splits as splits_lib
 from tfds_flickr27.crops import crop_jpegs
 from tfds_flickr27.names import ARCHIVE_NAME, CROPS, DATASET_NAME, IMAGES, URL
@@ -76,27 +77,8 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     DEFAULT_CONFIG_NAME = IMAGES
 
     def _info(self) -> tfds.core.DatasetInfo:
-        label = tfds.features.ClassLabel(names=ann.LABEL_NAMES)
-        image = tfds.features.Image(shape=(None, None, 3), encoding_format="jpeg")
-        if self.builder_config.kind == IMAGES:
-            features = {
-                "image": image,
-                "label": label,
-                "labels": tfds.features.Sequence(label),
-                "objects": tfds.features.Sequence(
-                    {"bbox": tfds.features.BBoxFeature(), "label": label}
-                ),
-                "filename": tfds.features.Text(),
-            }
-        else:
-            features = {
-                "image": image,
-                "label": label,
-                "bbox": tfds.features.BBoxFeature(),
-                "filename": tfds.features.Text(),
-            }
         return self.dataset_info_from_configs(
-            features=tfds.features.FeaturesDict(features),
+            features=features_lib.features(self.builder_config.kind, ann.LABEL_NAMES),
             supervised_keys=("image", "label"),
             homepage="http://image.ntua.gr/iva/datasets/flickr_logos/",
             metadata=tfds.core.MetadataDict(),
@@ -180,7 +162,8 @@ class Builder(tfds.core.GeneratorBasedBuilder):
                     "label": ann.primary_label(own, labels),
                     "labels": labels,
                     "objects": [
-                        {"bbox": _bbox(box, width, height), "label": box.label} for box in own
+                        {"bbox": features_lib.bbox(box, width, height), "label": box.label}
+                        for box in own
                     ],
                     "filename": filename,
                 },
@@ -236,7 +219,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
                     {
                         "image": jpeg,
                         "label": box.label,
-                        "bbox": _bbox(box, *index.size[filename]),
+                        "bbox": features_lib.bbox(box, *index.size[filename]),
                         "filename": filename,
                     },
                 )
@@ -251,17 +234,3 @@ def _boxes_by_file(index: archive_lib.ArchiveIndex) -> dict[str, list[ann.Box]]:
     for box in sorted(index.training.boxes):
         result.setdefault(box.filename, []).append(box)
     return result
-
-
-def _bbox(box: ann.Box, width: int, height: int) -> tfds.features.BBox:
-    """The box normalized to [0, 1] (clipped to the image)."""
-
-    def clip(value: float) -> float:
-        return min(max(value, 0.0), 1.0)
-
-    return tfds.features.BBox(
-        ymin=clip(box.y1 / height),
-        xmin=clip(box.x1 / width),
-        ymax=clip(box.y2 / height),
-        xmax=clip(box.x2 / width),
-    )

@@ -24,6 +24,18 @@ def cpu_count() -> int:
         return os.cpu_count() or 1
 
 
+def batches(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    """``items`` in lists of ``size`` (the last one shorter), read as they come."""
+    batch: list[T] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
 def ordered_map(
     fn: Callable[[T], R], items: Iterable[T], workers: int | None = None
 ) -> Iterator[R]:

@@ -23,6 +23,7 @@ import gzip
 import io
 import math
 import tarfile
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -60,9 +61,12 @@ class _Files:
     query_rows: list[tuple[str, str]] = dataclasses.field(default_factory=list)
 
 
-def class_style(label: str) -> tuple[str, tuple[int, int, int], str]:
-    """Shape, RGB colour and letter that identify ``label``'s synthetic logo."""
-    index = CLASS_NAMES.index(label)
+def class_style(
+    label: str, names: Sequence[str] = CLASS_NAMES
+) -> tuple[str, tuple[int, int, int], str]:
+    """Shape, RGB colour and letter that identify ``label``'s synthetic logo (``names``:
+    the class list; its first 81 classes get distinct shape and colour pairs)."""
+    index = list(names).index(label)
     shape = _SHAPES[index % 9]
     colour = _COLOURS[(index + 3 * (index // 9)) % 9]
     return shape, colour, label[0]
@@ -99,9 +103,11 @@ def _polygon(shape: str, cx: float, cy: float, r: float) -> list[tuple[float, fl
     ]
 
 
-def _draw_logo(image: Image.Image, label: str, box: tuple[int, int, int, int]) -> None:
+def _draw_logo(
+    image: Image.Image, label: str, box: tuple[int, int, int, int], names: Sequence[str]
+) -> None:
     """Draws ``label``'s shape filling ``box`` and its letter in the middle."""
-    shape, colour, letter = class_style(label)
+    shape, colour, letter = class_style(label, names)
     draw = ImageDraw.Draw(image)
     x1, y1, x2, y2 = box
     cx, cy, r = (x1 + x2) / 2, (y1 + y2) / 2, (x2 - x1) / 2
@@ -141,10 +147,14 @@ def _place(
     return box
 
 
-def _render(
-    rng: np.random.Generator, image_size: int, labels: list[str]
+def render_photo(
+    rng: np.random.Generator,
+    image_size: int,
+    labels: list[str],
+    names: Sequence[str] = CLASS_NAMES,
 ) -> tuple[bytes, list[Logo]]:
-    """A JPEG with one logo per entry of ``labels`` (may be empty) and their boxes."""
+    """A JPEG with one logo per entry of ``labels`` (may be empty) and their boxes
+    (``names``: the class list the logos' styles come from)."""
     width = image_size
     height = int(image_size * rng.uniform(0.7, 1.0))
     if rng.random() < 0.5:
@@ -153,7 +163,7 @@ def _render(
     logos: list[Logo] = []
     for label in labels:
         box = _place(rng, width, height, [logo.box for logo in logos])
-        _draw_logo(image, label, box)
+        _draw_logo(image, label, box, names)
         logos.append(Logo(label, box))
     buffer = io.BytesIO()
     image.save(buffer, format="JPEG", quality=90)
@@ -179,7 +189,7 @@ def _generate(
             labels = [label] * int(rng.choice([1, 1, 2]))
             if label == "Pepsi" and i == 0:
                 labels = ["Pepsi", "Cocacola"]  # the real two-class image
-            data, logos = _render(rng, image_size, labels)
+            data, logos = render_photo(rng, image_size, labels)
             name = new_name()
             files.images[name] = data
             subset = 1 + i % NUM_SUBSETS
@@ -191,12 +201,12 @@ def _generate(
             for logo in logos:
                 files.training_rows.append((name, logo.label, subset, logo.box))
         for _ in range(query_per_class):
-            data, _ = _render(rng, image_size, [label])
+            data, _ = render_photo(rng, image_size, [label])
             name = new_name()
             files.images[name] = data
             files.query_rows.append((name, label))
     for _ in range(none_queries):
-        data, _ = _render(rng, image_size, [])
+        data, _ = render_photo(rng, image_size, [])
         name = new_name()
         files.images[name] = data
         files.query_rows.append((name, NONE_LABEL))

@@ -24,6 +24,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "logo_batch.cli.synthetic",
         "write a small generated archive in the FlickrLogos-27 layout",
     ),
+    "dataset": (
+        "logo_batch.cli.dataset",
+        "build a TFDS dataset from a folder of your own logos (dataset build FOLDER ...)",
+    ),
     "train": ("logo_batch.cli.train", "train a logo classifier on the TFDS dataset"),
     "evaluate": ("logo_batch.cli.evaluate", "evaluate a model bundle on a dataset split"),
     "predict": ("logo_batch.cli.predict", "classify image files with a model bundle"),
@@ -35,6 +39,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "beam_jobs.classify_images",
         "classify image folders in bulk into CSV with Apache Beam",
     ),
+    "report": ("logo_batch.cli.report", "a bulk run's results as one HTML page to look at"),
     "demo": ("logo_batch.cli.demo", "run the whole product end to end on a built-in default"),
 }
 

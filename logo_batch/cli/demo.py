@@ -9,6 +9,7 @@
    / ``$LOGO_BATCH_WEIGHTS``: a weights file), sized to finish in minutes on 2 CPU cores.
 4. Classifies a folder (the query-set images) with the Beam job into a CSV.
 5. Prints where the CSV, plots and model are, the first CSV rows and the test accuracy.
+6. Writes the run's report (``logo-batch report``: one HTML page) and prints where it is.
 
 Run twice, it rebuilds nothing it can reuse (the TFRecords) and overwrites the rest.
 """
@@ -202,7 +203,16 @@ def run_demo(args: argparse.Namespace) -> int:
     print(f"\n  test accuracy (crops test split): {test['accuracy']:.3f}\n")
     with pd.option_context("display.width", 160, "display.max_colwidth", 48):
         print(pd.read_csv(csv_path, keep_default_na=False).head(8).to_string(index=False))
+    write_report(csv_path, out / "report.html")
     return 0
+
+
+def write_report(csv_path: Path, output: Path) -> None:
+    """The run's page (``logo-batch report``), and where it is."""
+    from logo_batch.report.build import make_report
+
+    written = make_report([str(csv_path)], str(output))
+    say(f"report of this run: {written.path} (open it in a browser)")
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:

@@ -7,15 +7,9 @@ import argparse
 import json
 import sys
 
+from logo_batch.arguments import add_option, matching_args
 from logo_batch.evaluation.evaluate import evaluate_bundle
-from logo_batch.options import (
-    BATCH_SIZE,
-    MIN_SCORE,
-    MODE,
-    PRECISION,
-    add_option,
-    matching_args,
-)
+from logo_batch.options import BATCH_SIZE, MIN_SCORE, MODE, PRECISION
 from tfds_flickr27 import CONFIG_NAMES, DATASET_NAME, IMAGES
 
 
@@ -26,7 +20,14 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     add_option(parser, "--data-dir", required=True, help="TFDS data_dir with the dataset")
     add_option(parser, "--config", default=IMAGES, choices=CONFIG_NAMES)
     add_option(parser, "--split", default="test")
-    add_option(parser, "--dataset", default=DATASET_NAME, help=argparse.SUPPRESS)
+    add_option(
+        parser,
+        "--dataset",
+        default=DATASET_NAME,
+        metavar="NAME",
+        help=f"TFDS dataset in --data-dir (default {DATASET_NAME}; your own: the NAME "
+        "given to logo-batch dataset build)",
+    )
     MIN_SCORE.add_to(parser, aliases=("--threshold",))
     for option in (MODE, BATCH_SIZE, PRECISION):
         option.add_to(parser)

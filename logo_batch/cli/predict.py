@@ -15,23 +15,16 @@ import sys
 from collections.abc import Sequence
 from typing import TextIO
 
+from logo_batch.arguments import add_option
 from logo_batch.inference.engines import with_precision
 from logo_batch.inference.predict import (
-    CSV_COLUMNS,
     Prediction,
     effective_min_score,
     predict_files,
     resolve_mode,
 )
-from logo_batch.options import (
-    BATCH_SIZE,
-    MAX_PIXELS,
-    MIN_SCORE,
-    MODE,
-    PRECISION,
-    TOP_K,
-    add_option,
-)
+from logo_batch.options import BATCH_SIZE, MAX_PIXELS, MIN_SCORE, MODE, PRECISION, TOP_K
+from logo_batch.result_csv import CSV_COLUMNS
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
@@ -44,7 +37,8 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 
 
 def write_predictions(predictions: Sequence[Prediction], fmt: str, out: TextIO) -> None:
-    """Writes predictions as aligned text, CSV (``CSV_COLUMNS``) or a JSON list."""
+    """Writes predictions as aligned text, CSV
+    (:data:`~logo_batch.result_csv.CSV_COLUMNS`) or a JSON list."""
     if fmt == "csv":
         writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS, lineterminator="\n")
         writer.writeheader()

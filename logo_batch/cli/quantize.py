@@ -7,13 +7,12 @@ import argparse
 import json
 import sys
 
+from logo_batch.arguments import matching_args
 from logo_batch.evaluation.quantize import (
     CALIBRATION_PHOTOS,
     DEFAULT_CALIBRATION,
     quantize_bundle,
 )
-from logo_batch.options import matching_args
-from tfds_flickr27 import DATASET_NAME
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
@@ -28,7 +27,13 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         f"{DEFAULT_CALIBRATION}; a background bundle adds the windows of "
         f"{CALIBRATION_PHOTOS} training photos)",
     )
-    parser.add_argument("--dataset", default=DATASET_NAME, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--dataset",
+        default=None,
+        metavar="NAME",
+        help="TFDS dataset in --data-dir to calibrate on (default: the one the bundle "
+        "trained on, as its metadata records)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:

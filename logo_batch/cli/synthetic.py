@@ -22,7 +22,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Writes the archive and prints where it is."""
-    from logo_batch.options import matching_args
+    from logo_batch.arguments import matching_args
     from tfds_flickr27.synthetic import write_synthetic_archive
 
     path = write_synthetic_archive(args.output, **matching_args(write_synthetic_archive, args))

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from logo_batch.options import BATCH_SIZE, add_option, matching_args
+from logo_batch.arguments import add_option, matching_args
+from logo_batch.options import BATCH_SIZE
 from logo_batch.training import distribute, models
 from logo_batch.training.augment import METHODS
 from logo_batch.training.config import AUGMENT_ON_VALUES, TrainConfig
@@ -104,7 +105,13 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
             help=f"TFDS split for {role} (slicing works: {role}[:50%%])",
         )
     a("--no-serving-export", dest="export_serving", action="store_false")
-    a("--dataset", default=d.dataset, help=argparse.SUPPRESS)
+    a(
+        "--dataset",
+        default=d.dataset,
+        metavar="NAME",
+        help=f"TFDS dataset in --data-dir (default {d.dataset}; your own: the NAME given "
+        "to logo-batch dataset build)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:

@@ -49,8 +49,15 @@ class SplitInfo:
         return self.class_names.index(NONE_LABEL) if NONE_LABEL in self.class_names else None
 
 
+_HOW_TO_BUILD = (
+    f"{DATASET_NAME}: tfds_flickr27.build_dataset; your own logos: "
+    "logo-batch dataset build FOLDER --name NAME --data-dir DATA_DIR"
+)
+
+
 def _builder(dataset: str, config: str, data_dir: str | os.PathLike):
-    """A TFDS builder for prepared data; falls back to reading the files directly."""
+    """A TFDS builder for prepared data: ``flickr_logos27`` from its code, any other
+    (a folder dataset) from its files alone (TFDS's read-only builder)."""
     import tensorflow_datasets as tfds
 
     name = f"{dataset}/{config}"
@@ -59,12 +66,12 @@ def _builder(dataset: str, config: str, data_dir: str | os.PathLike):
     except Exception as error:  # noqa: BLE001  (TFDS raises many types here)
         raise FileNotFoundError(
             f"{data_dir}: no prepared TFDS dataset {name!r} ({error}); build it first "
-            f"(tfds_flickr27.build_dataset)"
+            f"({_HOW_TO_BUILD})"
         ) from error
     if not builder.is_prepared():
         raise FileNotFoundError(
             f"{data_dir}: TFDS dataset {name!r} is not prepared there "
-            f"(expected {builder.data_dir}); build it first (tfds_flickr27.build_dataset)"
+            f"(expected {builder.data_dir}); build it first ({_HOW_TO_BUILD})"
         )
     return builder
 
@@ -278,7 +285,8 @@ def split_filenames(
     return sorted({name.decode("utf-8") for name in names.as_numpy_iterator()})
 
 
-# The splits of the ``images`` config whose photos have logo boxes (test: the query set).
+# The splits of the ``images`` config whose photos context windows are cut from (test:
+# FlickrLogos-27's query set has no boxes; no dataset's test photos are trained on).
 BOXED_PHOTO_SPLITS = ("train", "validation")
 
 
@@ -294,7 +302,7 @@ def load_boxed_photos(
     builder = _builder(dataset, "images", data_dir)
     wanted = tf.constant(sorted(set(filenames)), tf.string, shape=[len(set(filenames))])
     ds = None
-    for split in BOXED_PHOTO_SPLITS:
+    for split in (s for s in BOXED_PHOTO_SPLITS if s in builder.info.splits):
         part = builder.as_dataset(split=split, decoders={"image": tfds.decode.SkipDecoding()})
         ds = part if ds is None else ds.concatenate(part)
     ds = ds.filter(lambda ex: tf.reduce_any(tf.equal(ex["filename"], wanted)))

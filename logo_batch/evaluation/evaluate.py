@@ -3,7 +3,9 @@
 Crops or photos resized whole are scored here (:func:`predict_dataset`) and measured
 by :mod:`~logo_batch.evaluation.metrics`; photos seen through windows by
 :mod:`~logo_batch.evaluation.photo_metrics`. ``logo-batch evaluate`` calls
-:func:`evaluate_bundle`.
+:func:`evaluate_bundle`. The bundle's brands must be the dataset's, in the same order;
+``none`` images (FlickrLogos-27's query set has 135 no-logo images; a folder dataset
+has its ``none/`` photos) count as rejected below the threshold.
 """
 
 from __future__ import annotations
@@ -100,6 +102,18 @@ def evaluate_bundle(
     bundle, precision = with_precision(load_bundle(bundle_dir), precision)
     background = bundle.metadata.background_class
     mode = resolve_mode(mode, bundle.metadata, crops=config == CROPS)
+    config = IMAGES if mode == WHOLE else config
+    info = data_lib.load_split(data_dir, config, split, dataset=dataset)
+    logo_names = info.logo_class_names
+    if [n for n in bundle.class_names if n != background] != logo_names:
+        trained = bundle.metadata.dataset.get("name", dataset)
+        hint = (
+            f" (the bundle trained on {trained}: --dataset {trained})" if trained != dataset else ""
+        )
+        raise ValueError(
+            f"{bundle_dir}: bundle classes {bundle.class_names} differ from "
+            f"{dataset}/{config} classes {logo_names}{hint}"
+        )
     if mode == WHOLE:
         given = min_score is not None
         threshold = effective_min_score(min_score, mode, bundle.metadata) if given else None
@@ -107,13 +121,6 @@ def evaluate_bundle(
             bundle, data_dir, split, dataset, threshold, output_dir, batch_size
         )
         return {**metrics, "precision": precision}
-    info = data_lib.load_split(data_dir, config, split, dataset=dataset)
-    logo_names = info.logo_class_names
-    if [n for n in bundle.class_names if n != background] != logo_names:
-        raise ValueError(
-            f"{bundle_dir}: bundle classes {bundle.class_names} differ from "
-            f"{dataset}/{config} classes {logo_names}"
-        )
     threshold = effective_min_score(min_score, mode, bundle.metadata)
     scores, labels = predict_dataset(bundle.model, info.records, bundle.image_size, batch_size)
     extra = {

@@ -2,8 +2,9 @@
 open-set figures at a rejection threshold, and the threshold rule.
 
 Logo examples (labels below the number of model classes) give top-1/top-5 accuracy and
-a per-class table. Examples of the ``none`` class (the query set's 135 no-logo images)
-are counted as *rejected* when the model's top score is below the threshold.
+a per-class table. Examples of the ``none`` class (FlickrLogos-27's query set has 135
+no-logo images; a folder dataset has its ``none/`` photos) are counted as *rejected*
+when the model's top score is below the threshold.
 
 Threshold rule (chosen on the validation split at training time, see
 :func:`choose_threshold`): the highest confidence that still keeps ``keep`` (95 %) of

@@ -161,13 +161,15 @@ def quantize_bundle(
     data_dir: str | os.PathLike,
     *,
     calibration: int = DEFAULT_CALIBRATION,
-    dataset: str = DATASET_NAME,
+    dataset: str | None = None,
 ) -> dict[str, Any]:
     """Adds ``model.int8.tflite`` to a local bundle and its figures to the metadata
-    (``quantization``); returns the figures."""
+    (``quantization``); returns the figures. ``dataset``: the TFDS dataset calibrated
+    and compared on (default: the one the bundle trained on)."""
     if calibration < 1:
         raise ValueError(f"calibration must be at least 1 image, not {calibration}")
     loaded = load_bundle(bundle)
+    dataset = dataset or loaded.metadata.dataset.get("name", DATASET_NAME)
     start = time.perf_counter()
     inputs = list(calibration_inputs(loaded, data_dir, calibration, dataset))
     content = convert_int8(loaded.model, inputs)

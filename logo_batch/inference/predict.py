@@ -34,13 +34,12 @@ from logo_batch.inference.preprocessing import (
     preprocess_image_file,
 )
 from logo_batch.inference.whole_photo import Grid, PhotoScores, brand_names
+from logo_batch.result_csv import LIST_SEPARATOR
 
 if TYPE_CHECKING:
     from logo_batch.inference.bundle import BundleMetadata
 
 UNKNOWN_LABEL = "unknown"
-CSV_COLUMNS = ("path", "label", "score", "top_labels", "top_scores", "error", "box", "mode")
-LIST_SEPARATOR = ";"
 WHOLE, SINGLE, AUTO = "whole", "single", "auto"
 MODES = (AUTO, WHOLE, SINGLE)
 BUNDLE_THRESHOLD = "bundle"  # --min-score bundle: the bundle's rejection threshold
@@ -91,8 +90,8 @@ class Prediction:
     mode: str = ""
 
     def to_row(self) -> dict[str, str]:
-        """The CSV row (see ``CSV_COLUMNS``); lists are ``;``-joined, ``box`` is
-        ``x0 y0 x1 y1``."""
+        """The CSV row (:data:`~logo_batch.result_csv.CSV_COLUMNS`); lists are
+        ``;``-joined, ``box`` is ``x0 y0 x1 y1``."""
         return {
             "path": self.path,
             "label": self.label,

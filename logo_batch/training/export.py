@@ -96,6 +96,7 @@ def write_bundle(
             "name": info.dataset,
             "config": info.config,
             "version": info.version,
+            "class_names": info.class_names,  # the dataset's labels: its brands, then none
             "splits": {
                 name: {"split": s.split, "num_examples": s.num_examples}
                 for name, s in splits.items()

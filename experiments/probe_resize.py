@@ -21,7 +21,7 @@ It prints milliseconds of CPU per image (best of ``--repeats`` rounds, every met
 turn) and how far each method's pixels are from ours (mean and largest absolute
 difference, on the 0-255 scale).
 
-    python -m benchmarks.probe_resize --archive /work/shared/data/flickr_logos_27_dataset.tar.gz
+    python -m experiments.probe_resize --archive /work/shared/data/flickr_logos_27_dataset.tar.gz
 """
 
 from __future__ import annotations

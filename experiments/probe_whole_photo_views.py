@@ -20,7 +20,7 @@ the window with the lowest background probability), the rejection threshold is c
 on validation (:func:`logo_batch.evaluation.photo_metrics.choose_photo_threshold`) and the query
 set is counted at it. The window scores are cached in ``--work``.
 
-    python -m benchmarks.probe_whole_photo_views BUNDLE --data-dir /work/tfds
+    python -m experiments.probe_whole_photo_views BUNDLE --data-dir /work/tfds
 """
 
 from __future__ import annotations

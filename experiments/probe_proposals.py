@@ -18,7 +18,7 @@ validation top-1, the threshold chosen on validation photos + background windows
 (:func:`logo_batch.evaluation.photo_metrics.choose_photo_threshold`, as whole-photo mode chooses
 it) and the query set counted at it. Window scores are cached in ``--cache``.
 
-    python -m benchmarks.probe_proposals BUNDLE --data-dir /work/tfds \\
+    python -m experiments.probe_proposals BUNDLE --data-dir /work/tfds \\
         --weights /work/shared/weights/mobilenet_v2_1.0_imagenet_derived_no_top.weights.h5
 """
 
@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.probe_whole_photo_views import (
+from experiments.probe_whole_photo_views import (
     background_bundle,
     default_cache,
     photo_row,
