@@ -11,7 +11,6 @@ from PIL import Image
 from logo_batch.inference import predict, whole_photo
 from logo_batch.inference.bundle import load_bundle
 from logo_batch.inference.predict import (
-    CSV_COLUMNS,
     UNKNOWN_LABEL,
     error_prediction,
     photo_to_prediction,
@@ -29,6 +28,7 @@ from logo_batch.inference.whole_photo import (
     score_window_stacks,
     window_inputs,
 )
+from logo_batch.result_csv import CSV_COLUMNS
 
 
 def _covered(windows: np.ndarray, height: int, width: int) -> np.ndarray:
