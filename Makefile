@@ -43,7 +43,7 @@ lock:
 install: $(VENV)/.installed-test
 
 demo: $(VENV)/.installed-demo
-	$(PY) -m logo_batch.demo
+	$(PY) -m logo_batch.cli.demo
 
 test: $(VENV)/.installed-test
 	$(VENV)/bin/ruff check .

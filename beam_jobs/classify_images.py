@@ -1,15 +1,17 @@
 """Classify image folders in bulk with Apache Beam: one CSV row per image file.
 
     python -m beam_jobs.classify_images --input DIR_OR_GLOB [DIR_OR_GLOB ...] \\
-        [--file_list LIST.txt|LIST.csv ...] --model BUNDLE --output results.csv \\
-        [--previous OLD.csv] [--progress_interval S] \\
-        [--num_shards N] [--top_k K] [--min_score S] \\
+        [--file-list LIST.txt|LIST.csv ...] --model BUNDLE --output results.csv \\
+        [--previous OLD.csv] [--progress-interval S] \\
+        [--num-shards N] [--top-k K] [--min-score S|bundle] \\
         [--mode auto|whole|single] [--precision auto|off|bfloat16|int8] \\
-        [--max_error_fraction F] [--batch_size B] [-v] \\
+        [--max-error-fraction F] [--batch-size B] [--max-pixels P] [-v] \\
         [Beam pipeline options...]
 
-Every option of ours takes both spellings (``--num-shards`` = ``--num_shards``); an
-option that is neither ours nor a Beam pipeline option is an error.
+Every option of ours takes both spellings (``--num-shards`` = ``--num_shards``); the
+ones ``logo-batch predict`` and ``evaluate`` have too are defined once, in
+:mod:`logo_batch.options`, and checked as the command line is parsed. An option that
+is neither ours nor a Beam pipeline option is an error.
 
 The pipeline (:func:`beam_jobs.job.build_pipeline`), as named composable PTransforms
 (the layout of Beam's inference examples)::
@@ -60,15 +62,8 @@ The pipeline (:func:`beam_jobs.job.build_pipeline`), as named composable PTransf
                                                             -> ShardWritten
     WriteManifest        matched count + rows written per shard    -> manifest.json
 
-Modules: ``inputs`` (what ``--input`` and ``--file-list`` mean, local listing),
-``file_lists`` (reading a list), ``file_facts`` (entries: size, modified time; the
-job's columns), ``fingerprint`` (model and settings identity), ``previous`` (``--previous``),
-``progress`` (progress lines), ``paths`` (CSV paths),
-``reading`` (files to model inputs), ``transforms`` (model inputs to CSV rows),
-``model`` (model handler, model check), ``csv_output`` (shards, manifest, temporary
-folders), ``sorted_csv`` (sorted CSV files in bounded memory), ``runner`` (local
-runner, options), ``dask_runner`` (``--runner DaskRunner``), ``job`` (configuration,
-pipeline, driver), this module (the CLI).
+Modules: see ``docs/architecture.md`` (one job each: inputs and listing, batching and
+decoding, the model handler, rows, shard writers, manifest, output location, runners).
 
 Before the pipeline starts the driver checks ``--input`` (a folder is a folder even
 with ``[`` or ``*`` in its name; only an input that is not a folder globs), the
@@ -81,10 +76,10 @@ matched file has exactly one row, and only then moves the CSV file(s) to
 there. Any failure leaves nothing new
 at the output path.
 
-Why the batching is done by hand: see :mod:`beam_jobs.reading`.
+Why the batching is done by hand: see :mod:`beam_jobs.batching`.
 
-Rows are built by :mod:`logo_batch.predict` from inputs made by
-:func:`logo_batch.preprocessing.preprocess_image_file`, exactly as
+Rows are built by :mod:`logo_batch.inference.predict` from inputs made by
+:func:`logo_batch.inference.preprocessing.preprocess_image_file`, exactly as
 ``logo-batch predict`` does, so both give the same labels and scores.
 """
 
@@ -92,25 +87,25 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
-from beam_jobs.csv_output import AUTO_SHARDS, ROWS_PER_SHARD, parse_num_shards
-from beam_jobs.errors import ClassifyJobError
-from beam_jobs.inputs import describe_inputs, resolve_inputs
-from beam_jobs.job import JobConfig, run_job
 from logo_batch import console
-from logo_batch.cli_options import (
-    add_option,
-    add_precision_option,
-    matching_args,
-    unknown_beam_options,
-    unknown_option_message,
-)
-from logo_batch.predict_cli import add_mode_option
-from logo_batch.preprocessing import (
-    DEFAULT_MAX_PIXELS,
-)
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# The job's modules load TensorFlow, Keras and Beam, whose start-up lines (CUDA stubs,
+# CPU features, optional cloud clients not installed) are noise for a command-line job:
+# captured here and kept in STARTUP_LOG, which --verbose prints.
+with console.native_stderr_captured() as _startup:
+    from beam_jobs.beam_options import unknown_beam_options, unknown_option_message
+    from beam_jobs.errors import ClassifyJobError
+    from beam_jobs.inputs import describe_inputs, resolve_inputs
+    from beam_jobs.job import JobConfig, run_job
+    from beam_jobs.shards import AUTO_SHARDS, ROWS_PER_SHARD, parse_num_shards
+    from logo_batch.arguments import add_option, matching_args, number_in, whole_number
+    from logo_batch.options import BATCH_SIZE, MAX_PIXELS, MIN_SCORE, MODE, PRECISION, TOP_K
+STARTUP_LOG: str = _startup.text
 
 ACCEPTS_EXTRA_ARGS = True  # Beam pipeline options pass through `logo-batch classify`.
 
@@ -118,22 +113,14 @@ ACCEPTS_EXTRA_ARGS = True  # Beam pipeline options pass through `logo-batch clas
 def _num_shards(text: str) -> int:
     try:
         return parse_num_shards(text)
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(str(error)) from error
-
-
-def _rows_per_shard(text: str) -> int:
-    try:
-        value = int(text)
     except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, not {text!r}")
-    return value
+        message = f"must be auto or a whole number >= 1, not {text!r}"
+        raise argparse.ArgumentTypeError(message) from None
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
-    """Our options, each in both spellings (``--num-shards`` = ``--num_shards``)."""
+    """Our options, each in both spellings (``--num-shards`` = ``--num_shards``); the
+    ones ``predict`` and ``evaluate`` have too are theirs (:mod:`logo_batch.options`)."""
     add_option(
         parser,
         "--input",
@@ -145,7 +132,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     )
     add_option(
         parser,
-        "--file_list",
+        "--file-list",
         nargs="+",
         action="extend",
         default=[],
@@ -157,36 +144,23 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     add_option(parser, "--output", required=True, help="CSV file to write")
     add_option(
         parser,
-        "--num_shards",
+        "--num-shards",
         type=_num_shards,
         default=AUTO_SHARDS,
         metavar="N",
         help="CSV files to write, each with a header and sorted by path; auto (default): "
-        "one per --rows_per_shard rows; 1: one file (merged from the shards by one worker)",
+        "one per --rows-per-shard rows; 1: one file (merged from the shards by one worker)",
     )
     add_option(
         parser,
-        "--rows_per_shard",
-        type=_rows_per_shard,
+        "--rows-per-shard",
+        type=whole_number(1),
         default=ROWS_PER_SHARD,
         metavar="R",
-        help=f"rows per CSV file with --num_shards auto (default {ROWS_PER_SHARD})",
+        help=f"rows per CSV file with --num-shards auto (default {ROWS_PER_SHARD})",
     )
-    add_option(
-        parser, "--top_k", type=int, default=5, metavar="K", help="labels and scores per row"
-    )
-    add_option(
-        parser,
-        "--min_score",
-        type=float,
-        default=None,
-        metavar="S",
-        help="below this top score the label is none (whole mode, a bundle with a "
-        "background class) or unknown; default in whole mode: the bundle's rejection "
-        "threshold",
-    )
-    add_mode_option(parser)
-    add_precision_option(parser)
+    for option in (TOP_K, MIN_SCORE, MODE, PRECISION):
+        option.add_to(parser)
     add_option(
         parser,
         "--previous",
@@ -196,37 +170,22 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     )
     add_option(
         parser,
-        "--progress_interval",
-        type=float,
+        "--progress-interval",
+        type=number_in(0.0),
         default=30.0,
         metavar="S",
         help="print a progress line every S seconds (0: never)",
     )
     add_option(
         parser,
-        "--max_error_fraction",
-        type=float,
+        "--max-error-fraction",
+        type=number_in(0.0, 1.0),
         default=1.0,
         metavar="F",
         help="fail (after writing the CSV) when more files than this fraction fail",
     )
-    add_option(
-        parser,
-        "--batch_size",
-        type=int,
-        default=32,
-        metavar="B",
-        help="files per batch; model inputs per model call (files in single mode, "
-        "windows in whole mode)",
-    )
-    add_option(
-        parser,
-        "--max_pixels",
-        type=int,
-        default=DEFAULT_MAX_PIXELS,
-        metavar="P",
-        help="refuse larger images before decoding them",
-    )
+    for option in (BATCH_SIZE, MAX_PIXELS):
+        option.add_to(parser)
     parser.add_argument(
         "-v",
         "--verbose",
@@ -244,7 +203,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 def _our_options() -> list[str]:
     parser = argparse.ArgumentParser(add_help=False)
     configure_parser(parser)
-    return [option for action in parser._actions for option in action.option_strings]
+    return list(parser._option_string_actions)  # noqa: SLF001  (both spellings)
 
 
 def _configure_logging(verbose: bool) -> None:
@@ -252,9 +211,7 @@ def _configure_logging(verbose: bool) -> None:
     logging.basicConfig(level=level)  # no-op when the root logger has handlers
     logging.getLogger().setLevel(level)
     if verbose:
-        import beam_jobs
-
-        sys.stderr.write(beam_jobs.STARTUP_LOG)  # TensorFlow's and Beam's import lines
+        sys.stderr.write(STARTUP_LOG)  # TensorFlow's and Beam's import lines
 
 
 def _report(line: str) -> None:
@@ -308,4 +265,5 @@ if __name__ == "__main__":
     # `beam_jobs.classify_images`.
     from beam_jobs import classify_images
 
+    classify_images.STARTUP_LOG = STARTUP_LOG  # this copy loaded the job's modules
     sys.exit(classify_images.main())

@@ -23,7 +23,7 @@ photos took ~3 GB and 4 GB workers were killed.
   ``max(min_partitions, ceil(elements / ELEMENTS_PER_PARTITION))`` partitions (never
   more than its elements), and every later step keeps that many partitions. An element
   with a ``partition_weight`` counts as that many: the job's listing units
-  (:class:`~beam_jobs.inputs.ListingUnit`, up to 10,000 files each) are split about
+  (:class:`~beam_jobs.listing.ListingUnit`, up to 10,000 files each) are split about
   one a partition, so that a folder's files are listed and classified in many tasks
   and no worker holds more than a unit of them. A Reshuffle of a collection that
   already has enough partitions is passed over (its chain goes on in the same tasks).

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:  # the job module imports this one
-    from beam_jobs.job import JobSummary
+if TYPE_CHECKING:
+    from beam_jobs.summary import JobSummary
 
 
 class ClassifyJobError(RuntimeError):

@@ -15,13 +15,13 @@ no join by path.
 from __future__ import annotations
 
 import datetime
+import glob
 import os
 import stat
 from typing import NamedTuple
 
 from apache_beam.io.filesystems import FileSystems
 
-from beam_jobs.paths import escape_glob
 from logo_batch.result_csv import escape_path, unescape_path
 
 
@@ -83,7 +83,7 @@ def local_entry(path: str, missing: str = "") -> FileEntry:
 def remote_entry(path: str, missing: str = "no such file") -> FileEntry:
     """The entry of a file on a remote Beam file system (``gs://``, ``s3://``, ...)."""
     try:
-        found = FileSystems.match([escape_glob(path)], [1])[0].metadata_list
+        found = FileSystems.match([glob.escape(path)], [1])[0].metadata_list
     except Exception as error:  # noqa: BLE001  (each file system raises its own)
         return FileEntry(path, f"cannot read file: {error}")
     if not found:

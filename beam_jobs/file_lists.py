@@ -15,7 +15,7 @@
   Bytes that are not UTF-8 stay the path's bytes (the CSV escapes them); a UTF-8 byte
   order mark at the start is ignored.
 - Every path listed gets one row; a path listed twice (in one list or several, or
-  also found in an ``--input`` folder) gets one row (:class:`~beam_jobs.reading.MatchInputs`).
+  also found in an ``--input`` folder) gets one row (:class:`~beam_jobs.matching.MatchInputs`).
 """
 
 from __future__ import annotations

@@ -12,8 +12,8 @@ from collections.abc import Sequence
 
 import logo_batch
 from beam_jobs.errors import ClassifyJobError
-from logo_batch.bundle import METADATA_FILE, MODEL_FILE, bundle_file, open_bundle_file
-from logo_batch.int8 import INT8_FILE
+from logo_batch.inference.bundle import METADATA_FILE, MODEL_FILE, bundle_file, open_bundle_file
+from logo_batch.inference.engines import INT8_FILE
 
 FINGERPRINT_DIGITS = 16
 _CHUNK = 1 << 20

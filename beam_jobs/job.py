@@ -7,29 +7,18 @@ import json
 import shutil
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
+from beam_jobs.batching import GroupIntoBatches
+from beam_jobs.bundle_shards import WriteBundleShards
 from beam_jobs.counts import CountGlobally
-from beam_jobs.csv_output import (
-    AUTO_SHARDS,
-    MANIFEST_FILE,
-    ROWS_PER_SHARD,
-    WriteBundleShards,
-    WriteCsvShards,
-    WriteManifest,
-    check_output,
-    check_shards,
-    delete_quietly,
-    output_paths,
-    previous_outputs,
-    remove_stale_temp_folders,
-    temp_folder,
-)
+from beam_jobs.decoding import DecodeImageBatches
 from beam_jobs.errors import ClassifyJobError
 from beam_jobs.fingerprint import job_fingerprint
+from beam_jobs.hash_shards import WriteCsvShards
 from beam_jobs.inputs import (
     InputSpec,
     absolute_input,
@@ -38,7 +27,17 @@ from beam_jobs.inputs import (
     local_path,
     resolve_inputs,
 )
+from beam_jobs.manifest import MANIFEST_FILE, WriteManifest, check_shards
+from beam_jobs.matching import MatchInputs
 from beam_jobs.model import check_model_file
+from beam_jobs.output_files import (
+    check_output,
+    delete_quietly,
+    output_paths,
+    previous_outputs,
+    remove_stale_temp_folders,
+    temp_folder,
+)
 from beam_jobs.previous import (
     REUSE_COUNTS_FILE,
     PreviousOutput,
@@ -58,37 +57,20 @@ from beam_jobs.progress import (
     printing_progress,
     progress_folder,
 )
-from beam_jobs.reading import DecodeImageBatches, GroupIntoBatches, MatchInputs
 from beam_jobs.runner import pipeline_options, query_metrics
+from beam_jobs.shards import AUTO_SHARDS, ROWS_PER_SHARD
+from beam_jobs.summary import JobSummary
 from beam_jobs.transforms import ClassifyBatches, FormatRows
-from logo_batch import int8
-from logo_batch.bundle import BundleMetadata, read_metadata
-from logo_batch.predict import (
+from logo_batch.inference import engines
+from logo_batch.inference.bundle import BundleMetadata, read_metadata
+from logo_batch.inference.predict import (
     AUTO,
     background_class_of,
     effective_min_score,
     resolve_mode,
 )
-from logo_batch.preprocessing import (
-    DEFAULT_MAX_PIXELS,
-)
-from logo_batch.whole_photo import DEFAULT_GRID, Grid
-
-COUNTER_ORDER = (
-    "files_matched",
-    "listing_errors",
-    "duplicate_entries",
-    "files_reused",
-    "files_new",
-    "files_changed",
-    "files_retried",
-    "previous_rows_removed",
-    "images_read",
-    "images_failed_to_decode",
-    "images_classified",
-    "images_failed",
-    "model_loads",
-)
+from logo_batch.inference.preprocessing import DEFAULT_MAX_PIXELS
+from logo_batch.inference.whole_photo import DEFAULT_GRID, Grid
 
 
 @dataclass
@@ -97,63 +79,21 @@ class JobConfig:
     input: str | Sequence[str]
     model: str
     output: str
-    num_shards: int = AUTO_SHARDS  # auto: one shard per rows_per_shard rows (csv_output)
+    num_shards: int = AUTO_SHARDS  # auto: one shard per rows_per_shard rows (shards)
     rows_per_shard: int = ROWS_PER_SHARD
     top_k: int = 5
-    min_score: float | None = None
+    min_score: float | str | None = None  # a number, "bundle" or None (effective_min_score)
     max_error_fraction: float = 1.0
     batch_size: int = 32
     max_pixels: int = DEFAULT_MAX_PIXELS
     # auto: whole for a bundle with a background class, single otherwise (resolve_mode).
     mode: str = AUTO
     grid: Grid = DEFAULT_GRID
-    # auto: the bundle's int8 model on workers with int8 dot products (logo_batch.int8).
+    # auto: the bundle's int8 model on workers with int8 dot products (inference.engines).
     precision: str = "auto"
     file_list: Sequence[str] = ()  # text or CSV files naming files (beam_jobs.file_lists)
     previous: str | None = None  # an earlier output whose rows still hold (beam_jobs.previous)
     progress_interval: float = 30.0  # seconds between progress lines; 0: none
-
-
-@dataclass
-class JobSummary:
-    matched: int
-    written: int
-    failed: int
-    outputs: list[str]
-    seconds: float
-    metrics: dict[str, int] = field(default_factory=dict)
-    mode: str = ""
-    reused: int = 0  # rows carried over from --previous
-    reuse_note: str = ""  # what --previous gave (beam_jobs.previous.reuse_note)
-
-    @property
-    def classified(self) -> int:
-        """Files classified by this run (not reused ones)."""
-        return self.written - self.failed - self.reused
-
-    @property
-    def error_fraction(self) -> float:
-        return self.failed / self.matched if self.matched else 0.0
-
-    def line(self) -> str:
-        done = self.matched - self.reused
-        rate = done / self.seconds if self.seconds > 0 else float("nan")
-        where = self.outputs[0] if len(self.outputs) == 1 else f"{len(self.outputs)} shards"
-        return (
-            f"classify: {self.matched} image files matched, {self.classified} classified, "
-            f"{self.failed} failed ({self.error_fraction:.1%}); {self.written} rows written "
-            f"to {where} in {self.seconds:.1f} s ({rate:.1f} images/s)"
-            + (f"; {self.reuse_note}" if self.reuse_note else "")
-            + (f"; {self.mode} mode" if self.mode else "")
-        )
-
-    def counters_line(self) -> str:
-        """The job's Beam counters (as the runner reported them)."""
-        if not self.metrics:
-            return "classify counters: not reported by this runner"
-        names = [name for name in COUNTER_ORDER if name in self.metrics]
-        names += sorted(set(self.metrics) - set(names))
-        return "classify counters: " + " ".join(f"{n}={self.metrics[n]}" for n in names)
 
 
 def fingerprint_of(config: JobConfig, metadata: BundleMetadata) -> str:
@@ -167,7 +107,7 @@ def fingerprint_of(config: JobConfig, metadata: BundleMetadata) -> str:
         min_score=effective_min_score(config.min_score, mode, metadata),
         max_pixels=config.max_pixels,
         precision=config.precision,
-        int8_model=int8.may_use_int8(config.precision, metadata),
+        int8_model=engines.may_use_int8(config.precision, metadata),
     )
 
 
@@ -183,7 +123,7 @@ def build_pipeline(
 ):
     """Adds the classification job to ``pipeline``; returns the manifest PCollection.
 
-    ``config.mode`` ``auto`` is resolved here (:func:`logo_batch.predict.resolve_mode`),
+    ``config.mode`` ``auto`` is resolved here (:func:`logo_batch.inference.predict.resolve_mode`),
     and in whole mode a ``min_score`` of None means the bundle's rejection threshold.
     ``fingerprint``: the rows' (default :func:`fingerprint_of`); ``previous``: an
     earlier output whose rows still hold are carried over (:mod:`beam_jobs.previous`);

@@ -14,21 +14,22 @@ from apache_beam.ml.inference.tensorflow_inference import TFModelHandlerTensor
 
 from beam_jobs.errors import ClassifyJobError
 from beam_jobs.inputs import is_local, local_path, os_reason
-from logo_batch import distribute, int8
-from logo_batch.bundle import (
+from logo_batch.inference import engines
+from logo_batch.inference.bundle import (
     MODEL_FILE,
     BundleMetadata,
     bundle_file,
     open_bundle_file,
     read_metadata,
 )
-from logo_batch.layers import ScalePixels
-from logo_batch.predict import predict_scores
-from logo_batch.whole_photo import DEFAULT_BATCH_SIZE, WindowStack, score_window_stacks
+from logo_batch.inference.cpu import CpuFeatures
+from logo_batch.inference.engines import predict_scores
+from logo_batch.inference.layers import ScalePixels
+from logo_batch.inference.whole_photo import DEFAULT_BATCH_SIZE, WindowStack, score_window_stacks
 
 
 def bundle_model_uri(bundle_dir: str) -> str:
-    """The bundle's ``model.keras`` (:func:`logo_batch.bundle.bundle_file`) as the model
+    """The bundle's ``model.keras`` (:func:`logo_batch.inference.bundle.bundle_file`) as the model
     handler loads it in every worker: a local bundle by its absolute path."""
     return bundle_file(local_path(bundle_dir) if is_local(bundle_dir) else bundle_dir, MODEL_FILE)
 
@@ -58,12 +59,12 @@ def infer_scores(
     """RunInference ``inference_fn`` over one batch of examples, of either kind:
 
     - model inputs ``[S, S, 3]`` (single mode): one forward pass,
-      :func:`logo_batch.predict.predict_scores` as ``logo-batch predict`` calls it; the
+      :func:`logo_batch.inference.engines.predict_scores` as ``logo-batch predict`` calls it; the
       inference is the softmax vector (not the input tensor, to keep results small);
-    - :class:`~logo_batch.whole_photo.WindowStack` (whole mode): the windows of all the
-      batch's photos through :func:`~logo_batch.whole_photo.score_window_stacks` (calls
+    - :class:`~logo_batch.inference.whole_photo.WindowStack` (whole mode): the windows of all the
+      batch's photos through :func:`~logo_batch.inference.whole_photo.score_window_stacks` (calls
       of at most ``window_batch_size`` windows), as ``logo-batch predict --mode whole``;
-      the inference is the photo's :class:`~logo_batch.whole_photo.PhotoScores`.
+      the inference is the photo's :class:`~logo_batch.inference.whole_photo.PhotoScores`.
 
     A :class:`FailedInput` example is not scored: its result's ``example`` is the
     failure and its ``inference`` None.
@@ -92,27 +93,22 @@ def infer_scores(
 
 class BundleModelHandler(TFModelHandlerTensor):
     """Beam's TensorFlow model handler, loading the model a precision resolves to in
-    the worker that runs it (:func:`logo_batch.int8.resolve_inference`): the bundle's
+    the worker that runs it (:func:`logo_batch.inference.engines.resolve_inference`): the bundle's
     int8 model where ``auto`` finds it kept its accuracy and the worker's CPU has int8
     dot products, the Keras model (in bfloat16 when asked) otherwise."""
 
     def __init__(self, bundle_dir: str, metadata: BundleMetadata, precision: str, **kwargs):
         super().__init__(bundle_model_uri(bundle_dir), **kwargs)
         # Fails here, before any work, on a precision the bundle cannot give.
-        int8.resolve_inference(precision, metadata, cpu=distribute.CpuFeatures(frozenset(), False))
+        engines.resolve_inference(precision, metadata, cpu=CpuFeatures(frozenset(), False))
         self._bundle_dir = bundle_dir
         self._metadata = metadata
         self._precision = precision
 
     def load_model(self):
-        resolved = int8.resolve_inference(self._precision, self._metadata)
+        resolved = engines.resolve_inference(self._precision, self._metadata)
         logging.info("logo-batch: the model runs in %s in this worker", resolved)
-        if resolved == int8.INT8:
-            return int8.load_int8_model(self._bundle_dir)
-        model = super().load_model()
-        if resolved == distribute.FLOAT32:
-            return model
-        return distribute.inference_model(model, resolved)
+        return engines.load_engine(resolved, self._bundle_dir, super().load_model)
 
 
 def make_model_handler(
@@ -121,17 +117,17 @@ def make_model_handler(
     class_names: Sequence[str] | None = None,
     background_class: str | None = None,
     window_batch_size: int = DEFAULT_BATCH_SIZE,
-    precision: str = int8.OFF,
+    precision: str = engines.OFF,
 ) -> KeyedModelHandler:
     """Beam's TensorFlow model handler for a bundle, keyed by path, batches pre-made.
 
     ``class_names`` and ``background_class`` are needed for whole-photo examples
-    (:class:`~logo_batch.whole_photo.WindowStack`), which are scored in model calls of
+    (:class:`~logo_batch.inference.whole_photo.WindowStack`), which are scored in model calls of
     at most ``window_batch_size`` windows. ``precision`` (``--precision``) is resolved in
     each worker (:class:`BundleModelHandler`); the bundle's metadata is read here.
 
-    ``custom_objects`` holds the :class:`~logo_batch.layers.ScalePixels` class itself:
-    unpickling the handler in a worker imports :mod:`logo_batch.layers` (which
+    ``custom_objects`` holds the :class:`~logo_batch.inference.layers.ScalePixels` class itself:
+    unpickling the handler in a worker imports :mod:`logo_batch.inference.layers` (which
     registers the layer) before Keras loads the model, in every worker process.
     """
     inference_fn = infer_scores
@@ -161,7 +157,7 @@ def check_model_file(bundle_dir: str) -> None:
 
     A ``.keras`` file is a zip archive holding ``config.json`` (and the weights); a
     truncated or overwritten file fails its central directory or CRC checks. Read
-    through :func:`logo_batch.bundle.open_bundle_file`, local or remote alike.
+    through :func:`logo_batch.inference.bundle.open_bundle_file`, local or remote alike.
     """
     path = bundle_model_uri(bundle_dir)
     try:

@@ -32,10 +32,10 @@ from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
-from beam_jobs.csv_output import previous_outputs
 from beam_jobs.errors import ClassifyJobError
 from beam_jobs.file_facts import FileEntry
 from beam_jobs.inputs import is_local, local_path
+from beam_jobs.output_files import previous_outputs
 from beam_jobs.transforms import METRICS_NAMESPACE
 from logo_batch.result_csv import ROW_COLUMNS
 

@@ -13,17 +13,11 @@ from apache_beam.portability import python_urns
 from apache_beam.runners.portability.fn_api_runner import FnApiRunner
 
 from beam_jobs.transforms import METRICS_NAMESPACE
+from tfds_flickr27.parallel import cpu_count
 
 DASK_RUNNER = "beam_jobs.dask_runner.BoundedDaskRunner"
 """What ``--runner DaskRunner`` runs: Beam's Dask runner, translated for bounded memory."""
 _DASK_NAMES = ("dask", "daskrunner", "apache_beam.runners.dask.dask_runner.daskrunner")
-
-
-def local_cores() -> int:
-    """CPU cores this process may use (its affinity mask where the OS has one)."""
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0)) or 1
-    return os.cpu_count() or 1
 
 
 _BEAM_WORKER_MAIN = "-m apache_beam.runners.worker.sdk_worker_main"
@@ -82,11 +76,11 @@ def pipeline_options(
     if not any(arg.startswith("--direct_running_mode") for arg in pipeline_args):
         direct.direct_running_mode = "multi_processing"
     if not any(arg.startswith("--direct_num_workers") for arg in pipeline_args):
-        direct.direct_num_workers = local_cores()  # Beam's default is 1
+        direct.direct_num_workers = cpu_count()  # Beam's default is 1
     if direct.direct_running_mode == "multi_processing":
         # One worker process per core: each TensorFlow in them gets its share of the
         # cores, not all of them (N workers x N threads oversubscribes the machine).
-        threads = max(1, local_cores() // max(1, direct.direct_num_workers))
+        threads = max(1, cpu_count() // max(1, direct.direct_num_workers))
         os.environ.setdefault("TF_NUM_INTRAOP_THREADS", str(threads))
         os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
         # SDK worker processes start as `python -m ...` in this folder: make sure they

@@ -31,17 +31,9 @@ import sys
 import threading
 from collections.abc import Sequence
 
+from beam_jobs.processes import pid_alive
+
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # exists, owned by someone else
-        return True
-    return True
 
 
 def _exit_now() -> None:
@@ -73,7 +65,7 @@ def _watch(driver_pid: int) -> None:
             select.select([fd], [], [])  # readable when the process has exited
             _exit_now()
     stop = threading.Event()
-    while _alive(driver_pid):
+    while pid_alive(driver_pid):
         stop.wait(1.0)  # no exit notification available: check once a second
     _exit_now()
 
@@ -82,7 +74,7 @@ def exit_with_driver(driver_pid: int) -> None:
     """Ends this process as soon as ``driver_pid`` has exited (now, if it already has)."""
     if os.getppid() == driver_pid:
         _set_parent_death_signal()
-    if not _alive(driver_pid):
+    if not pid_alive(driver_pid):
         _exit_now()  # the driver died before we got here
     watchdog = threading.Thread(target=_watch, args=(driver_pid,), name="exit-with-driver")
     watchdog.daemon = True
@@ -140,10 +132,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             import tensorflow  # noqa: F401  (the job's code needs it: import it now)
             from apache_beam.runners.worker import sdk_worker_main
         quiet_logging()
-    else:
-        import beam_jobs
-
-        sys.stderr.write(beam_jobs.STARTUP_LOG)  # what importing the package captured
+    else:  # every start-up line, as it comes
         from apache_beam.runners.worker import sdk_worker_main
     sdk_worker_main.main([sys.argv[0], *rest])
 

@@ -1,6 +1,6 @@
 """Model inputs to CSV rows: the job's last PTransforms (each usable on its own).
 
-(beam_jobs.reading) -> ClassifyBatches -> FormatRows
+(beam_jobs.decoding) -> ClassifyBatches -> FormatRows
 
 Each file's :class:`~beam_jobs.file_facts.FileEntry` is the key of its model input, so
 a row gets its file's size and modification time where it is made (no join by path).
@@ -16,7 +16,7 @@ from apache_beam.ml.inference.base import RunInference
 
 from beam_jobs.file_facts import FileEntry, with_facts
 from beam_jobs.model import FailedInput, make_model_handler
-from logo_batch.predict import (
+from logo_batch.inference.predict import (
     SINGLE,
     WHOLE,
     Prediction,
@@ -40,7 +40,7 @@ class ClassifyBatches(beam.PTransform):
 
     In whole mode the model handler scores the window stacks of a batch in model calls
     of at most ``batch_size`` windows and the rows are built by
-    :func:`~logo_batch.predict.photo_to_prediction`, as ``logo-batch predict`` does.
+    :func:`~logo_batch.inference.predict.photo_to_prediction`, as ``logo-batch predict`` does.
     The files of a batch that failed to decode go through ``RunInference`` with it, as
     :class:`~beam_jobs.model.FailedInput` examples (not scored): one chain of steps, no
     branch to join, so no runner holds more than a batch of decoded images at a time.

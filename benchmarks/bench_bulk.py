@@ -13,7 +13,7 @@ as trained ones) at the default 224 px and at the article's 128 px, in the same 
 - ceiling: the model alone, batched ``predict`` on tensors already in memory.
 
 At 224 px the same three run again with the bundle's int8 model (``--precision int8``;
-:mod:`logo_batch.int8`, converted here and calibrated on 64 of the images: untrained
+:mod:`logo_batch.inference.engines`, converted here and calibrated on 64 of the images: untrained
 weights, so this measures speed only; accuracy is measured by ``logo-batch quantize``
 on a trained bundle), against the int8 model's own ceiling. The float32 runs pass
 ``--precision off``.
@@ -58,8 +58,8 @@ BATCH_SIZE = 32
 
 def make_bundle(folder: Path, class_names: list[str], image_size: int = DEFAULT_IMAGE_SIZE) -> Path:
     """A bundle of MobileNetV2 with untrained weights (what the cost depends on)."""
-    from logo_batch.bundle import BundleMetadata, save_bundle
-    from logo_batch.models import build_model
+    from logo_batch.inference.bundle import BundleMetadata, save_bundle
+    from logo_batch.training.models import build_model
 
     path = folder / f"bundle_mobilenet_v2_{image_size}"
     if (path / "model.keras").is_file():
@@ -73,28 +73,29 @@ def make_bundle(folder: Path, class_names: list[str], image_size: int = DEFAULT_
 
 def add_int8_model(bundle_dir: Path, paths: list[Path], image_size: int) -> Path:
     """A copy of the bundle with an int8 model calibrated on 64 of ``paths`` (made once)."""
-    from logo_batch import int8
-    from logo_batch.bundle import load_bundle, save_bundle, write_bundle_file
-    from logo_batch.preprocessing import preprocess_image_file
+    from logo_batch.evaluation.quantize import convert_int8
+    from logo_batch.inference import engines
+    from logo_batch.inference.bundle import load_bundle, save_bundle, write_bundle_file
+    from logo_batch.inference.preprocessing import preprocess_image_file
 
     path = bundle_dir.with_name(bundle_dir.name + "_int8")
-    if (path / int8.INT8_FILE).is_file():
+    if (path / engines.INT8_FILE).is_file():
         return path
     bundle = load_bundle(bundle_dir)
     calibration = [preprocess_image_file(p, image_size) for p in paths[:64]]
-    content = int8.convert_int8(bundle.model, calibration)
+    content = convert_int8(bundle.model, calibration)
     metadata = dataclasses.replace(
         bundle.metadata, quantization={"note": "benchmark: speed only, untrained weights"}
     )
     save_bundle(bundle.model, metadata, path, export_serving=False)
-    write_bundle_file(path, int8.INT8_FILE, content)
+    write_bundle_file(path, engines.INT8_FILE, content)
     return path
 
 
 def time_predimage(bundle_dir: Path, paths: list[Path], image_size: int) -> float:
     """The article's ``predimage`` loop: one file, one ``model.predict`` call; seconds."""
-    from logo_batch.bundle import load_bundle
-    from logo_batch.preprocessing import preprocess_image_file
+    from logo_batch.inference.bundle import load_bundle
+    from logo_batch.inference.preprocessing import preprocess_image_file
 
     model = load_bundle(bundle_dir).model
     model.predict(preprocess_image_file(paths[0], image_size)[None], verbose=0)  # warm up
@@ -109,9 +110,9 @@ def time_ceiling(
 ) -> float:
     """The model alone (in ``precision``): batched forward passes over inputs already
     in memory; seconds."""
-    from logo_batch.bundle import load_bundle
-    from logo_batch.predict import predict_scores, with_precision
-    from logo_batch.preprocessing import preprocess_image_file
+    from logo_batch.inference.bundle import load_bundle
+    from logo_batch.inference.engines import predict_scores, with_precision
+    from logo_batch.inference.preprocessing import preprocess_image_file
 
     bundle, _ = with_precision(load_bundle(bundle_dir), precision)
     inputs = np.stack([preprocess_image_file(p, image_size) for p in paths[: BATCH_SIZE * 4]])
@@ -258,6 +259,7 @@ def bench_bulk(
     """Images per second of the Beam job, ``logo-batch predict``, the one-image loop and
     the model ceiling, at each input size."""
     from tfds_flickr27 import CLASS_NAMES
+    from tfds_flickr27.parallel import cpu_count
 
     originals = extract_images(archive, work / "images" / archive.stem)
     folder = work / f"bulk_{images}"
@@ -269,7 +271,7 @@ def bench_bulk(
     at_sizes = " and ".join(map(str, sizes))
     section = Section(
         f"3. Bulk classification ({images} real JPEGs, MobileNetV2 at {at_sizes} px, "
-        f"{os.cpu_count()} cores)"
+        f"{cpu_count()} cores)"
     )
     for image_size in sizes:
         bundle = make_bundle(work, list(CLASS_NAMES), image_size)
@@ -310,7 +312,7 @@ def bench_bulk(
         "loading, one batch). Steady state: (N - 32) / (t_N - t_32). Both commands run in "
         "their own processes, as a user runs them; predimage and the ceiling run in this one. "
         "Predict, the Beam job and the ceiling call the model the same way: one traced graph "
-        "(logo_batch.predict.compiled_forward); predimage calls model.predict per image. "
+        "(logo_batch.inference.engines.compiled_forward); predimage calls model.predict per image. "
         "The int8 rows run the bundle's TensorFlow Lite int8 model (--precision int8) "
         "through the same code, with its own ceiling; ratios stay to the float32 loop."
     ]

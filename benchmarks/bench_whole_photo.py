@@ -16,7 +16,6 @@ speed only). Baseline: single mode, float32.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
@@ -30,15 +29,16 @@ RUNS = (("single", "off"), ("whole", "off"), ("single", "int8"), ("whole", "int8
 def make_bundle(folder: Path, photos: list[Path]) -> Path:
     """MobileNetV2 224 px, 27 brands + ``none`` (the background class), untrained, with
     an int8 model calibrated on the windows of 8 of ``photos`` (made once)."""
-    from logo_batch import int8
-    from logo_batch.bundle import BundleMetadata, save_bundle, write_bundle_file
-    from logo_batch.models import build_model
-    from logo_batch.preprocessing import load_image
-    from logo_batch.whole_photo import photo_stack
+    from logo_batch.evaluation.quantize import convert_int8
+    from logo_batch.inference import engines
+    from logo_batch.inference.bundle import BundleMetadata, save_bundle, write_bundle_file
+    from logo_batch.inference.preprocessing import load_image
+    from logo_batch.inference.whole_photo import photo_stack
+    from logo_batch.training.models import build_model
     from tfds_flickr27 import CLASS_NAMES
 
     path = folder / f"bundle_mobilenet_v2_{IMAGE_SIZE}_background"
-    if (path / int8.INT8_FILE).is_file():
+    if (path / engines.INT8_FILE).is_file():
         return path
     class_names = [*CLASS_NAMES, "none"]
     model = build_model("mobilenet_v2", len(class_names), IMAGE_SIZE, "none")
@@ -53,9 +53,9 @@ def make_bundle(folder: Path, photos: list[Path]) -> Path:
     calibration = [
         window for p in photos[:8] for window in photo_stack(load_image(p), IMAGE_SIZE).inputs
     ]
-    content = int8.convert_int8(model, calibration)
+    content = convert_int8(model, calibration)
     save_bundle(model, metadata, path, export_serving=False)
-    write_bundle_file(path, int8.INT8_FILE, content)
+    write_bundle_file(path, engines.INT8_FILE, content)
     return path
 
 
@@ -77,6 +77,8 @@ def time_job(
 
 def bench_whole_photo(originals: list[Path], work: Path, count: int, beam_args=()) -> Section:
     """The four runs on the same ``count`` photos: images/s, ratios to single float32."""
+    from tfds_flickr27.parallel import cpu_count
+
     folder = work / f"whole_photo_{count}"
     photos = replicate_folder(originals, folder, count)
     bundle = make_bundle(work, photos)
@@ -91,7 +93,7 @@ def bench_whole_photo(originals: list[Path], work: Path, count: int, beam_args=(
     base = rates["single", "off"]
     section = Section(
         f"8. Whole-photo mode vs single mode, Beam job ({count} real photos, MobileNetV2 "
-        f"{IMAGE_SIZE} px + background class, {os.cpu_count()} cores, local runner)"
+        f"{IMAGE_SIZE} px + background class, {cpu_count()} cores, local runner)"
     )
     names = {"off": "float32", "int8": "int8"}
     for mode, precision in RUNS:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tarfile
@@ -69,6 +70,40 @@ def timed(fn: Callable[[], object]) -> tuple[float, object]:
     start = time.perf_counter()
     result = fn()
     return time.perf_counter() - start, result
+
+
+def cpu_timed(fn: Callable[[], object]) -> tuple[float, float, object]:
+    """Runs ``fn`` once; returns (wall seconds, CPU seconds of this process, result)."""
+    cpu = time.process_time()
+    seconds, result = timed(fn)
+    return seconds, time.process_time() - cpu, result
+
+
+def cpu_rate(run: Callable[[], int]) -> tuple[float, float]:
+    """Runs ``run`` (it returns an image count); (images/s, images per CPU-second of
+    this process, all its threads)."""
+    seconds, cpu, count = cpu_timed(run)
+    return count / seconds, count / cpu
+
+
+def median(values) -> float:
+    return float(statistics.median(values))
+
+
+def per_cpu_of(rates: dict[str, list[tuple[float, float]]], name: str) -> float:
+    """The median images/CPU-s of one variant measured by rounds of :func:`cpu_rate`."""
+    return median([r[1] for r in rates[name]])
+
+
+def count_images(ds, max_batches: int | None = None) -> int:
+    """Iterates a batched dataset (the work is done), returning how many images it gave
+    (of at most ``max_batches`` batches)."""
+    total = 0
+    for i, batch in enumerate(ds):
+        if max_batches is not None and i >= max_batches:
+            break
+        total += int(batch[0].shape[0])
+    return total
 
 
 def real_archive() -> Path:

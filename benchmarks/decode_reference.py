@@ -3,10 +3,11 @@
 Every method turns JPEG bytes held in memory into a ``size`` x ``size`` picture on one
 thread, with the JPEG decoded downscaled in the DCT domain where the library can:
 
-- ours: ``tf.data`` on a one-thread pool, :func:`logo_batch.preprocessing.decode_and_resize_tf`
+- ours: ``tf.data`` on a one-thread pool,
+  :func:`logo_batch.inference.preprocessing.decode_and_resize_tf`
   (``decode_jpeg(ratio=...)`` + antialiased bilinear to float32), what training runs
   per core;
-- ours, predict/Beam side: :func:`~logo_batch.preprocessing.preprocess_image_file`
+- ours, predict/Beam side: :func:`~logo_batch.inference.preprocessing.preprocess_image_file`
   (Pillow ``draft`` + the same resize, eager), one call per file;
 - references, each when installed: Pillow ``draft`` + ``resize(BILINEAR)`` (Pillow's
   resize is antialiased); simplejpeg's scaled decode (``min_height``/``min_width``) +
@@ -34,7 +35,9 @@ def _pillow(size: int) -> Decoder:
 
     def decode(data: bytes) -> np.ndarray:
         image = Image.open(io.BytesIO(data))
-        image.draft("RGB", (size, size))  # the ratio of logo_batch.preprocessing.dct_ratio
+        image.draft(
+            "RGB", (size, size)
+        )  # the ratio of logo_batch.inference.preprocessing.dct_ratio
         return np.asarray(image.convert("RGB").resize((size, size), Image.BILINEAR))
 
     return decode
@@ -56,7 +59,7 @@ def _simplejpeg(size: int) -> Decoder:
 def _opencv(size: int) -> Decoder:
     import cv2
 
-    from logo_batch.preprocessing import dct_ratio
+    from logo_batch.inference.preprocessing import dct_ratio
 
     cv2.setNumThreads(1)
     flags = {
@@ -146,7 +149,7 @@ def decode_rates(
     """
     import tensorflow as tf
 
-    from logo_batch.preprocessing import (
+    from logo_batch.inference.preprocessing import (
         decode_and_resize_tf,
         decode_image_tf,
         preprocess_image_file,

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import tensorflow_datasets as tfds
 
-from logo_batch import data
+from logo_batch.data import pipeline as data
 from tfds_flickr27 import CROPS, DATASET_NAME, IMAGES
 from tfds_flickr27.archive import extract_images, scan
 from tfds_logo_folder import build_folder_dataset

@@ -42,6 +42,8 @@ def machine() -> str:
     import psutil
     import tensorflow as tf
 
+    from tfds_flickr27.parallel import cpu_count
+
     cpu = platform.processor() or platform.machine()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -52,7 +54,7 @@ def machine() -> str:
         pass
     memory = psutil.virtual_memory().total / 2**30
     return (
-        f"{os.cpu_count()} cores ({cpu}), {memory:.0f} GiB RAM, {gpu_summary()}; Python "
+        f"{cpu_count()} cores ({cpu}), {memory:.0f} GiB RAM, {gpu_summary()}; Python "
         f"{platform.python_version()}, TensorFlow {tf.__version__}, Keras {keras.__version__}, "
         f"Beam {apache_beam.__version__}"
     )
@@ -161,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
         repeats = 2 if args.quick else 3
         report(bench_input(data_dir, IMAGES, image_dir, image_size, 32, epochs + 1, repeats))
     if 2 in only:
-        from benchmarks.bench_pipeline import bench_feed
+        from benchmarks.bench_feed import bench_feed
 
         report(
             bench_feed(

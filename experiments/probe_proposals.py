@@ -15,7 +15,7 @@ Reported, for several ``k`` and margins: the map's recall on the validation phot
 (share of boxes whose centre lies in one of the proposals' windows at margin 1.5), and,
 pooled with the grid's 14 windows or alone (a brand's max over the windows), the
 validation top-1, the threshold chosen on validation photos + background windows
-(:func:`logo_batch.photo_metrics.choose_photo_threshold`, as whole-photo mode chooses
+(:func:`logo_batch.evaluation.photo_metrics.choose_photo_threshold`, as whole-photo mode chooses
 it) and the query set counted at it. Window scores are cached in ``--cache``.
 
     python -m experiments.probe_proposals BUNDLE --data-dir /work/tfds \\
@@ -54,7 +54,7 @@ def feature_extractor(weights: str, size: int, bundle=None):
     import keras
     import tensorflow as tf
 
-    from logo_batch.models import backbone_of, build_backbone
+    from logo_batch.training.models import backbone_of, build_backbone
 
     base = build_backbone("mobilenet_v2", size, "none" if weights == "bundle" else weights)
     if weights == "bundle":
@@ -67,7 +67,7 @@ def feature_extractor(weights: str, size: int, bundle=None):
 def features(extract, images, size: int, batch: int = 8) -> np.ndarray:
     """``float16 [N, g, g, C]``: each photo resized to ``size`` x ``size`` (as training
     resizes, aspect not kept) through the frozen base."""
-    from logo_batch.preprocessing import resize_image
+    from logo_batch.inference.preprocessing import resize_image
 
     out, pending = [], []
     for image in itertools.chain(images, [None]):
@@ -192,8 +192,8 @@ def recall(windows: list[np.ndarray], boxes: list[np.ndarray], shapes, k: int) -
 
 def scored(bundle, images, windows: list[np.ndarray]) -> np.ndarray:
     """``[N, P, C]``: the bundle's softmax of every photo's windows."""
-    from logo_batch.predict import predict_scores
-    from logo_batch.whole_photo import window_inputs
+    from logo_batch.inference.engines import predict_scores
+    from logo_batch.inference.whole_photo import window_inputs
 
     return np.stack(
         [
@@ -206,9 +206,9 @@ def scored(bundle, images, windows: list[np.ndarray]) -> np.ndarray:
 def collect(bundle, args, cache: Path) -> dict[str, np.ndarray]:
     """Grid and proposal window scores of the validation photos, their background windows
     and the query photos, and the map's recall on validation."""
-    from logo_batch import data as data_lib
-    from logo_batch import photo_metrics
-    from logo_batch.preprocessing import decode_image_tf
+    from logo_batch.data import pipeline as data_lib
+    from logo_batch.evaluation import photo_metrics
+    from logo_batch.inference.preprocessing import decode_image_tf
 
     if cache.exists():
         with np.load(cache) as stored:

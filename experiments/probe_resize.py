@@ -2,11 +2,11 @@
 cheaper, and at what cost to the model inputs? Not part of ``benchmarks.run``.
 
 Every photo of the archive is decoded as training decodes it for a ``--size`` input
-(:func:`logo_batch.preprocessing.decode_image_tf`: DCT-scaled, so the resize starts
+(:func:`logo_batch.inference.preprocessing.decode_image_tf`: DCT-scaled, so the resize starts
 from at most twice the input size on the short side), then resized to ``size`` x
 ``size`` float32 by each method, one image per call, in one traced graph on one thread:
 
-- ``ours``: :func:`logo_batch.preprocessing.resize_image` itself
+- ``ours``: :func:`logo_batch.inference.preprocessing.resize_image` itself
   (``tf.image.resize(bilinear, antialias=True)``, TensorFlow's ScaleAndTranslate
   kernel, then a clip to [0, 255], which every method here gets);
 - ``gather``: the same triangle filter composed from TensorFlow ops (two gathers of
@@ -60,7 +60,7 @@ def _dense(n_in: tf.Tensor, n_out: int) -> tf.Tensor:
 def methods(size: int) -> dict[str, tf.types.experimental.GenericFunction]:
     """The resize methods probed, each ``uint8 [H, W, 3] -> float32 [size, size, 3]``,
     clipped to [0, 255] as ours is."""
-    from logo_batch.preprocessing import resize_image
+    from logo_batch.inference.preprocessing import resize_image
 
     def ours(image):
         return resize_image(image, size)  # traced: the library's graph, clip included
@@ -95,7 +95,7 @@ def methods(size: int) -> dict[str, tf.types.experimental.GenericFunction]:
 def decoded_photos(archive: Path, work: Path, size: int, limit: int) -> list[tf.Tensor]:
     """The archive's photos decoded as training decodes them for a ``size`` input."""
     from benchmarks.common import extract_images
-    from logo_batch.preprocessing import decode_image_tf
+    from logo_batch.inference.preprocessing import decode_image_tf
 
     paths = extract_images(archive, work / "images" / archive.stem)[:limit]
     return [decode_image_tf(tf.constant(path.read_bytes()), resize_to=size) for path in paths]

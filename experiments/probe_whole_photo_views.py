@@ -2,11 +2,11 @@
 answer best? Not a speed benchmark.
 
 A trained background bundle scores the validation photos, the background windows cut
-from them (:func:`logo_batch.photo_metrics.negative_crops`) and the query photos (the
+from them (:func:`logo_batch.evaluation.photo_metrics.negative_crops`) and the query photos (the
 ``images`` test split) through each of these views, keeping every window's softmax:
 
 - ``grid``: today's whole-photo mode, the 14 windows of
-  :data:`logo_batch.whole_photo.DEFAULT_GRID`;
+  :data:`logo_batch.inference.whole_photo.DEFAULT_GRID`;
 - ``4x0.3``, ``5x0.25``: finer grids, n x n windows of f of each side, cropped and
   resized as the grid's are;
 - ``224``, ``448``, ``672``: a score map. The photo is resized to S x S, the bundle's
@@ -17,7 +17,7 @@ from them (:func:`logo_batch.photo_metrics.negative_crops`) and the query photos
 For each combination of views and each pooling (``max``: a brand's highest score in any
 window, today's rule; ``top2``: the mean of its two highest; ``least_bg``: the scores of
 the window with the lowest background probability), the rejection threshold is chosen
-on validation (:func:`logo_batch.photo_metrics.choose_photo_threshold`) and the query
+on validation (:func:`logo_batch.evaluation.photo_metrics.choose_photo_threshold`) and the query
 set is counted at it. The window scores are cached in ``--work``.
 
     python -m experiments.probe_whole_photo_views BUNDLE --data-dir /work/tfds
@@ -48,8 +48,8 @@ def score_map_model(model, backbone: str):
     head applied to every 7 x 7 neighbourhood of the backbone's feature map."""
     import keras
 
-    from logo_batch.layers import ScalePixels
-    from logo_batch.models import BACKBONES, backbone_of
+    from logo_batch.inference.layers import ScalePixels
+    from logo_batch.training.models import BACKBONES, backbone_of
 
     base = backbone_of(model)
     scale = next(layer for layer in model.layers if isinstance(layer, ScalePixels))
@@ -72,9 +72,9 @@ def window_scores(bundle, images, view: str) -> np.ndarray:
     """``[N, P, C]``: every window's softmax, per photo."""
     import tensorflow as tf
 
-    from logo_batch.predict import predict_scores
-    from logo_batch.preprocessing import resize_image
-    from logo_batch.whole_photo import DEFAULT_GRID, photo_stack
+    from logo_batch.inference.engines import predict_scores
+    from logo_batch.inference.preprocessing import resize_image
+    from logo_batch.inference.whole_photo import DEFAULT_GRID, photo_stack
 
     if view == "grid" or "x" in view:
         n, fraction = view.split("x") if "x" in view else (0, 0)
@@ -94,7 +94,7 @@ def window_scores(bundle, images, view: str) -> np.ndarray:
 
 def collect(bundle, data_dir: str, cache: Path) -> dict[str, np.ndarray]:
     """Window scores of every view on validation photos, negatives and query photos."""
-    from logo_batch import photo_metrics
+    from logo_batch.evaluation import photo_metrics
 
     out: dict[str, np.ndarray] = {}
     if cache.exists():
@@ -157,8 +157,8 @@ def table(scores: dict[str, np.ndarray], background: int) -> list[str]:
 def photo_row(val, val_labels, negatives, test, test_labels) -> str:
     """A table row's last cells from pooled brand scores ``[N, K]``: validation top-1, the
     threshold chosen on validation photos + negatives, and the query set counted at it."""
-    from logo_batch.evaluate import compute_metrics
-    from logo_batch.photo_metrics import choose_photo_threshold
+    from logo_batch.evaluation.metrics import compute_metrics
+    from logo_batch.evaluation.photo_metrics import choose_photo_threshold
 
     threshold = choose_photo_threshold(val, val_labels, negatives)
     query = compute_metrics(test, test_labels, threshold)
@@ -187,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def background_bundle(parser: argparse.ArgumentParser, path: Path):
     """The bundle at ``path`` and its background class's index (a usage error without one)."""
-    from logo_batch.bundle import load_bundle
+    from logo_batch.inference.bundle import load_bundle
 
     bundle = load_bundle(path)
     meta = bundle.metadata
@@ -198,7 +198,7 @@ def background_bundle(parser: argparse.ArgumentParser, path: Path):
 
 def default_cache(bundle: Path, prefix: str = "", *key: object) -> Path:
     """A scores file in /tmp named after the bundle's model file (path and time) and ``key``."""
-    from logo_batch.bundle import MODEL_FILE
+    from logo_batch.inference.bundle import MODEL_FILE
 
     model_file = bundle.resolve() / MODEL_FILE
     stamp = ":".join(map(str, (model_file, model_file.stat().st_mtime_ns, *key)))

@@ -10,8 +10,8 @@ from pathlib import Path
 import keras
 import pandas as pd
 
-from logo_batch.bundle import BundleMetadata, save_bundle
-from logo_batch.layers import ScalePixels
+from logo_batch.inference.bundle import BundleMetadata, save_bundle
+from logo_batch.inference.layers import ScalePixels
 
 IMAGE_SIZE = 24
 CLASSES = ["adidas", "apple", "cocacola"]

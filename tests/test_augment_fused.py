@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from logo_batch.augment import LUMA, AugmentConfig, FusedAugment, build_augmenter
+from logo_batch.training.augment import LUMA, AugmentConfig, FusedAugment, build_augmenter
 from logo_batch.training.config import TrainConfig
 
 SIZE = 32

@@ -8,8 +8,9 @@ import pytest
 import tensorflow as tf
 from training_support import tiny_config
 
-from logo_batch import background, data
-from logo_batch.bundle import load_bundle
+from logo_batch.data import background
+from logo_batch.data import pipeline as data
+from logo_batch.inference.bundle import load_bundle
 from logo_batch.training import train
 
 
@@ -55,7 +56,7 @@ def test_training_with_background_learns_the_class_none(synthetic_data_dir, tmp_
     assert test["brand_accuracy"] >= test["accuracy"]
     assert 0.0 <= test["called_background"] <= 1.0
     # `logo-batch evaluate` on the crops with a report folder: 28 columns, 28 rows.
-    from logo_batch.evaluate import evaluate_bundle
+    from logo_batch.evaluation.evaluate import evaluate_bundle
 
     report = tmp_path / "crops_report"
     metrics = evaluate_bundle(
@@ -68,7 +69,7 @@ def test_training_with_background_learns_the_class_none(synthetic_data_dir, tmp_
 
 
 def test_background_metrics_count_brands_only():
-    from logo_batch.evaluate import background_metrics
+    from logo_batch.evaluation.metrics import background_metrics
 
     scores = np.array([[0.5, 0.1, 0.4], [0.1, 0.3, 0.6], [0.2, 0.7, 0.1]])  # column 2: none
     labels = np.array([0, 1, 0])

@@ -17,9 +17,10 @@ import pytest
 from beam_support import CLASSES, IN_PROCESS, make_bundle, read_csv
 from image_files import gray_png, noise_jpeg, permissions_enforced, truncated_jpeg
 
-from beam_jobs import classify_images, inputs, job
+from beam_jobs import classify_images, job, listing
+from beam_jobs.summary import JobSummary
 from logo_batch import cli
-from logo_batch.bundle import BundleMetadata, save_bundle
+from logo_batch.inference.bundle import BundleMetadata, save_bundle
 from logo_batch.result_csv import path_bytes
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -30,7 +31,7 @@ def bundle(tmp_path_factory) -> Path:
     return make_bundle(tmp_path_factory.mktemp("bundle") / "tiny")
 
 
-def _run(folder, bundle, output, *extra, **config) -> job.JobSummary:
+def _run(folder, bundle, output, *extra, **config) -> JobSummary:
     config = job.JobConfig(input=str(folder), model=str(bundle), output=str(output), **config)
     return job.run_job(config, [*IN_PROCESS, *extra])
 
@@ -87,7 +88,9 @@ def test_listing_reports_a_folder_it_cannot_read(tmp_path, monkeypatch):
         return real_scandir(path)
 
     monkeypatch.setattr(os, "scandir", scandir)
-    listed = sorted((entry.path, entry.error) for entry in inputs.list_local_entries(str(tmp_path)))
+    listed = sorted(
+        (entry.path, entry.error) for entry in listing.list_local_entries(str(tmp_path))
+    )
     assert listed == [
         (str(tmp_path / "locked"), "cannot read folder: Permission denied"),
         (str(tmp_path / "ok" / "a.jpg"), ""),
@@ -453,7 +456,7 @@ def test_unknown_option_is_an_error(bundle, tmp_path, capsys, entry, monkeypatch
 
 
 def test_known_beam_options_still_pass(bundle, tmp_path):
-    from logo_batch.cli_options import unknown_beam_options
+    from beam_jobs.beam_options import unknown_beam_options
 
     assert unknown_beam_options(["--runner", "DataflowRunner", "--project", "p"]) == []
     assert unknown_beam_options(["--direct_num_workers=2", "--experiments", "a"]) == []

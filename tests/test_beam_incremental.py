@@ -14,9 +14,10 @@ from beam_jobs import job, previous
 from beam_jobs.errors import ClassifyJobError
 from beam_jobs.file_facts import FileEntry
 from beam_jobs.fingerprint import job_fingerprint
+from beam_jobs.summary import JobSummary
 from logo_batch import cli
-from logo_batch.bundle import load_bundle
-from logo_batch.predict import predict_files
+from logo_batch.inference.bundle import load_bundle
+from logo_batch.inference.predict import predict_files
 from logo_batch.result_csv import CSV_COLUMNS, ROW_COLUMNS
 
 MTIME = 1_700_000_000  # every file's modification time: a change is the test's choice
@@ -41,7 +42,7 @@ def _lines_by_path(output: Path) -> dict[str, str]:
     return {line.split(",", 1)[0]: line for line in lines}
 
 
-def _run(folder: Path, bundle: Path, output: Path, **config) -> job.JobSummary:
+def _run(folder: Path, bundle: Path, output: Path, **config) -> JobSummary:
     config = job.JobConfig(
         input=str(folder), model=str(bundle), output=str(output), batch_size=2, **config
     )

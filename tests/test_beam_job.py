@@ -33,8 +33,8 @@ from PIL import Image
 
 from beam_jobs import inputs, job, runner
 from logo_batch import cli
-from logo_batch.bundle import load_bundle
-from logo_batch.predict import UNKNOWN_LABEL, predict_files
+from logo_batch.inference.bundle import load_bundle
+from logo_batch.inference.predict import UNKNOWN_LABEL, predict_files
 from logo_batch.result_csv import ROW_COLUMNS
 
 
@@ -237,7 +237,7 @@ def test_runner_choice(monkeypatch):
 
     monkeypatch.setenv("PYTHONPATH", "")
     for cores in (4, 1):  # the rule, not this machine: one worker process per core
-        monkeypatch.setattr(runner, "local_cores", lambda cores=cores: cores)
+        monkeypatch.setattr(runner, "cpu_count", lambda cores=cores: cores)
         monkeypatch.delenv("TF_NUM_INTRAOP_THREADS", raising=False)
         options, chosen = runner.pipeline_options([])
         direct = options.view_as(DirectOptions)
@@ -245,7 +245,7 @@ def test_runner_choice(monkeypatch):
         assert direct.direct_running_mode == "multi_processing"
         assert direct.direct_num_workers == cores
         assert os.environ["TF_NUM_INTRAOP_THREADS"] == "1"  # cores // workers
-    monkeypatch.setattr(runner, "local_cores", lambda: 4)
+    monkeypatch.setattr(runner, "cpu_count", lambda: 4)
     monkeypatch.delenv("TF_NUM_INTRAOP_THREADS", raising=False)
     options, chosen = runner.pipeline_options(["--direct_num_workers", "2"])
     assert os.environ["TF_NUM_INTRAOP_THREADS"] == "2"  # 4 cores shared by 2 workers

@@ -15,15 +15,9 @@ from apache_beam.runners.portability.fn_api_runner import FnApiRunner
 from apache_beam.testing import test_pipeline
 from apache_beam.testing.util import assert_that, equal_to
 
-from beam_jobs import reading
-from beam_jobs.inputs import (
-    ERROR,
-    FILE,
-    list_local_entries,
-    list_unit_entries,
-    plan_local_listing,
-    resolve_input,
-)
+from beam_jobs import batching, matching
+from beam_jobs.inputs import resolve_input
+from beam_jobs.listing import ERROR, FILE, list_local_entries, list_unit_entries, plan_local_listing
 
 DENIED = "cannot read folder: Permission denied"
 
@@ -221,10 +215,10 @@ def test_files_added_after_planning_are_listed_once(tree):
 def test_match_image_files_in_units_gives_the_entries_once(tree):
     want = _rows(tree)
     with test_pipeline.TestPipeline(runner=FnApiRunner()) as p:
-        entries = p | reading.MatchImageFiles(str(tree), files_per_unit=1)  # through coders
+        entries = p | matching.MatchImageFiles(str(tree), files_per_unit=1)  # through coders
         pairs = entries | beam.Map(lambda entry: (entry.path, entry.error))
         assert_that(pairs, equal_to(want))
-        batches = entries | reading.GroupIntoBatches(batch_size=4)
+        batches = entries | batching.GroupIntoBatches(batch_size=4)
         flat = batches | beam.FlatMap(lambda batch: [fields[0] for fields in batch])
         assert_that(flat, equal_to([path for path, _ in want]), label="Batched")
 

@@ -15,10 +15,11 @@ from apache_beam.testing.util import assert_that, equal_to
 from beam_support import IN_PROCESS, count_csv_rows, make_bundle, read_csv
 from image_files import noise_jpeg
 
-from beam_jobs import csv_output, job, sorted_csv
-from beam_jobs.csv_output import AUTO_SHARDS, shard_count
+from beam_jobs import bundle_shards, hash_shards, job, shards, sorted_csv
 from beam_jobs.errors import ClassifyJobError
-from logo_batch.predict import error_prediction
+from beam_jobs.manifest import MANIFEST_FILE, WriteManifest, check_shards
+from beam_jobs.shards import AUTO_SHARDS, shard_count
+from logo_batch.inference.predict import error_prediction
 from logo_batch.result_csv import ROW_COLUMNS
 
 
@@ -46,12 +47,12 @@ def test_the_shard_count_follows_the_rows_unless_given():
         1, 1, 1, 2, 2, 3,
     ]  # fmt: skip
     assert shard_count(5, 7, rows_per_shard=10) == 7  # given: as given
-    assert shard_count(10**9) == 10**9 // csv_output.ROWS_PER_SHARD
-    assert csv_output.parse_num_shards("auto") == AUTO_SHARDS
-    assert csv_output.parse_num_shards("3") == 3
+    assert shard_count(10**9) == 10**9 // shards.ROWS_PER_SHARD
+    assert shards.parse_num_shards("auto") == AUTO_SHARDS
+    assert shards.parse_num_shards("3") == 3
     for bad in ("0", "-2", "many"):
         with pytest.raises(ValueError, match="auto or a whole number"):
-            csv_output.parse_num_shards(bad)
+            shards.parse_num_shards(bad)
 
 
 @pytest.mark.parametrize("buffer_rows", [1, 3, 1000])
@@ -129,23 +130,23 @@ def test_a_row_with_an_unknown_column_is_refused(tmp_path):
 
 
 def _write(tmp_path, rows, **options) -> dict:
-    manifest_path = str(tmp_path / csv_output.MANIFEST_FILE)
+    manifest_path = str(tmp_path / MANIFEST_FILE)
     with _pipeline() as p:
         matched = p | "Matched" >> beam.Create([len(rows)])
         written = (
             p
             | beam.Create(rows)
-            | csv_output.WriteCsvShards(str(tmp_path), row_count=matched, **options)
+            | hash_shards.WriteCsvShards(str(tmp_path), row_count=matched, **options)
         )
-        _ = written | csv_output.WriteManifest(matched, manifest_path)
-    return json.loads((tmp_path / csv_output.MANIFEST_FILE).read_text())
+        _ = written | WriteManifest(matched, manifest_path)
+    return json.loads((tmp_path / MANIFEST_FILE).read_text())
 
 
 def test_auto_shards_one_per_rows_per_shard_rows_each_sorted(tmp_path):
     rows = _rows(10)
     manifest = _write(tmp_path, rows, rows_per_shard=3)
     assert manifest["num_shards"] == 4  # ceil(10 / 3)
-    names = [csv_output.shard_name(i, 4) for i in range(4)]
+    names = [shards.shard_name(i, 4) for i in range(4)]
     assert sorted(manifest["shards"]) == names  # every shard, even one no row hashed to
     seen = []
     for name in names:
@@ -154,25 +155,25 @@ def test_auto_shards_one_per_rows_per_shard_rows_each_sorted(tmp_path):
         assert count_csv_rows(tmp_path / name)[0] == manifest["shards"][name]["rows"]
         seen += paths
     assert sorted(seen) == sorted(row["path"] for row in rows)  # each row once
-    checked = csv_output.check_shards(str(tmp_path), manifest)
+    checked = check_shards(str(tmp_path), manifest)
     assert (checked.rows, checked.errors) == (10, sum(bool(row["error"]) for row in rows))
 
 
 def _write_in_bundles(tmp_path, *branches, **options) -> dict:
-    manifest_path = str(tmp_path / csv_output.MANIFEST_FILE)
+    manifest_path = str(tmp_path / MANIFEST_FILE)
     with _pipeline() as p:
         matched = p | "Matched" >> beam.Create([sum(len(rows) for rows in branches)])
         pcolls = tuple(
             p | f"Rows{index}" >> beam.Create(rows) for index, rows in enumerate(branches)
         )
-        written = pcolls | csv_output.WriteBundleShards(str(tmp_path), **options)
-        _ = written | csv_output.WriteManifest(matched, manifest_path)
-    return json.loads((tmp_path / csv_output.MANIFEST_FILE).read_text())
+        written = pcolls | bundle_shards.WriteBundleShards(str(tmp_path), **options)
+        _ = written | WriteManifest(matched, manifest_path)
+    return json.loads((tmp_path / MANIFEST_FILE).read_text())
 
 
 def test_a_bundle_writer_rolls_over_every_rows_per_shard_rows_and_reports_each_file(tmp_path):
     rows = _rows(10)
-    fn = csv_output._WriteBundleShardsFn(str(tmp_path), ROW_COLUMNS, 3, buffer_rows=2)
+    fn = bundle_shards._WriteBundleShardsFn(str(tmp_path), ROW_COLUMNS, 3, buffer_rows=2)
     fn.start_bundle()
     rolled = [written for row in rows for written in fn.process(row)]
     last = [windowed.value for windowed in fn.finish_bundle()]
@@ -191,14 +192,14 @@ def test_a_bundle_writer_rolls_over_every_rows_per_shard_rows_and_reports_each_f
 
 
 def test_part_filled_files_are_packed_into_shards_of_at_most_rows_per_shard():
-    written = [csv_output.ShardWritten(f"rows-{n}", rows, 0, 1) for n, rows in
+    written = [shards.ShardWritten(f"rows-{n}", rows, 0, 1) for n, rows in
                enumerate([10, 7, 4, 3, 2, 10, 1])]  # fmt: skip
     packs: dict[str, list[int]] = {}
-    for pack, shard in csv_output.pack_shards(written, rows_per_shard=10):
+    for pack, shard in bundle_shards.pack_shards(written, rows_per_shard=10):
         packs.setdefault(pack, []).append(shard.rows)
     assert sorted(sum(rows) for rows in packs.values()) == [7, 10, 10, 10]  # 37 rows, 4 files
     assert packs["rows-0"] == [10] and packs["rows-5"] == [10]  # full files stay as they are
-    one = {pack for pack, _ in csv_output.pack_shards(written, 10, one_file=True)}
+    one = {pack for pack, _ in bundle_shards.pack_shards(written, 10, one_file=True)}
     assert len(one) == 1
 
 
@@ -207,7 +208,7 @@ def test_rows_written_where_they_are_give_every_row_once_in_sorted_shards(tmp_pa
     manifest = _write_in_bundles(tmp_path, classified, reused, rows_per_shard=4)
     assert manifest["matched"] == 20
     assert all(shard["rows"] <= 4 for shard in manifest["shards"].values())
-    checked = csv_output.check_shards(str(tmp_path), manifest)
+    checked = check_shards(str(tmp_path), manifest)
     assert checked.rows == 20 == sum(shard["rows"] for shard in manifest["shards"].values())
     seen = []
     for path in checked.paths:
@@ -232,22 +233,22 @@ def test_one_sorted_file_on_request_is_merged_from_the_writers_files(tmp_path):
 def test_the_driver_check_ignores_files_no_writer_reported(tmp_path):
     manifest = _write_in_bundles(tmp_path, _rows(6), rows_per_shard=4)
     (tmp_path / "rows-0123456789ab-00000.csv").write_text("a failed bundle's file")
-    checked = csv_output.check_shards(str(tmp_path), manifest)
+    checked = check_shards(str(tmp_path), manifest)
     assert checked.rows == 6 and len(checked.paths) == len(manifest["shards"])
     (tmp_path / sorted(manifest["shards"])[0]).unlink()
     with pytest.raises(ClassifyJobError, match="the writer reported it, but it is gone"):
-        csv_output.check_shards(str(tmp_path), manifest)
+        check_shards(str(tmp_path), manifest)
 
 
 def test_the_driver_check_names_a_shard_no_writer_reported(tmp_path):
     manifest = _write(tmp_path, _rows(5), num_shards=2)
-    del manifest["shards"][csv_output.shard_name(1, 2)]
+    del manifest["shards"][shards.shard_name(1, 2)]
     with pytest.raises(ClassifyJobError, match="shard-00001-of-00002.csv: no writer reported it"):
-        csv_output.check_shards(str(tmp_path), manifest)
+        check_shards(str(tmp_path), manifest)
     manifest = _write(tmp_path, _rows(5), num_shards=2)
-    (tmp_path / csv_output.shard_name(0, 2)).unlink()
+    (tmp_path / shards.shard_name(0, 2)).unlink()
     with pytest.raises(ClassifyJobError, match="shard-00000-of-00002.csv: the writer reported"):
-        csv_output.check_shards(str(tmp_path), manifest)
+        check_shards(str(tmp_path), manifest)
 
 
 @pytest.fixture(scope="module")
@@ -288,7 +289,7 @@ def test_the_shard_options_refuse_bad_values_by_name(capsys):
                           ("--rows_per_shard", "0"), ("--rows-per-shard", "-5")):  # fmt: skip
         with pytest.raises(SystemExit):
             cli.main([*argv, option, value])
-        assert f"argument {option.replace('-', '_').replace('__', '--')}" in capsys.readouterr().err
+        assert f"argument {option.replace('_', '-')}: " in capsys.readouterr().err  # as in help
 
 
 @pytest.mark.parametrize("count", [0, 1, 2500])

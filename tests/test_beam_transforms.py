@@ -13,9 +13,10 @@ from apache_beam.testing.util import assert_that, equal_to
 from beam_support import count_csv_rows
 from image_files import encode, halves, noise_jpeg
 
-from beam_jobs import csv_output, inputs, reading, transforms
+from beam_jobs import batching, decoding, hash_shards, inputs, listing, matching, shards, transforms
 from beam_jobs.file_facts import FileEntry
-from logo_batch.predict import error_prediction, scores_to_prediction
+from beam_jobs.manifest import MANIFEST_FILE, WriteManifest
+from logo_batch.inference.predict import error_prediction, scores_to_prediction
 
 
 def _pipeline() -> test_pipeline.TestPipeline:
@@ -26,14 +27,14 @@ def test_match_image_files_lists_what_the_local_listing_lists(tmp_path):
     (tmp_path / "sub").mkdir()
     for name in ("a.jpg", "sub/b.PNG", "notes.txt"):
         (tmp_path / name).write_bytes(b"x")
-    expected = list(inputs.list_local_entries(str(tmp_path)))
+    expected = list(listing.list_local_entries(str(tmp_path)))
     assert [entry.size for entry in expected] == [1, 1]  # each file's size, from its stat
     assert sorted(path for path, *_ in expected) == [
         str(tmp_path / "a.jpg"),
         str(tmp_path / "sub/b.PNG"),
     ]
     with _pipeline() as p:
-        entries = p | reading.MatchImageFiles(str(tmp_path))
+        entries = p | matching.MatchImageFiles(str(tmp_path))
         assert_that(entries, equal_to(expected))
 
 
@@ -47,7 +48,7 @@ def test_group_into_batches_keeps_every_entry_once_in_batches_of_at_most_b(count
         assert sorted(flat) == entries  # every entry, once
 
     with _pipeline() as p:
-        batches = p | beam.Create(entries) | reading.GroupIntoBatches(batch_size=8)
+        batches = p | beam.Create(entries) | batching.GroupIntoBatches(batch_size=8)
         assert_that(batches, check)
 
 
@@ -65,7 +66,7 @@ def test_decode_image_batches_passes_errors_on_and_decodes_the_rest(tmp_path):
         assert errors["/gone.jpg"] == "listing error" and errors[str(tmp_path / "bad.jpg")]
 
     with _pipeline() as p:
-        decoded = p | beam.Create([batch]) | reading.DecodeImageBatches(16)
+        decoded = p | beam.Create([batch]) | decoding.DecodeImageBatches(16)
         assert_that(decoded, check)
 
 
@@ -90,12 +91,12 @@ def test_csv_shards_and_manifest_account_for_every_row(tmp_path):
         scores_to_prediction(f"/p/{i}.jpg", np.array([0.9, 0.1]), ["x", "y"]).to_row()
         for i in range(11)
     ] + [error_prediction("/p/bad.jpg", "corrupt").to_row()]
-    manifest_path = str(tmp_path / csv_output.MANIFEST_FILE)
+    manifest_path = str(tmp_path / MANIFEST_FILE)
     with _pipeline() as p:
         matched = p | "Matched" >> beam.Create([len(rows)])
-        written = p | beam.Create(rows) | csv_output.WriteCsvShards(str(tmp_path), num_shards=3)
-        _ = written | csv_output.WriteManifest(matched, manifest_path)
-    manifest = json.loads((tmp_path / csv_output.MANIFEST_FILE).read_text())
+        written = p | beam.Create(rows) | hash_shards.WriteCsvShards(str(tmp_path), num_shards=3)
+        _ = written | WriteManifest(matched, manifest_path)
+    manifest = json.loads((tmp_path / MANIFEST_FILE).read_text())
     assert manifest["matched"] == 12
     assert sum(shard["rows"] for shard in manifest["shards"].values()) == 12
     assert sum(shard["errors"] for shard in manifest["shards"].values()) == 1
@@ -108,8 +109,8 @@ def test_csv_shards_and_manifest_account_for_every_row(tmp_path):
 
 
 def test_decode_image_batches_in_whole_mode_makes_window_stacks(tmp_path):
-    from logo_batch.preprocessing import preprocess_image_file
-    from logo_batch.whole_photo import WindowStack, photo_windows
+    from logo_batch.inference.preprocessing import preprocess_image_file
+    from logo_batch.inference.whole_photo import WindowStack, photo_windows
 
     good = tmp_path / "good.jpg"
     good.write_bytes(encode(halves(40, 30, (255, 0, 0), (0, 0, 255)), "JPEG"))
@@ -126,18 +127,18 @@ def test_decode_image_batches_in_whole_mode_makes_window_stacks(tmp_path):
         assert {entry.path: reason for entry, reason in only.errors}[str(tmp_path / "bad.jpg")]
 
     with _pipeline() as p:
-        decoded = p | beam.Create([batch]) | reading.DecodeImageBatches(16, mode="whole")
+        decoded = p | beam.Create([batch]) | decoding.DecodeImageBatches(16, mode="whole")
         assert_that(decoded, check)
     with pytest.raises(ValueError, match="mode must be"):
-        reading.DecodeImageBatches(16, mode="auto")
+        decoding.DecodeImageBatches(16, mode="auto")
 
 
 def test_infer_scores_on_window_stacks_is_classify_photos(tmp_path):
     from beam_support import make_background_bundle
 
     from beam_jobs.model import infer_scores
-    from logo_batch.bundle import load_bundle
-    from logo_batch.whole_photo import classify_photos, photo_stack
+    from logo_batch.inference.bundle import load_bundle
+    from logo_batch.inference.whole_photo import classify_photos, photo_stack
 
     bundle = load_bundle(make_background_bundle(tmp_path / "bg"))
     rng = np.random.default_rng(2)
@@ -163,13 +164,13 @@ def test_the_driver_checks_the_writers_counts_and_sizes_without_reading_rows(tmp
     from beam_jobs.errors import ClassifyJobError
 
     rows = [error_prediction(f"/p/{i}.jpg", "corrupt").to_row() for i in range(3)]
-    manifest_path = str(tmp_path / csv_output.MANIFEST_FILE)
+    manifest_path = str(tmp_path / MANIFEST_FILE)
     with _pipeline() as p:
         matched = p | "Matched" >> beam.Create([3])
-        written = p | beam.Create(rows) | csv_output.WriteCsvShards(str(tmp_path), num_shards=1)
-        _ = written | csv_output.WriteManifest(matched, manifest_path)
+        written = p | beam.Create(rows) | hash_shards.WriteCsvShards(str(tmp_path), num_shards=1)
+        _ = written | WriteManifest(matched, manifest_path)
     config = job.JobConfig(input=str(tmp_path), model="unused", output=str(tmp_path / "out.csv"))
-    shard = tmp_path / csv_output.shard_name(0, 1)
+    shard = tmp_path / shards.shard_name(0, 1)
     shard.write_bytes(shard.read_bytes()[:-10])  # cut short after the writer reported it
     with pytest.raises(ClassifyJobError, match="bytes on storage, the writer reported"):
         job.verify_and_move(config, str(tmp_path), 1.0, {})
@@ -179,10 +180,10 @@ def test_the_driver_checks_the_writers_counts_and_sizes_without_reading_rows(tmp
 def test_classify_batches_gives_one_prediction_per_file_failures_named(tmp_path):
     from beam_support import CLASSES, IMAGE_SIZE, make_bundle
 
-    from beam_jobs.reading import DecodedBatch
-    from logo_batch.bundle import load_bundle
-    from logo_batch.predict import predict_files
-    from logo_batch.preprocessing import preprocess_image_file
+    from beam_jobs.decoding import DecodedBatch
+    from logo_batch.inference.bundle import load_bundle
+    from logo_batch.inference.predict import predict_files
+    from logo_batch.inference.preprocessing import preprocess_image_file
 
     bundle = make_bundle(tmp_path / "tiny")
     paths = []
@@ -290,7 +291,7 @@ def test_read_file_list_names_every_listed_path_resolved(tmp_path):
     table = lists / "files.csv"
     table.write_text("name,Path\nx,sub/d.jpg\ny,\n", encoding="utf-8")
     with _pipeline() as p:
-        listed = p | "Text" >> reading.ReadFileList(inputs.FileListSpec(str(text), True))
+        listed = p | "Text" >> matching.ReadFileList(inputs.FileListSpec(str(text), True))
         assert_that(
             listed,
             equal_to([
@@ -300,7 +301,7 @@ def test_read_file_list_names_every_listed_path_resolved(tmp_path):
             ]),
             label="TextList",
         )  # fmt: skip
-        rows = p | "Csv" >> reading.ReadFileList(inputs.FileListSpec(str(table), True))
+        rows = p | "Csv" >> matching.ReadFileList(inputs.FileListSpec(str(table), True))
         assert_that(
             rows,
             equal_to([
@@ -333,7 +334,7 @@ def test_one_entry_per_file_prefers_the_folder_entry_and_looks_listed_paths_up(t
     ]
     assert expected[1].size == 3
     with _pipeline() as p:
-        entries = p | beam.Create(found) | reading.OneEntryPerFile()
+        entries = p | beam.Create(found) | matching.OneEntryPerFile()
         assert_that(entries, equal_to(expected))
 
 
@@ -354,7 +355,7 @@ def test_match_inputs_gives_one_entry_per_file_of_folders_and_lists(tmp_path):
         FileEntry(str(tmp_path / "gone.jpg"), f"no such file (listed in {listed})"),
     ]
     p = _pipeline()
-    assert_that(p | reading.MatchInputs(specs), equal_to(expected))
+    assert_that(p | matching.MatchInputs(specs), equal_to(expected))
     result = p.run()
     result.wait_until_finish()
     counters = {c.key.metric.name: c.committed for c in result.metrics().query()["counters"]}

@@ -6,29 +6,32 @@ import keras
 import numpy as np
 import pytest
 
-from benchmarks.bench_devices import GPUS, Tflite, accuracy, batches, cores_needed, tflite_models
+from benchmarks.bench_devices import accuracy, batches, tflite_flatbuffers
+from benchmarks.gpu_cores import GPUS, cores_needed
+from logo_batch.inference.engines import TfliteModel
 
 
 @pytest.fixture(scope="module")
 def tiny_and_lite():
-    from logo_batch import models
+    from logo_batch.training import models
 
     keras.utils.set_random_seed(0)
     model = models.build_model("tiny_cnn", 3, 32, "none")
     rng = np.random.default_rng(0)
     calibration = rng.uniform(0, 255, (8, 32, 32, 3)).astype("float32")
-    return model, tflite_models(model, calibration)
+    return model, tflite_flatbuffers(model, calibration)
 
 
 def test_tflite_models_score_like_the_keras_model(tiny_and_lite):
     model, lite = tiny_and_lite
     assert set(lite) == {"float32", "int8"}
-    assert lite["int8"].size < lite["float32"].size  # int8 weights
+    assert len(lite["int8"]) < len(lite["float32"])  # int8 weights
     images = np.random.default_rng(1).uniform(0, 255, (7, 32, 32, 3)).astype("float32")
     want = np.asarray(model(images, training=False))
     for name, atol in (("float32", 1e-5), ("int8", 0.05)):
-        got = np.concatenate([lite[name](batch) for batch in batches(images, 5)])  # 5, then 2
-        assert got.shape == (7, 3) and isinstance(lite[name], Tflite)
+        engine = TfliteModel(lite[name])  # the engine the bundle's int8 model runs on
+        got = np.concatenate([engine(batch) for batch in batches(images, 5)])  # 5, then 2
+        assert got.shape == (7, 3)
         np.testing.assert_allclose(got, want, atol=atol)
 
 

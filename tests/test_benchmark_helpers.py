@@ -11,7 +11,7 @@ from PIL import Image
 
 from benchmarks.common import describe_gpus
 from benchmarks.decode_reference import REFERENCES
-from logo_batch.preprocessing import preprocess_image_file
+from logo_batch.inference.preprocessing import preprocess_image_file
 
 SIZE = 32
 

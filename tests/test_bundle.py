@@ -7,8 +7,7 @@ import keras
 import numpy as np
 import pytest
 
-from logo_batch import models
-from logo_batch.bundle import (
+from logo_batch.inference.bundle import (
     METADATA_FILE,
     MODEL_FILE,
     BundleMetadata,
@@ -19,6 +18,7 @@ from logo_batch.bundle import (
     read_metadata,
     save_bundle,
 )
+from logo_batch.training import models
 
 
 @pytest.mark.parametrize("head", models.HEADS)

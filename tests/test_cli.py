@@ -24,7 +24,6 @@ REPO = Path(__file__).resolve().parents[1]
             "--epochs and --fine-tune-epochs are both 0: nothing to train",
         ),
         (["--image-size", "0"], "--image-size must be at least 32 pixels, not 0"),
-        (["--batch-size", "0"], "--batch-size must be >= 1, not 0"),
         (["--learning-rate", "0"], "--learning-rate must be > 0"),
         (["--dropout", "1.5"], "--dropout must be in [0, 1)"),
         (["--weights", "missing.weights.h5"], "--weights missing.weights.h5: no such file"),

@@ -7,11 +7,12 @@ import pytest
 import tensorflow as tf
 from training_support import tiny_config
 
-from logo_batch import context, data
-from logo_batch.bundle import load_bundle
-from logo_batch.distribute import task_info
+from logo_batch.data import context
+from logo_batch.data import pipeline as data
+from logo_batch.inference.bundle import load_bundle
 from logo_batch.training import train
 from logo_batch.training.datasets import build_datasets
+from logo_batch.training.distribute import task_info
 
 LOW, HIGH = context.CONTEXT_COVERAGE
 

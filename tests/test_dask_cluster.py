@@ -19,7 +19,7 @@ distributed = pytest.importorskip("distributed")
 from beam_jobs import job  # noqa: E402  (after the skip: the runner needs dask)
 from beam_jobs.dask_runner import BoundedDaskRunner  # noqa: E402
 from beam_jobs.model import FailedInput, infer_scores  # noqa: E402
-from logo_batch.predict import predict_scores  # noqa: E402
+from logo_batch.inference.engines import predict_scores  # noqa: E402
 
 ALIVE = {"now": 0, "peak": 0}
 
@@ -138,8 +138,9 @@ def test_a_folder_is_listed_in_units_one_a_partition_and_no_file_list_is_gathere
     cluster's 4) are neither persisted nor split again, and the batches' Reshuffle is
     passed over: the only collection counted and split is the units'."""
     from beam_jobs import dask_runner
+    from beam_jobs.batching import GroupIntoBatches
     from beam_jobs.counts import CountGlobally
-    from beam_jobs.reading import GroupIntoBatches, MatchImageFiles
+    from beam_jobs.matching import MatchImageFiles
 
     monkeypatch.setattr(dask_runner, "ELEMENTS_PER_PARTITION", 10)
 
@@ -164,7 +165,7 @@ def test_a_folder_is_listed_in_units_one_a_partition_and_no_file_list_is_gathere
 
 
 def test_files_that_failed_to_decode_go_through_the_model_unscored(tmp_path):
-    from logo_batch.bundle import load_bundle
+    from logo_batch.inference.bundle import load_bundle
 
     bundle = load_bundle(make_bundle(tmp_path / "tiny"))
     inputs = np.random.default_rng(0).uniform(0, 255, (3, 24, 24, 3)).astype("float32")

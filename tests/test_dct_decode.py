@@ -11,7 +11,7 @@ import tensorflow as tf
 from image_files import encode, exif_rotated_jpeg
 from PIL import Image
 
-from logo_batch.preprocessing import (
+from logo_batch.inference.preprocessing import (
     DCT_RATIOS,
     dct_ratio,
     decode_and_resize_tf,

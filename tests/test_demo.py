@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from logo_batch import demo
+from logo_batch.cli import demo
 from tfds_flickr27.archive import scan
 
 

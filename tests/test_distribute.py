@@ -13,15 +13,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from logo_batch import distribute
-from logo_batch.distribute import (
-    CpuFeatures,
-    TaskInfo,
-    inference_model,
-    parse_cpu_flags,
-    resolve_precision,
-    task_info,
-)
+from logo_batch.inference import cpu as cpu_lib
+from logo_batch.inference.cpu import CpuFeatures, parse_cpu_flags
+from logo_batch.inference.engines import low_precision_model
+from logo_batch.training import distribute
+from logo_batch.training.distribute import TaskInfo, resolve_precision, task_info
 
 
 def _set(monkeypatch: pytest.MonkeyPatch, cluster=None, task=None) -> None:
@@ -143,20 +139,20 @@ def test_explicit_precision_stays(gpu, cpuinfo):
 def test_cpu_features_reads_proc_cpuinfo(monkeypatch, tmp_path):
     cpuinfo = tmp_path / "cpuinfo"
     cpuinfo.write_text(XEON_SPR)
-    monkeypatch.setattr(distribute, "CPUINFO", str(cpuinfo))
-    monkeypatch.setattr(distribute, "onednn_enabled", lambda: True)
-    assert distribute.cpu_features().fast_bfloat16
+    monkeypatch.setattr(cpu_lib, "CPUINFO", str(cpuinfo))
+    monkeypatch.setattr(cpu_lib, "onednn_enabled", lambda: True)
+    assert cpu_lib.cpu_features().fast_bfloat16
     assert resolve_precision("auto", gpu=False) == "mixed_bfloat16"
-    monkeypatch.setattr(distribute, "CPUINFO", str(tmp_path / "absent"))  # e.g. macOS
-    assert distribute.cpu_features().flags == frozenset()
+    monkeypatch.setattr(cpu_lib, "CPUINFO", str(tmp_path / "absent"))  # e.g. macOS
+    assert cpu_lib.cpu_features().flags == frozenset()
     assert resolve_precision("auto", gpu=False) == "float32"
-    assert distribute.cpu_features(EPYC_AVX2).flags == parse_cpu_flags(EPYC_AVX2)
+    assert cpu_lib.cpu_features(EPYC_AVX2).flags == parse_cpu_flags(EPYC_AVX2)
 
 
 def test_onednn_follows_tensorflow(tmp_path):
     """``TF_ENABLE_ONEDNN_OPTS=0`` turns oneDNN off on any build (TensorFlow reads
     the variable once per process: a subprocess)."""
-    script = "from logo_batch.distribute import onednn_enabled; print(onednn_enabled())"
+    script = "from logo_batch.inference.cpu import onednn_enabled; print(onednn_enabled())"
     env = {**os.environ, "TF_ENABLE_ONEDNN_OPTS": "0", "TF_CPP_MIN_LOG_LEVEL": "3"}
     done = subprocess.run(
         [sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True
@@ -165,7 +161,7 @@ def test_onednn_follows_tensorflow(tmp_path):
 
 
 def _tiny_classifier():
-    from logo_batch import models
+    from logo_batch.training import models
 
     keras.utils.set_random_seed(0)
     return models.build_model("tiny_cnn", 3, 32, "none")
@@ -182,10 +178,10 @@ def _compute_dtypes(model, prefix: str = "") -> dict[str, str]:
     return dtypes
 
 
-def test_inference_model_computes_in_bfloat16_with_float32_outputs():
+def test_low_precision_model_computes_in_bfloat16_with_float32_outputs():
     model = _tiny_classifier()
-    assert inference_model(model, "float32") is model
-    fast = inference_model(model, "mixed_bfloat16")
+    assert low_precision_model(model, "float32") is model
+    fast = low_precision_model(model, "mixed_bfloat16")
     dtypes = _compute_dtypes(fast)
     convs = [name for name in dtypes if name.startswith("backbone/conv2d")]
     assert len(convs) == 3 and {dtypes[name] for name in convs} == {"bfloat16"}
@@ -205,8 +201,9 @@ def test_inference_model_computes_in_bfloat16_with_float32_outputs():
 def test_predict_files_precision(tmp_path):
     from beam_support import make_bundle
 
-    from logo_batch.bundle import load_bundle
-    from logo_batch.predict import predict_files, with_precision
+    from logo_batch.inference.bundle import load_bundle
+    from logo_batch.inference.engines import with_precision
+    from logo_batch.inference.predict import predict_files
 
     bundle = load_bundle(make_bundle(tmp_path / "bundle"))
     assert with_precision(bundle, "off") == (bundle, "float32")
@@ -236,7 +233,7 @@ def test_auto_trains_in_bfloat16_on_a_cpu_with_amx(monkeypatch, synthetic_data_d
     bundle is float32 and records the policy."""
     from training_support import Record, tiny_config
 
-    from logo_batch.bundle import load_bundle
+    from logo_batch.inference.bundle import load_bundle
     from logo_batch.training import train
 
     monkeypatch.setattr(distribute, "has_gpu", lambda: False)

@@ -8,7 +8,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from logo_batch import evaluate
+from logo_batch.evaluation import evaluate
+from logo_batch.evaluation.metrics import (
+    choose_threshold,
+    compute_metrics,
+    confusion_matrix,
+    per_class_table,
+)
 
 
 def _scores(rows):
@@ -21,7 +27,7 @@ def test_threshold_keeps_the_requested_share_of_correct_predictions():
     scores = np.stack([top, 1 - top], axis=1)
     labels = np.zeros(200, np.int64)
     labels[:20] = 1  # wrong predictions do not count
-    threshold = evaluate.choose_threshold(scores, labels, keep=0.95)
+    threshold = choose_threshold(scores, labels, keep=0.95)
     correct_top = top[20:]
     assert threshold > np.sort(top[:20])[0]
     assert np.mean(correct_top >= threshold) >= 0.95
@@ -29,13 +35,13 @@ def test_threshold_keeps_the_requested_share_of_correct_predictions():
 
 
 def test_threshold_without_correct_predictions_accepts_all():
-    assert evaluate.choose_threshold(_scores([[0.9, 0.1]]), np.array([1])) == 0.0
+    assert choose_threshold(_scores([[0.9, 0.1]]), np.array([1])) == 0.0
 
 
 def test_metrics_split_logo_and_none_images():
     scores = _scores([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4], [0.55, 0.45], [0.95, 0.05]])
     labels = np.array([0, 0, 1, 2, 2])  # label 2 = none (>= number of classes)
-    m = evaluate.compute_metrics(scores, labels, threshold=0.7)
+    m = compute_metrics(scores, labels, threshold=0.7)
     assert m["num_logo"] == 3 and m["num_none"] == 2
     assert m["accuracy"] == pytest.approx(1 / 3)
     assert m["none_rejected"] == pytest.approx(0.5)
@@ -44,9 +50,9 @@ def test_metrics_split_logo_and_none_images():
 
 
 def test_per_class_table():
-    matrix = evaluate.confusion_matrix(np.array([0, 0, 1, 1]), np.array([0, 1, 1, 1]), 2)
+    matrix = confusion_matrix(np.array([0, 0, 1, 1]), np.array([0, 1, 1, 1]), 2)
     assert matrix.tolist() == [[1, 1], [0, 2]]
-    table = evaluate.per_class_table(matrix, ["a", "b"])
+    table = per_class_table(matrix, ["a", "b"])
     assert table["precision"].tolist() == pytest.approx([1.0, 2 / 3])
     assert table["recall"].tolist() == pytest.approx([0.5, 1.0])
     assert table["f1"].tolist() == pytest.approx([2 / 3, 0.8])

@@ -25,7 +25,7 @@ from image_files import (
     truncated_jpeg,
 )
 
-from logo_batch.preprocessing import ImageDecodeError, load_image, preprocess_image_file
+from logo_batch.inference.preprocessing import ImageDecodeError, load_image, preprocess_image_file
 
 # ----------------------------------------------------------------------- decode cases
 

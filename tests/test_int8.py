@@ -14,13 +14,14 @@ from beam_support import make_bundle
 from PIL import Image
 from training_support import tiny_config
 
-from logo_batch import distribute, int8
-from logo_batch.bundle import METADATA_FILE, BundleMetadata, load_bundle, read_metadata
 from logo_batch.cli import main
+from logo_batch.inference import engines
+from logo_batch.inference.bundle import METADATA_FILE, BundleMetadata, load_bundle, read_metadata
+from logo_batch.inference.cpu import CpuFeatures
 from logo_batch.training import train
 
-VNNI = distribute.CpuFeatures(frozenset({"avx512_vnni"}), onednn=True)
-NO_UNITS = distribute.CpuFeatures(frozenset({"avx2"}), onednn=True)
+VNNI = CpuFeatures(frozenset({"avx512_vnni"}), onednn=True)
+NO_UNITS = CpuFeatures(frozenset({"avx2"}), onednn=True)
 
 
 def _metadata(quantization: dict) -> BundleMetadata:
@@ -29,31 +30,33 @@ def _metadata(quantization: dict) -> BundleMetadata:
 
 @pytest.fixture(autouse=True)
 def no_gpu(monkeypatch):
-    monkeypatch.setattr(distribute, "has_gpu", lambda: False)
+    monkeypatch.setattr(engines, "has_gpu", lambda: False)
 
 
 def test_auto_picks_int8_only_for_a_kept_model_on_a_cpu_with_int8_units():
     kept, lost = _metadata({"kept_accuracy": True}), _metadata({"kept_accuracy": False})
-    assert int8.resolve_inference("auto", kept, cpu=VNNI) == "int8"
-    assert int8.resolve_inference("auto", kept, cpu=NO_UNITS) == "float32"
-    assert int8.resolve_inference("auto", lost, cpu=VNNI) == "float32"
-    assert int8.resolve_inference("auto", _metadata({}), cpu=VNNI) == "float32"
-    assert int8.resolve_inference("off", kept, cpu=VNNI) == "float32"
-    assert int8.resolve_inference("bfloat16", kept, cpu=VNNI) == "mixed_bfloat16"
+    assert engines.resolve_inference("auto", kept, cpu=VNNI) == "int8"
+    assert engines.resolve_inference("auto", kept, cpu=NO_UNITS) == "float32"
+    assert engines.resolve_inference("auto", lost, cpu=VNNI) == "float32"
+    assert engines.resolve_inference("auto", _metadata({}), cpu=VNNI) == "float32"
+    assert engines.resolve_inference("off", kept, cpu=VNNI) == "float32"
+    assert engines.resolve_inference("bfloat16", kept, cpu=VNNI) == "mixed_bfloat16"
     # Asked for, int8 runs whatever the CPU and the check said.
-    assert int8.resolve_inference("int8", lost, cpu=NO_UNITS) == "int8"
+    assert engines.resolve_inference("int8", lost, cpu=NO_UNITS) == "int8"
 
 
 def test_auto_keeps_float32_where_a_gpu_is_visible(monkeypatch):
-    monkeypatch.setattr(distribute, "has_gpu", lambda: True)
-    assert int8.resolve_inference("auto", _metadata({"kept_accuracy": True}), cpu=VNNI) == "float32"
+    monkeypatch.setattr(engines, "has_gpu", lambda: True)
+    assert (
+        engines.resolve_inference("auto", _metadata({"kept_accuracy": True}), cpu=VNNI) == "float32"
+    )
 
 
 def test_int8_without_an_int8_model_says_how_to_make_one():
     with pytest.raises(ValueError, match="logo-batch quantize"):
-        int8.resolve_inference("int8", _metadata({}))
+        engines.resolve_inference("int8", _metadata({}))
     with pytest.raises(ValueError, match="precision must be one of"):
-        int8.resolve_inference("fp8", _metadata({}))
+        engines.resolve_inference("fp8", _metadata({}))
 
 
 def test_quantize_refuses_a_folder_that_is_not_a_bundle(tmp_path, capsys):
@@ -86,7 +89,7 @@ def quantized(synthetic_data_dir, tmp_path_factory):
 
 def test_quantize_adds_the_int8_model_and_its_figures(quantized, synthetic_data_dir):
     bundle, figures = quantized
-    assert (bundle / int8.INT8_FILE).stat().st_size == figures["bytes"] > 0
+    assert (bundle / engines.INT8_FILE).stat().st_size == figures["bytes"] > 0
     assert read_metadata(bundle).quantization == figures
     assert figures["split"] == "crops/validation"
     # Calibration: the training crops (fewer than 1,000 here) plus 16 photos, 14 windows each.
@@ -94,19 +97,19 @@ def test_quantize_adds_the_int8_model_and_its_figures(quantized, synthetic_data_
     for name in ("top1_float32", "top1_int8", "photos_top1_float32", "photos_top1_int8"):
         assert 0.0 <= figures[name] <= 1.0
     assert figures["kept_accuracy"] == all(
-        figures[f"{p}int8"] >= figures[f"{p}float32"] - int8.MAX_TOP1_DROP
+        figures[f"{p}int8"] >= figures[f"{p}float32"] - engines.MAX_TOP1_DROP
         for p in ("top1_", "photos_top1_")
     )
     assert not list(bundle.glob(".*tmp-*"))  # written atomically, nothing left over
 
 
 def test_int8_model_scores_close_to_the_float32_model(quantized, synthetic_data_dir):
-    from logo_batch.data import load_split
-    from logo_batch.evaluate import predict_dataset
+    from logo_batch.data.pipeline import load_split
+    from logo_batch.evaluation.evaluate import predict_dataset
 
     bundle, _ = quantized
     loaded = load_bundle(bundle)
-    model = int8.load_int8_model(bundle)
+    model = engines.load_int8_model(bundle)
     records = load_split(synthetic_data_dir, "crops", "validation").records
     reference, _ = predict_dataset(loaded.model, records, loaded.image_size)
     scores, _ = predict_dataset(model, records, loaded.image_size)
@@ -223,10 +226,10 @@ def test_beam_fingerprint_follows_the_precision_and_the_int8_model(quantized, tm
 
     before = {p: fingerprint(p) for p in ("off", "int8", "auto", "bfloat16")}
     assert len(set(before.values())) == 4
-    (copy / int8.INT8_FILE).write_bytes((copy / int8.INT8_FILE).read_bytes() + b"\0")
+    (copy / engines.INT8_FILE).write_bytes((copy / engines.INT8_FILE).read_bytes() + b"\0")
     assert fingerprint("int8") != before["int8"]
     assert fingerprint("off") == before["off"] and fingerprint("bfloat16") == before["bfloat16"]
     # auto hashes the int8 model only where the bundle may use it (it kept accuracy)
-    assert (fingerprint("auto") != before["auto"]) == int8.int8_kept_accuracy(metadata)
-    assert int8.may_use_int8("auto", metadata) == int8.int8_kept_accuracy(metadata)
-    assert int8.may_use_int8("int8", metadata) and not int8.may_use_int8("off", metadata)
+    assert (fingerprint("auto") != before["auto"]) == engines.int8_kept_accuracy(metadata)
+    assert engines.may_use_int8("auto", metadata) == engines.int8_kept_accuracy(metadata)
+    assert engines.may_use_int8("int8", metadata) and not engines.may_use_int8("off", metadata)

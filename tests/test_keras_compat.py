@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from logo_batch import keras_compat
+from logo_batch.training import keras_compat
 
 
 def test_the_installed_keras_is_supported():

@@ -8,7 +8,7 @@ import keras
 import numpy as np
 import pytest
 
-from logo_batch import models
+from logo_batch.training import models
 
 SHARED_WEIGHTS = (
     Path(__file__).resolve().parents[2]

@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 import tensorflow_datasets as tfds
 
-from logo_batch import data
-from logo_batch.bundle import read_metadata
 from logo_batch.cli import main
+from logo_batch.data import pipeline as data
+from logo_batch.inference.bundle import read_metadata
 from tfds_flickr27 import Builder as Flickr27Builder
 from tfds_logo_folder import check_name
 from tfds_logo_folder.synthetic import DEFAULT_BRANDS, write_synthetic_folder

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from training_support import tiny_config
 
-from logo_batch import photo_metrics
 from logo_batch.cli import main
+from logo_batch.evaluation import photo_metrics
 from logo_batch.training import train
 
 

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from logo_batch import data
-from logo_batch.augment import METHODS, AugmentConfig, build_augmenter, make_augment_fn
-from logo_batch.preprocessing import PREPROCESSING_ID, preprocess_image_file
+from logo_batch.data import pipeline as data
+from logo_batch.inference.preprocessing import PREPROCESSING_ID, preprocess_image_file
+from logo_batch.training.augment import METHODS, AugmentConfig, build_augmenter, make_augment_fn
 
 SIZE = 32
 
@@ -72,7 +72,7 @@ def test_same_tensor_as_shared_preprocessing_at_every_dct_ratio():
     from image_files import encode
     from PIL import Image
 
-    from logo_batch.preprocessing import dct_ratio
+    from logo_batch.inference.preprocessing import dct_ratio
 
     rng = np.random.default_rng(5)
     shapes = [(SIZE + 5, SIZE + 9), (2 * SIZE + 3, 3 * SIZE), (4 * SIZE, 5 * SIZE + 1),

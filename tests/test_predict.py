@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from logo_batch import models
-from logo_batch.bundle import BundleMetadata, save_bundle
 from logo_batch.cli import main
+from logo_batch.inference.bundle import BundleMetadata, save_bundle
 from logo_batch.result_csv import CSV_COLUMNS
+from logo_batch.training import models
 
 
 @pytest.fixture(scope="module")
@@ -104,7 +104,7 @@ def test_auto_mode_is_whole_for_a_background_bundle(background_bundle, capsys):
     assert {r["mode"] for r in rows} == {"whole"}
     for row in rows:
         labels = row["top_labels"].split(";")
-        assert len(labels) == 3 and "none" not in labels  # the top k over brands
+        assert len(labels) == 3 and "none" not in labels  # top 5 (default): the 3 brands
         assert row["label"] == labels[0]
         x0, y0, x1, y1 = map(int, row["box"].split())
         assert 0 <= x0 < x1 and 0 <= y0 < y1
@@ -115,14 +115,14 @@ def test_auto_mode_is_whole_for_a_background_bundle(background_bundle, capsys):
     assert main(["predict", bundle, *paths, "--format", "csv", "--mode", "single"]) == 0
     single = _csv(capsys)
     assert {r["mode"] for r in single} == {"single"} and {r["box"] for r in single} == {""}
-    assert all(len(r["top_labels"].split(";")) == 3 for r in single)
+    assert all(len(r["top_labels"].split(";")) == 4 for r in single)  # all 4 classes
 
 
 def test_whole_mode_rows_equal_classify_photos(background_bundle):
-    from logo_batch.bundle import load_bundle
-    from logo_batch.predict import photo_to_prediction, predict_files
-    from logo_batch.preprocessing import load_image
-    from logo_batch.whole_photo import classify_photos
+    from logo_batch.inference.bundle import load_bundle
+    from logo_batch.inference.predict import photo_to_prediction, predict_files
+    from logo_batch.inference.preprocessing import load_image
+    from logo_batch.inference.whole_photo import classify_photos
 
     bundle_dir, paths = background_bundle
     bundle = load_bundle(bundle_dir)
@@ -146,7 +146,7 @@ def test_whole_mode_rows_equal_classify_photos(background_bundle):
 def test_whole_mode_decodes_each_file_once_and_reports_bad_files(
     background_bundle, tmp_path, monkeypatch, capsys
 ):
-    from logo_batch import predict
+    from logo_batch.inference import predict
 
     bundle, paths = background_bundle
     broken = tmp_path / "broken.jpg"
@@ -201,5 +201,7 @@ def test_text_output_in_whole_mode_shows_the_box(background_bundle, capsys):
     assert main(["predict", bundle, paths[0], "--batch_size", "3"]) == 0
     out = capsys.readouterr().out
     assert re.fullmatch(rf"{re.escape(paths[0])}: \S+ \(\S+\)  \[.*\]  box \d+ \d+ \d+ \d+\n", out)
-    assert main(["predict", bundle, paths[0], "--batch-size", "0"]) == 1
-    assert "--batch-size must be at least 1" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as stop:  # a usage error (tests/test_options.py)
+        main(["predict", bundle, paths[0], "--batch-size", "0"])
+    assert stop.value.code == 2
+    assert "argument --batch-size: must be a whole number >= 1" in capsys.readouterr().err

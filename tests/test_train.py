@@ -15,10 +15,11 @@ import pandas as pd
 import pytest
 from training_support import Interrupt, Record, tiny_config
 
-from logo_batch import data, evaluate
-from logo_batch.bundle import load_bundle, read_metadata
 from logo_batch.cli import main
-from logo_batch.predict import predict_files
+from logo_batch.data import pipeline as data
+from logo_batch.evaluation import evaluate
+from logo_batch.inference.bundle import load_bundle, read_metadata
+from logo_batch.inference.predict import predict_files
 from logo_batch.training import train
 
 CHANCE = 1 / 27
@@ -90,6 +91,8 @@ def test_evaluate_query_set_reports_rejection(trained, synthetic_data_dir, capsy
             "test",
             "--output-dir",
             str(tmp_path),
+            "--min-score",  # single mode (a crops bundle): no threshold unless asked
+            "bundle",
         ]
     )
     metrics = json.loads(capsys.readouterr().out)
@@ -159,7 +162,7 @@ def test_mirrored_strategy_on_two_logical_cpus(synthetic_data_dir, tmp_path):
     paths: images through the model (weights none, augmented in the training step on
     each replica), and cached features (weights file, fine-tuning augmented in tf.data).
     """
-    from logo_batch import models
+    from logo_batch.training import models
 
     base_weights = tmp_path / "tiny_base.weights.h5"
     models.build_backbone("tiny_cnn", 32, "none").save_weights(str(base_weights))

@@ -11,13 +11,13 @@ import pytest
 import tensorflow as tf
 from training_support import Interrupt, Record, tiny_config
 
-from logo_batch import data, distribute, models
-from logo_batch.augment import build_augmenter
-from logo_batch.bundle import load_bundle
-from logo_batch.predict import predict_files
-from logo_batch.training import train
+from logo_batch.cli.train import configure_parser
+from logo_batch.data import pipeline as data
+from logo_batch.inference.bundle import load_bundle
+from logo_batch.inference.predict import predict_files
+from logo_batch.training import distribute, models, train
+from logo_batch.training.augment import build_augmenter
 from logo_batch.training.augmentation import augment_in_train_step, run_augmentation
-from logo_batch.training.cli import configure_parser
 from logo_batch.training.config import resolve_augment_on
 from logo_batch.training.datasets import build_datasets
 from logo_batch.training.run_folder import end_weights

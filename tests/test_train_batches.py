@@ -14,8 +14,8 @@ import pytest
 import tensorflow as tf
 from training_support import tiny_config
 
-from logo_batch import data, distribute
-from logo_batch.training import TrainConfig, train
+from logo_batch.data import pipeline as data
+from logo_batch.training import TrainConfig, distribute, train
 from logo_batch.training.datasets import build_datasets
 from logo_batch.training.fitting import compile_model
 

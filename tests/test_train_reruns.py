@@ -10,9 +10,8 @@ import numpy as np
 import pytest
 from training_support import Record, tiny_config
 
-from logo_batch import models
-from logo_batch.bundle import load_bundle
-from logo_batch.training import TrainConfig, export, train
+from logo_batch.inference.bundle import load_bundle
+from logo_batch.training import TrainConfig, export, models, train
 
 
 def _config(data_dir, output_dir, **overrides) -> TrainConfig:

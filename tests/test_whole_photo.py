@@ -8,17 +8,16 @@ from beam_support import BACKGROUND_CLASSES, IMAGE_SIZE, make_background_bundle
 from image_files import encode
 from PIL import Image
 
-from logo_batch import predict, whole_photo
-from logo_batch.bundle import load_bundle
-from logo_batch.predict import (
-    CSV_COLUMNS,
+from logo_batch.inference import predict, whole_photo
+from logo_batch.inference.bundle import load_bundle
+from logo_batch.inference.predict import (
     UNKNOWN_LABEL,
     error_prediction,
     photo_to_prediction,
     scores_to_prediction,
 )
-from logo_batch.preprocessing import load_image, preprocess_image_file, resize_image
-from logo_batch.whole_photo import (
+from logo_batch.inference.preprocessing import load_image, preprocess_image_file, resize_image
+from logo_batch.inference.whole_photo import (
     DEFAULT_GRID,
     PhotoScores,
     WindowStack,
@@ -29,6 +28,7 @@ from logo_batch.whole_photo import (
     score_window_stacks,
     window_inputs,
 )
+from logo_batch.result_csv import CSV_COLUMNS
 
 
 def _covered(windows: np.ndarray, height: int, width: int) -> np.ndarray:
@@ -237,7 +237,7 @@ def test_csv_columns_keep_their_order_and_end_with_box_and_mode():
 
 
 def test_resolve_mode_and_threshold(tmp_path):
-    from logo_batch.bundle import BundleMetadata
+    from logo_batch.inference.bundle import BundleMetadata
 
     old = BundleMetadata(["a", "b"], 24, "tiny", rejection_threshold=0.4)
     new = BundleMetadata(
@@ -252,4 +252,11 @@ def test_resolve_mode_and_threshold(tmp_path):
     assert predict.effective_min_score(None, "whole", new) == 0.3
     assert predict.effective_min_score(None, "single", old) is None
     assert predict.effective_min_score(0.5, "whole", new) == 0.5
+    # The one rule of predict, evaluate (--config crops: the images are crops) and Beam.
+    assert predict.resolve_mode("auto", new, crops=True) == "single"
+    assert predict.resolve_mode("auto", old, crops=False) == "single"
+    assert predict.resolve_mode("whole", new, crops=True) == "whole"  # asked for
+    # --min-score bundle: the bundle's threshold in either mode.
+    assert predict.effective_min_score("bundle", "single", old) == 0.4
+    assert predict.effective_min_score("bundle", "whole", new) == 0.3
     assert whole_photo.brand_names(new.class_names, "none") == ["a", "b"]

@@ -29,7 +29,7 @@ MAX_REASONS = 100
 MAX_NAMED = 20
 """Modes and fingerprints counted by name; any further ones together."""
 OTHER = "(others)"
-WHOLE = "whole"  # the mode of rows classified through windows (logo_batch.predict.WHOLE)
+WHOLE = "whole"  # the mode of rows classified through windows (logo_batch.inference.predict.WHOLE)
 
 
 def path_key(path: str) -> int:

@@ -24,7 +24,7 @@ from collections.abc import Callable
 import keras
 import tensorflow as tf
 
-from logo_batch.augment import AugmentConfig, make_augment_fn
+from logo_batch.training.augment import AugmentConfig, make_augment_fn
 from logo_batch.training.config import TrainConfig
 
 Augment = Callable[[tf.Tensor], tf.Tensor]

@@ -6,8 +6,10 @@ import dataclasses
 import os
 from dataclasses import dataclass
 
-from logo_batch import augment, distribute, evaluate, models
-from logo_batch import data as data_lib
+from logo_batch.data import pipeline as data_lib
+from logo_batch.evaluation.metrics import DEFAULT_KEEP
+from logo_batch.inference.cpu import has_gpu
+from logo_batch.training import augment, models
 
 # Fields that must match to resume a run in the same output folder.
 RESUME_FIELDS = (
@@ -53,7 +55,7 @@ class TrainConfig:
     cache: str = data_lib.CACHE_MEMORY  # memory, none, or a folder for file caches
     shuffle_buffer: int = 2048
     early_stopping_patience: int = 5
-    rejection_keep: float = evaluate.DEFAULT_KEEP
+    rejection_keep: float = DEFAULT_KEEP
     mixed_precision: str = "auto"
     xla: str = "auto"
     strategy: str = "auto"
@@ -141,7 +143,7 @@ def resolve_augment_on(cfg: TrainConfig, gpu: bool | None = None) -> str | None:
         return None
     if cfg.augment_on != "auto":
         return cfg.augment_on
-    return AUGMENT_DEVICE if (distribute.has_gpu() if gpu is None else gpu) else AUGMENT_CPU
+    return AUGMENT_DEVICE if (has_gpu() if gpu is None else gpu) else AUGMENT_CPU
 
 
 def head_phase_on_features(cfg: TrainConfig) -> bool:

@@ -9,8 +9,9 @@ from dataclasses import dataclass
 import numpy as np
 import tensorflow as tf
 
-from logo_batch import background, context, distribute
-from logo_batch import data as data_lib
+from logo_batch.data import background, context
+from logo_batch.data import pipeline as data_lib
+from logo_batch.training import distribute
 from logo_batch.training.augmentation import run_augmentation
 from logo_batch.training.config import AUGMENT_CPU, TrainConfig, head_phase_on_features
 from tfds_flickr27 import NONE_LABEL

@@ -13,8 +13,10 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from logo_batch import evaluate, models, photo_metrics
-from logo_batch.bundle import BundleMetadata, save_bundle
+from logo_batch.evaluation import evaluate, photo_metrics
+from logo_batch.evaluation.metrics import background_metrics, choose_threshold, compute_metrics
+from logo_batch.inference.bundle import BundleMetadata, save_bundle
+from logo_batch.training import models
 from logo_batch.training.config import TrainConfig
 from logo_batch.training.datasets import TrainingData
 from logo_batch.training.run_folder import BUNDLE_DIR, METRICS_FILE, atomic_write
@@ -44,8 +46,8 @@ def evaluate_model(
     val_scores, val_labels = evaluate.predict_dataset(
         model, splits["validation"].records, cfg.image_size, cfg.batch_size
     )
-    threshold = evaluate.choose_threshold(val_scores, val_labels, cfg.rejection_keep)
-    val_metrics = evaluate.compute_metrics(val_scores, val_labels, threshold)
+    threshold = choose_threshold(val_scores, val_labels, cfg.rejection_keep)
+    val_metrics = compute_metrics(val_scores, val_labels, threshold)
     test_scores, test_labels = evaluate.predict_dataset(
         model, splits["test"].records, cfg.image_size, cfg.batch_size
     )
@@ -55,7 +57,7 @@ def evaluate_model(
     metrics = {"validation": val_metrics, "test": test_metrics}
     if datasets.background_class:  # whole photos: the threshold is chosen on photos
         index = class_names.index(datasets.background_class)
-        test_metrics.update(evaluate.background_metrics(test_scores, test_labels, index))
+        test_metrics.update(background_metrics(test_scores, test_labels, index))
         photo_model = photo_metrics.PhotoModel(
             model, cfg.image_size, class_names, datasets.background_class
         )

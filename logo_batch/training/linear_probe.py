@@ -8,7 +8,7 @@ import time
 import keras
 import tensorflow as tf
 
-from logo_batch import data as data_lib
+from logo_batch.data import pipeline as data_lib
 from logo_batch.training.datasets import TrainingData
 from logo_batch.training.fitting import compile_model, say, schedule, tensorboard_callbacks
 from logo_batch.training.run_folder import HISTORY_FILE, HistoryCSV, check_finite

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from logo_batch import models
+from logo_batch.training import models
 from logo_batch.training.config import AUGMENT_DEVICE, TrainConfig, head_phase_on_features
 from logo_batch.training.datasets import TrainingData
 from logo_batch.training.fitting import (

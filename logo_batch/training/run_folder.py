@@ -17,7 +17,7 @@ import keras
 import numpy as np
 import pandas as pd
 
-from logo_batch.bundle import METADATA_FILE
+from logo_batch.inference.bundle import METADATA_FILE
 from logo_batch.training.config import RESUME_FIELDS, TrainConfig
 
 STATE_FILE = "state.json"

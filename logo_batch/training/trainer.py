@@ -8,8 +8,7 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
-from logo_batch import distribute, models
-from logo_batch.training import export, run_folder
+from logo_batch.training import distribute, export, models, run_folder
 from logo_batch.training.augmentation import augment_in_train_step, run_augmentation
 from logo_batch.training.config import AUGMENT_DEVICE, TrainConfig, resolve_augment_on
 from logo_batch.training.datasets import build_datasets
@@ -47,7 +46,7 @@ def train(config: TrainConfig, *, callbacks: Sequence = ()) -> TrainResult:
             f"{replicas} replicas of the {type(strategy).__name__}"
         )
     if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
-        from logo_batch.keras_compat import patch_multi_worker_fit
+        from logo_batch.training.keras_compat import patch_multi_worker_fit
 
         patch_multi_worker_fit()
     policy = distribute.resolve_precision(cfg.mixed_precision)  # GPU, CPU bf16 units, else fp32
@@ -78,7 +77,7 @@ def train(config: TrainConfig, *, callbacks: Sequence = ()) -> TrainResult:
                 )
             completed = fit_phases(cfg, model, work, datasets, jit, callbacks)
         history = read_history(work / HISTORY_FILE)
-        from logo_batch.plots import plot_history
+        from logo_batch.evaluation.plots import plot_history
 
         plot_history(history, work / "training_curves.png")
         if not task.is_chief:

@@ -1,0 +1,130 @@
+"""Batches of files to model inputs (:class:`DecodeImageBatches`): each file read and
+decoded as ``logo-batch predict`` does it, a bad file an error of its own."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import apache_beam as beam
+import numpy as np
+from apache_beam.io.filesystem import CompressionTypes
+from apache_beam.io.filesystems import FileSystems
+from apache_beam.metrics import Metrics
+
+from beam_jobs.file_facts import FileEntry
+from beam_jobs.transforms import METRICS_NAMESPACE, check_mode
+from logo_batch.inference.predict import SINGLE, WHOLE
+from logo_batch.inference.preprocessing import (
+    DEFAULT_MAX_PIXELS,
+    ImageDecodeError,
+    load_image,
+    preprocess_image_file,
+)
+from logo_batch.inference.whole_photo import DEFAULT_GRID, Grid, WindowStack, photo_stack
+from logo_batch.result_csv import unescape_path
+
+
+@dataclass
+class DecodedBatch:
+    """Model inputs of the files of a batch that decoded, and the errors of the rest,
+    each keyed by the file's :class:`FileEntry` (its path and the facts its row records).
+
+    An input is a ``float32 [S, S, 3]`` array in single mode, a
+    :class:`~logo_batch.inference.whole_photo.WindowStack` (``[W, S, S, 3]`` and the boxes) in
+    whole mode.
+    """
+
+    inputs: list[tuple[FileEntry, np.ndarray | WindowStack]] = field(default_factory=list)
+    errors: list[tuple[FileEntry, str]] = field(default_factory=list)
+
+
+def read_file_bytes(path: str) -> bytes:
+    """A file's bytes: local paths directly (any bytes in the name), others through
+    Beam's filesystems (gs://, s3://, ...)."""
+    if FileSystems.get_scheme(path) is None:
+        with open(path, "rb") as handle:
+            return handle.read()
+    with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as handle:
+        return handle.read()
+
+
+def decode_file(
+    path: str,
+    image_size: int,
+    max_pixels: int,
+    mode: str = SINGLE,
+    grid: Grid = DEFAULT_GRID,
+) -> np.ndarray | WindowStack:
+    """One file (an escaped CSV path) to a model input (single mode) or its window
+    stack (whole mode); raises :class:`ImageDecodeError` with the reason."""
+    try:
+        data = read_file_bytes(unescape_path(path))
+    except Exception as error:  # noqa: BLE001  (every filesystem raises its own kind)
+        details = getattr(error, "exception_details", None) or {}  # BeamIOError
+        cause = next(iter(details.values()), None) or error
+        reason = getattr(cause, "strerror", None) or str(cause)
+        raise ImageDecodeError(path, f"cannot read file: {reason}") from error
+    if mode == WHOLE:
+        image = load_image(data, name=path, max_pixels=max_pixels)
+        return photo_stack(image, image_size, grid)
+    return preprocess_image_file(data, image_size, name=path, max_pixels=max_pixels)
+
+
+class _DecodeBatchFn(beam.DoFn):
+    def __init__(self, image_size: int, max_pixels: int, mode: str, grid: Grid):
+        self._image_size = image_size
+        self._max_pixels = max_pixels
+        self._mode = mode
+        self._grid = tuple(grid)
+        self._read = Metrics.counter(METRICS_NAMESPACE, "images_read")
+        self._failed = Metrics.counter(METRICS_NAMESPACE, "images_failed_to_decode")
+
+    def process(self, entries: tuple[tuple, ...]):
+        # Each entry a FileEntry's fields, as GroupIntoBatches unpacks them: Beam checks
+        # this hint against the producer's output type (strictly from 2.78 on).
+        batch = DecodedBatch()
+        for fields in entries:
+            entry = FileEntry(*fields)
+            if entry.error:
+                batch.errors.append((entry, entry.error))
+                continue
+            try:
+                decoded = decode_file(
+                    entry.path, self._image_size, self._max_pixels, self._mode, self._grid
+                )
+                batch.inputs.append((entry, decoded))
+                self._read.inc()
+            except ImageDecodeError as error:
+                batch.errors.append((entry, error.reason))
+                self._failed.inc()
+        yield batch
+
+
+class DecodeImageBatches(beam.PTransform):
+    """Batches of entries (:class:`FileEntry`, or a tuple of its first fields) to
+    :class:`DecodedBatch`; a bad file never fails its batch, and an entry that already
+    has an error is passed on as one.
+
+    ``mode``: ``single`` (one input per file) or ``whole`` (each file decoded once
+    into its window stack over ``grid``: B photos x 14 windows of S x S float32 per
+    batch, about B x 8 MB at 224 px).
+    """
+
+    def __init__(
+        self,
+        image_size: int,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
+        *,
+        mode: str = SINGLE,
+        grid: Grid = DEFAULT_GRID,
+    ):
+        super().__init__()
+        self._image_size = image_size
+        self._max_pixels = max_pixels
+        self._mode = check_mode(mode)
+        self._grid = tuple(grid)
+
+    def expand(self, batches):
+        return batches | "Decode" >> beam.ParDo(
+            _DecodeBatchFn(self._image_size, self._max_pixels, self._mode, self._grid)
+        )

@@ -1,0 +1,63 @@
+"""What a run of the job did: counts, outputs, time, and the lines that report them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+COUNTER_ORDER = (
+    "files_matched",
+    "listing_errors",
+    "duplicate_entries",
+    "files_reused",
+    "files_new",
+    "files_changed",
+    "files_retried",
+    "previous_rows_removed",
+    "images_read",
+    "images_failed_to_decode",
+    "images_classified",
+    "images_failed",
+    "model_loads",
+)
+
+
+@dataclass
+class JobSummary:
+    matched: int
+    written: int
+    failed: int
+    outputs: list[str]
+    seconds: float
+    metrics: dict[str, int] = field(default_factory=dict)
+    mode: str = ""
+    reused: int = 0  # rows carried over from --previous
+    reuse_note: str = ""  # what --previous gave (beam_jobs.previous.reuse_note)
+
+    @property
+    def classified(self) -> int:
+        """Files classified by this run (not reused ones)."""
+        return self.written - self.failed - self.reused
+
+    @property
+    def error_fraction(self) -> float:
+        return self.failed / self.matched if self.matched else 0.0
+
+    def line(self) -> str:
+        done = self.matched - self.reused
+        rate = done / self.seconds if self.seconds > 0 else float("nan")
+        where = self.outputs[0] if len(self.outputs) == 1 else f"{len(self.outputs)} shards"
+        return (
+            f"classify: {self.matched} image files matched, {self.classified} classified, "
+            f"{self.failed} failed ({self.error_fraction:.1%}); {self.written} rows written "
+            f"to {where} in {self.seconds:.1f} s ({rate:.1f} images/s)"
+            + (f"; {self.reuse_note}" if self.reuse_note else "")
+            + (f"; {self.mode} mode" if self.mode else "")
+        )
+
+    def counters_line(self) -> str:
+        """The job's Beam counters (as the runner reported them)."""
+        if not self.metrics:
+            return "classify counters: not reported by this runner"
+        names = [name for name in COUNTER_ORDER if name in self.metrics]
+        names += sorted(set(self.metrics) - set(names))
+        return "classify counters: " + " ".join(f"{n}={self.metrics[n]}" for n in names)

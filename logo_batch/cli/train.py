@@ -1,0 +1,132 @@
+"""``logo-batch train``: the command line of :func:`logo_batch.training.train`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from logo_batch.arguments import add_option, matching_args
+from logo_batch.options import BATCH_SIZE
+from logo_batch.training import distribute, models
+from logo_batch.training.augment import METHODS
+from logo_batch.training.config import AUGMENT_ON_VALUES, TrainConfig
+from logo_batch.training.trainer import train
+
+
+def configure_parser(parser: argparse.ArgumentParser) -> None:
+    """Every option in both spellings (``--fine-tune-epochs`` = ``--fine_tune_epochs``)."""
+    d = TrainConfig(data_dir="", output_dir="")
+
+    def a(name: str, **kwargs) -> None:
+        add_option(parser, name, **kwargs)
+
+    a("--data-dir", required=True, help="TFDS data_dir holding the prepared dataset")
+    a("--output-dir", required=True, help="run folder (rerun the same command to resume)")
+    a("--config", default=d.config, choices=("crops", "images"))
+    a("--image-size", type=int, default=None, help="pixels (default 224; seed head 128)")
+    a("--backbone", default=d.backbone, choices=sorted(models.BACKBONES))
+    a("--weights", default=d.weights, help="imagenet, none, or a base weights file (no top)")
+    a("--head", default=d.head, choices=models.HEADS, help="default, avgmax or seed")
+    a("--dropout", type=float, default=d.dropout)
+    a("--epochs", type=int, default=None, help="head-phase epochs (30 on features, else 10)")
+    a("--fine-tune-epochs", type=int, default=None, help="default 12; 0 for the seed head")
+    a("--fine-tune-fraction", type=float, default=d.fine_tune_fraction)
+    BATCH_SIZE.add_to(parser, help=f"global batch size (default {BATCH_SIZE.default})")
+    a("--learning-rate", type=float, default=d.learning_rate)
+    a("--fine-tune-learning-rate", type=float, default=d.fine_tune_learning_rate)
+    a("--lr-schedule", choices=("cosine", "constant"), default=None)
+    a("--label-smoothing", type=float, default=None)
+    a("--class-weights", action="store_true", help="balanced class weights")
+    a("--no-augment", dest="augment", action="store_false")
+    a(
+        "--augment-on",
+        choices=AUGMENT_ON_VALUES,
+        default=d.augment_on,
+        help="where training augments: cpu (tf.data pipeline), device (in the training "
+        "step, on the accelerator: the CPU only decodes), auto (device with a GPU)",
+    )
+    a(
+        "--head-on-images",
+        dest="head_on_features",
+        action="store_false",
+        help="train the head on augmented images, not on cached features of the frozen base",
+    )
+    a(
+        "--augmentation",
+        choices=METHODS,
+        default=d.augmentation,
+        help="fused (default): one warp and one colour matrix per image (4x less CPU); "
+        "layers: Keras's preprocessing layers one after another (the recipe until 2026-12)",
+    )
+    a("--blur", type=float, default=d.blur, help="random Gaussian blur strength (0 = off)")
+    a(
+        "--background",
+        type=int,
+        default=d.background,
+        metavar="N",
+        help="learn a 'none' class from N windows with no logo per training photo (0 = off)",
+    )
+    a(
+        "--context",
+        type=int,
+        default=d.context,
+        metavar="N",
+        help="also learn N windows per logo box of the training photos, the box with "
+        "random context around it (the box covers --context-coverage to 100%% of the "
+        "window's area), labelled with its brand: like the windows whole-photo mode "
+        "scores (0 = off)",
+    )
+    a(
+        "--context-coverage",
+        type=float,
+        default=d.context_coverage,
+        metavar="F",
+        help="the smallest share of a context window's area its logo box covers "
+        "(default %(default)s; smaller: smaller logos in the windows)",
+    )
+    a("--cache", default=d.cache, help="memory, none, or a folder for file caches")
+    a("--shuffle-buffer", type=int, default=d.shuffle_buffer)
+    a("--early-stopping-patience", type=int, default=d.early_stopping_patience)
+    a("--rejection-keep", type=float, default=d.rejection_keep)
+    a(
+        "--mixed-precision",
+        choices=distribute.PRECISION_VALUES,
+        default=d.mixed_precision,
+        help="auto: float16 on a GPU, bfloat16 on a CPU with AMX, else off; on: float16",
+    )
+    a("--xla", choices=distribute.SWITCH_VALUES, default=d.xla)
+    a("--strategy", choices=distribute.STRATEGIES, default=d.strategy)
+    a("--seed", type=int, default=d.seed)
+    a("--steps-per-epoch", type=int, default=None)
+    for role in ("train", "validation", "test"):
+        a(
+            f"--{role}-split",
+            default=getattr(d, f"{role}_split"),
+            help=f"TFDS split for {role} (slicing works: {role}[:50%%])",
+        )
+    a("--no-serving-export", dest="export_serving", action="store_false")
+    a(
+        "--dataset",
+        default=d.dataset,
+        metavar="NAME",
+        help=f"TFDS dataset in --data-dir (default {d.dataset}; your own: the NAME given "
+        "to logo-batch dataset build)",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    config = TrainConfig(**matching_args(TrainConfig, args))
+    try:
+        result = train(config)
+    except (FileNotFoundError, ValueError, models.WeightsError) as error:
+        print(f"logo-batch train: error: {error}", file=sys.stderr)
+        return 1
+    if result.is_chief:
+        test = result.metrics["test"]
+        print(f"bundle: {result.bundle_dir}")
+        print(
+            f"test accuracy: top-1 {test.get('accuracy', float('nan')):.4f}, "
+            f"top-5 {test.get('top5_accuracy', float('nan')):.4f} "
+            f"({test.get('num_logo', test.get('num_examples', '?'))} logo images)"
+        )
+    return 0
