@@ -104,7 +104,19 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
             default=getattr(d, f"{role}_split"),
             help=f"TFDS split for {role} (slicing works: {role}[:50%%])",
         )
-    a("--no-serving-export", dest="export_serving", action="store_false")
+    a(
+        "--no-serving-export",
+        dest="export_serving",
+        action="store_false",
+        help="do not write serving/ (the TensorFlow SavedModel for TF Serving)",
+    )
+    a(
+        "--no-tflite-export",
+        dest="export_tflite",
+        action="store_false",
+        help="do not write model.tflite (the float32 TensorFlow Lite engine that "
+        "--precision auto runs on CPUs)",
+    )
     a(
         "--dataset",
         default=d.dataset,

@@ -65,6 +65,7 @@ class TrainConfig:
     validation_split: str = "validation"
     test_split: str = "test"
     export_serving: bool = True
+    export_tflite: bool = True  # model.tflite: the float32 TensorFlow Lite engine
     verbose: int | str = "auto"
 
     def resolved(self) -> TrainConfig:

@@ -15,6 +15,8 @@ import tensorflow as tf
 
 from logo_batch.evaluation import evaluate, photo_metrics
 from logo_batch.evaluation.metrics import background_metrics, choose_threshold, compute_metrics
+from logo_batch.evaluation.tflite_export import float32_engine
+from logo_batch.inference import engines
 from logo_batch.inference.bundle import BundleMetadata, save_bundle
 from logo_batch.training import models
 from logo_batch.training.config import TrainConfig
@@ -68,6 +70,15 @@ def evaluate_model(
     return metrics, threshold
 
 
+CHECK_INPUTS = 64  # validation inputs the float32 TensorFlow Lite engine is checked on
+
+
+def check_inputs(validation: tf.data.Dataset, count: int = CHECK_INPUTS) -> np.ndarray:
+    """The first ``count`` validation model inputs (``float32 [N, S, S, 3]``)."""
+    batches = [images.numpy() for images, *_ in validation.take(-(-count // 8))]
+    return np.concatenate(batches)[:count] if batches else np.zeros((0, 1, 1, 3), np.float32)
+
+
 def write_bundle(
     cfg: TrainConfig,
     model: keras.Model,
@@ -115,6 +126,15 @@ def write_bundle(
             "keras": keras.__version__,
         },
     )
-    bundle_dir = save_bundle(model, metadata, work / BUNDLE_DIR, export_serving=cfg.export_serving)
+    files = {}
+    if cfg.export_tflite:
+        content, metadata.engines[engines.TFLITE_FLOAT32] = float32_engine(
+            model, check_inputs(datasets.validation)
+        )
+        if metadata.engines[engines.TFLITE_FLOAT32]["kept_scores"]:
+            files[engines.TFLITE_FILE] = content
+    bundle_dir = save_bundle(
+        model, metadata, work / BUNDLE_DIR, export_serving=cfg.export_serving, files=files
+    )
     atomic_write(work / METRICS_FILE, json.dumps(metrics, indent=2) + "\n")
     return bundle_dir
