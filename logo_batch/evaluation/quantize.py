@@ -27,6 +27,7 @@ import numpy as np
 
 from logo_batch import console
 from logo_batch.data import pipeline as data_lib
+from logo_batch.evaluation.tflite_export import CHECK_INPUTS, float32_engine
 from logo_batch.inference import engines
 from logo_batch.inference.bundle import METADATA_FILE, Bundle, load_bundle, write_bundle_file
 from tfds_flickr27 import DATASET_NAME, IMAGES
@@ -165,7 +166,9 @@ def quantize_bundle(
 ) -> dict[str, Any]:
     """Adds ``model.int8.tflite`` to a local bundle and its figures to the metadata
     (``quantization``); returns the figures. ``dataset``: the TFDS dataset calibrated
-    and compared on (default: the one the bundle trained on)."""
+    and compared on (default: the one the bundle trained on). A bundle made before
+    ``train`` wrote ``model.tflite`` (the float32 engine) gets it here too, checked on the
+    calibration inputs (:func:`~logo_batch.evaluation.tflite_export.float32_engine`)."""
     if calibration < 1:
         raise ValueError(f"calibration must be at least 1 image, not {calibration}")
     loaded = load_bundle(bundle)
@@ -183,5 +186,10 @@ def quantize_bundle(
     figures["kept_accuracy"] = kept_accuracy(figures)
     write_bundle_file(bundle, engines.INT8_FILE, content)
     metadata = dataclasses.replace(loaded.metadata, quantization=figures)
+    if engines.TFLITE_FLOAT32 not in metadata.engines:
+        checked = np.stack(inputs[:CHECK_INPUTS])
+        float32, metadata.engines[engines.TFLITE_FLOAT32] = float32_engine(loaded.model, checked)
+        if metadata.engines[engines.TFLITE_FLOAT32]["kept_scores"]:
+            write_bundle_file(bundle, engines.TFLITE_FILE, float32)
     write_bundle_file(bundle, METADATA_FILE, (metadata.to_json() + "\n").encode("utf-8"))
     return figures

@@ -24,6 +24,8 @@ from logo_batch.inference import engines
 if TYPE_CHECKING:
     import keras
 
+CHECK_INPUTS = 64  # model inputs the float32 engine is checked on
+
 
 def convert_float32(model: keras.Model) -> bytes:
     """``model`` as a float32 TensorFlow Lite flatbuffer (built-in ops only)."""

@@ -15,7 +15,7 @@ import tensorflow as tf
 
 from logo_batch.evaluation import evaluate, photo_metrics
 from logo_batch.evaluation.metrics import background_metrics, choose_threshold, compute_metrics
-from logo_batch.evaluation.tflite_export import float32_engine
+from logo_batch.evaluation.tflite_export import CHECK_INPUTS, float32_engine
 from logo_batch.inference import engines
 from logo_batch.inference.bundle import BundleMetadata, save_bundle
 from logo_batch.training import models
@@ -68,9 +68,6 @@ def evaluate_model(
             photo_model, cfg.data_dir, split, cfg.dataset
         )
     return metrics, threshold
-
-
-CHECK_INPUTS = 64  # validation inputs the float32 TensorFlow Lite engine is checked on
 
 
 def check_inputs(validation: tf.data.Dataset, count: int = CHECK_INPUTS) -> np.ndarray:
