@@ -62,6 +62,7 @@ from beam_jobs.runner import pipeline_options, query_metrics
 from beam_jobs.shards import AUTO_SHARDS, ROWS_PER_SHARD
 from beam_jobs.summary import JobSummary
 from beam_jobs.transforms import ClassifyBatches, FormatRows
+from logo_batch import console
 from logo_batch.inference import engines
 from logo_batch.inference.bundle import BundleMetadata, read_metadata
 from logo_batch.inference.predict import (
@@ -308,7 +309,6 @@ def run_record(config: JobConfig, metadata: BundleMetadata, fingerprint: str) ->
             "batch_size": config.batch_size,
             "grid": [list(cell) for cell in config.grid] if mode == WHOLE else None,
             "fingerprint": fingerprint,
-            "this_machine_engine": engines.resolve_engine(config.precision, metadata),
         },
         "inputs": {
             "input": config.input,
@@ -343,6 +343,12 @@ def verify_and_move(
         )
     summary = JobSummary(matched, written, failed, finals, seconds, metrics)
     summary.engines = engines_used(metrics)
+    if record is not None and not summary.engines:  # a runner that reports no counters
+        with console.native_stderr_captured():  # TensorFlow's start-up lines (GPU look-up)
+            metadata = read_metadata(config.model)
+            record["settings"]["engine_on_this_machine"] = engines.resolve_engine(
+                config.precision, metadata
+            )
     if record is not None:
         content = manifest_content(
             **record,

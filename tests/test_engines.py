@@ -85,9 +85,7 @@ def test_the_beam_job_names_its_engine_and_writes_a_manifest(tmp_path):
     for index in range(3):
         Image.fromarray(np.full((30, 40, 3), 60 * index, np.uint8)).save(photos / f"{index}.png")
     output = tmp_path / "out" / "results.csv"
-    config = JobConfig(
-        input=str(photos), model=str(path), output=str(output), progress_interval=0
-    )
+    config = JobConfig(input=str(photos), model=str(path), output=str(output), progress_interval=0)
     summary = run_job(config, IN_PROCESS, quiet=True)
     assert summary.engines == {"tflite-float32": 3}
     assert "engine tflite-float32 (3 files)" in summary.line()

@@ -122,7 +122,7 @@ def test_int8_model_scores_close_to_the_float32_model(quantized, synthetic_data_
 
     bundle, _ = quantized
     loaded = load_bundle(bundle)
-    model = engines.load_int8_model(bundle)
+    model = engines.load_tflite(bundle, engines.INT8_FILE)
     records = load_split(synthetic_data_dir, "crops", "validation").records
     reference, _ = predict_dataset(loaded.model, records, loaded.image_size)
     scores, _ = predict_dataset(model, records, loaded.image_size)

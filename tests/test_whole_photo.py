@@ -160,7 +160,9 @@ def test_results_do_not_depend_on_the_batch_size(batch_size):
         assert a.background == b.background
     total = 14 * 5
     assert max(model.calls) <= batch_size and sum(model.calls) == total
-    assert len(model.calls) == -(-total // batch_size)  # windows of many photos per call
+    # Photos go in groups of batch_size: windows of many photos per call.
+    groups = [min(batch_size, 5 - start) for start in range(0, 5, batch_size)]
+    assert len(model.calls) == sum(-(-14 * g // batch_size) for g in groups)
 
 
 def test_classify_photos_is_aggregate_of_each_photos_windows():
@@ -184,12 +186,13 @@ def test_score_window_stacks_reads_stacks_lazily():
             seen.append(index)
             yield photo_stack(photo, 8)
 
-    results = score_window_stacks(model, stacks(), BACKGROUND_CLASSES, "none", batch_size=14)
+    results = score_window_stacks(model, stacks(), BACKGROUND_CLASSES, "none", batch_size=2)
     first = next(results)
-    assert isinstance(first, PhotoScores) and seen == [0]  # one photo read, one call made
+    # One group of batch_size photos read, their 28 windows in 14 calls of 2.
+    assert isinstance(first, PhotoScores) and seen == [0, 1] and model.calls == [2] * 14
     assert len(list(results)) == 4
     with pytest.raises(ValueError):
-        WindowStack(np.zeros((2, 8, 8, 3), np.float32), np.zeros((3, 4), np.int32))
+        WindowStack(np.zeros((8, 8, 3), np.uint8), np.zeros((0, 4), np.int32), 8)
 
 
 def test_a_keras_bundle_through_classify_photos(tmp_path):
