@@ -26,7 +26,12 @@ from logo_batch.inference.bundle import (
 )
 from logo_batch.inference.cpu import CpuFeatures
 from logo_batch.inference.engines import predict_scores
-from logo_batch.inference.whole_photo import DEFAULT_BATCH_SIZE, WindowStack, score_window_stacks
+from logo_batch.inference.whole_photo import (
+    DEFAULT_BATCH_SIZE,
+    Cascade,
+    WindowStack,
+    score_window_stacks,
+)
 
 
 def worker_bundle_dir(bundle_dir: str) -> str:
@@ -61,6 +66,7 @@ def infer_scores(
     class_names: Sequence[str] | None = None,
     background_class: str | None = None,
     window_batch_size: int = DEFAULT_BATCH_SIZE,
+    cascade: Cascade | None = None,
 ) -> list[PredictionResult]:
     """RunInference ``inference_fn`` over one batch of examples, of either kind:
 
@@ -84,7 +90,12 @@ def infer_scores(
         if class_names is None:
             raise ValueError("window stacks need the class names (make_model_handler)")
         inferences = score_window_stacks(
-            model, inputs, class_names, background_class, batch_size=window_batch_size
+            model,
+            inputs,
+            class_names,
+            background_class,
+            batch_size=window_batch_size,
+            cascade=cascade,
         )
     else:
         inferences = list(predict_scores(model, np.stack(inputs)))
@@ -144,8 +155,10 @@ class BundleModelHandler(ModelHandler):
     def run_inference(self, batch, model, inference_args=None):
         results = self._inference_fn(model, batch, inference_args)
         name = ENGINE_COUNTER.format((self._engine or "unknown").replace("-", "_"))
-        Metrics.counter(METRICS_NAMESPACE, name).inc(
-            sum(not isinstance(example, FailedInput) for example in batch)
+        scored = [r.inference for r in results if r.inference is not None]
+        Metrics.counter(METRICS_NAMESPACE, name).inc(len(scored))
+        Metrics.counter(METRICS_NAMESPACE, "model_inputs").inc(
+            sum(getattr(inference, "windows_scored", 1) for inference in scored)
         )
         return results
 
@@ -169,6 +182,7 @@ def make_model_handler(
     calls of at most ``window_batch_size`` windows. ``precision`` (``--precision``) is
     resolved in each worker; the bundle's metadata is read here.
     """
+    metadata = read_metadata(bundle_dir)
     inference_fn = infer_scores
     if class_names is not None:
         inference_fn = functools.partial(
@@ -176,8 +190,9 @@ def make_model_handler(
             class_names=list(class_names),
             background_class=background_class,
             window_batch_size=window_batch_size,
+            cascade=Cascade.of(metadata),
         )
-    handler = BundleModelHandler(bundle_dir, read_metadata(bundle_dir), precision, inference_fn)
+    handler = BundleModelHandler(bundle_dir, metadata, precision, inference_fn)
     return KeyedModelHandler(handler).with_no_batching()
 
 

@@ -29,6 +29,7 @@ from logo_batch.evaluation.metrics import (
 )
 from logo_batch.inference.engines import ENGINE_PRECISION, open_for_inference, predict_scores
 from logo_batch.inference.predict import AUTO, WHOLE, effective_min_score, resolve_mode
+from logo_batch.inference.whole_photo import Cascade
 from tfds_flickr27 import CROPS, DATASET_NAME, IMAGES
 
 
@@ -154,7 +155,12 @@ def _evaluate_whole(
 
     meta = bundle.metadata
     photo_model = photo_metrics.PhotoModel(
-        bundle.model, meta.image_size, list(meta.class_names), meta.background_class, batch_size
+        bundle.model,
+        meta.image_size,
+        list(meta.class_names),
+        meta.background_class,
+        batch_size,
+        Cascade.of(meta),
     )
     validation = None
     if threshold is None and "validation_photos" in meta.metrics:

@@ -63,6 +63,9 @@ class BundleMetadata:
     # Other engines the bundle carries and what their check measured, by engine name
     # (``tflite-float32``: ``model.tflite``; see logo_batch.inference.engines).
     engines: dict[str, Any] = field(default_factory=dict)
+    # Whole-photo mode's settings chosen on validation photos (``cascade``: see
+    # logo_batch.inference.whole_photo.Cascade); empty: every window of every photo.
+    whole_photo: dict[str, Any] = field(default_factory=dict)
     format_version: int = BUNDLE_FORMAT_VERSION
     logo_batch_version: str = __version__
     created: str = field(

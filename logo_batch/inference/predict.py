@@ -259,7 +259,12 @@ def _predict_files_whole(
             yield whole_photo.photo_stack(image, bundle.image_size, grid)
 
     scored = whole_photo.score_window_stacks(
-        bundle.model, stacks(), bundle.class_names, background, batch_size=batch_size
+        bundle.model,
+        stacks(),
+        bundle.class_names,
+        background,
+        batch_size=batch_size,
+        cascade=whole_photo.Cascade.of(bundle.metadata),
     )
     for position, photo in enumerate(scored):
         index = decoded[position]

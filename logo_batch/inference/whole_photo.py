@@ -239,11 +239,11 @@ def _score_group(model, group, class_names, background_class, batch_size, cascad
     of ``batch_size``; with a ``cascade``, every whole-photo window first, then the other
     windows of the photos it does not settle."""
     background_index = _background_index(class_names, background_class)
-    heads = [[] for _ in group]  # per photo, the scores of its whole-photo window if apart
+    heads: list[list[np.ndarray]] = [[] for _ in group]  # a whole-photo window scored apart
     counts = [len(stack.windows) for stack in group]
     if cascade is not None:
         first = _score_chunks(model, [(stack, [0]) for stack in group], batch_size)
-        heads = [first[index : index + 1] for index in range(len(group))]
+        heads = [[first[index : index + 1]] for index in range(len(group))]
         counts = [
             1 if cascade.decided(row, background_index) else n
             for row, n in zip(first, counts, strict=True)
@@ -254,7 +254,7 @@ def _score_group(model, group, class_names, background_class, batch_size, cascad
     )
     used = 0
     for stack, head, n in zip(group, heads, counts, strict=True):
-        scores = np.concatenate([*head, rest[used : used + n - skip]])
+        scores = np.concatenate([*head, *([rest[used : used + n - skip]] if n > skip else [])])
         used += n - skip
         yield aggregate(scores, stack.windows[:n], class_names, background_class)
 

@@ -76,6 +76,14 @@ def check_inputs(validation: tf.data.Dataset, count: int = CHECK_INPUTS) -> np.n
     return np.concatenate(batches)[:count] if batches else np.zeros((0, 1, 1, 3), np.float32)
 
 
+def whole_photo_settings(validation_photos: dict[str, Any]) -> dict[str, Any]:
+    """What whole-photo mode keeps from the validation photos: the cascade chosen there."""
+    cascade = validation_photos.get("cascade")
+    return (
+        {"cascade": {"accept": cascade["accept"], "reject": cascade["reject"]}} if cascade else {}
+    )
+
+
 def write_bundle(
     cfg: TrainConfig,
     model: keras.Model,
@@ -112,6 +120,7 @@ def write_bundle(
         },
         metrics=metrics,
         rejection_threshold=threshold,
+        whole_photo=whole_photo_settings(metrics.get("validation_photos", {})),
         training={
             "config": dataclasses.asdict(cfg),
             **training,
