@@ -121,14 +121,18 @@ def open_bundle_file(bundle_dir: str | os.PathLike, name: str) -> Iterator[IO[by
     """Opens the file ``name`` of a local or remote bundle to read its bytes (a seekable
     handle): every reader of a bundle goes through here.
 
-    One file-system layer for every kind of bundle: TensorFlow's ``tf.io.gfile`` (local
-    paths, ``gs://``, ``s3://``, ``hdfs://``, ``ram://``, ...). Its errors are raised as
-    ``OSError``: ``FileNotFoundError`` when there is no such file (or its folder is not
-    one), naming :func:`bundle_file`'s path.
+    Local paths are opened directly; a bundle given as a URI goes through TensorFlow's
+    ``tf.io.gfile`` (``gs://``, ``s3://``, ``hdfs://``, ``ram://``, ...). Errors are raised
+    as ``OSError``: ``FileNotFoundError`` when there is no such file (or its folder is
+    not one), naming :func:`bundle_file`'s path.
     """
-    import tensorflow as tf  # its file system reads local folders and gs://, s3://, ...
-
     path = bundle_file(bundle_dir, name)
+    if not _URI.match(path):  # a local file: no TensorFlow needed (a driver stays light)
+        with open(path, "rb") as handle:
+            yield handle
+        return
+    import tensorflow as tf  # its file system reads gs://, s3://, hdfs://, ...
+
     try:
         if not tf.io.gfile.exists(path):
             raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), path)
