@@ -84,6 +84,29 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         help="the smallest share of a context window's area its logo box covers "
         "(default %(default)s; smaller: smaller logos in the windows)",
     )
+    a(
+        "--low-res",
+        type=float,
+        default=d.low_res,
+        metavar="P",
+        help="with probability P a training image is shrunk to a small logo's size (16-80 "
+        "px) and enlarged back, as inference enlarges a window (0 = off)",
+    )
+    a(
+        "--paste",
+        type=int,
+        default=d.paste,
+        metavar="N",
+        help="also learn N synthetic windows per training crop: the crop pasted small "
+        "(8-50%% of the side, tilted, recoloured, soft edges) into a no-logo window of a "
+        "training photo, labelled with its brand (0 = off)",
+    )
+    a(
+        "--grid-windows",
+        action="store_true",
+        help="also learn the whole-photo grid's windows of the training photos, labelled "
+        "by overlap with the boxes (a logo >= 70%% inside: its brand; none: background)",
+    )
     a("--cache", default=d.cache, help="memory, none, or a folder for file caches")
     a("--shuffle-buffer", type=int, default=d.shuffle_buffer)
     a("--early-stopping-patience", type=int, default=d.early_stopping_patience)
