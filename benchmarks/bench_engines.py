@@ -134,7 +134,8 @@ def bench_engines(
         if not engine:
             section.rows.append(Row(row, 0.0, "img/s", None, "", note))
             continue
-        figures, scores = measure(engine, path, inputs_file, work / row.split()[0].lower())
+        slug = "".join(c if c.isalnum() else "_" for c in row.lower())
+        figures, scores = measure(engine, path, inputs_file, work / slug)
         rate = figures["images_per_second"]
         baseline = baseline or rate
         detail = (
