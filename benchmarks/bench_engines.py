@@ -3,12 +3,13 @@
 Each engine runs MobileNetV2 at the bundle's input size (224 px) in a process of its own
 (:mod:`benchmarks.engine_child`): the project's TensorFlow graph (``tf-float32``, the
 baseline), TensorFlow Lite float32 with XNNPACK on 1 thread and on every core, TensorFlow
-Lite int8, and ONNX Runtime and OpenVINO where their packages are installed (``pip install
-onnxruntime tf2onnx openvino``; the table says when they are not). For each: images/s and
-images per CPU-second at batch 32, load time (to the first result), peak memory, the
-largest absolute score difference from the Keras model and the share of equal top-1
-labels on the query photos (the ``images`` test split, each photo resized whole), and the
-fraction of this CPU's float32 peak (:mod:`benchmarks.cpu_peak`).
+Lite int8, and ONNX Runtime and OpenVINO where their packages are installed (``pip
+install onnxruntime tf2onnx openvino``; the table says when they are not). For each:
+images/s and images per CPU-second at batch 32; load time (model load and first call,
+after the library's import); peak memory (VmHWM); the largest absolute score difference
+from the Keras model called eagerly and the share of equal top-1 labels on the query
+photos (the ``images`` test split, each photo resized whole); and the fraction of this
+CPU's float32 peak (:mod:`benchmarks.cpu_peak`).
 
     python -m benchmarks.bench_engines --data-dir D --bundle BUNDLE
 """
