@@ -64,7 +64,8 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         type=int,
         default=d.background,
         metavar="N",
-        help="learn a 'none' class from N windows with no logo per training photo (0 = off)",
+        help="learn a 'none' class from N windows with no logo per training photo "
+        "(default %(default)s: the photo recipe; 0 = off)",
     )
     a(
         "--context",
@@ -74,7 +75,13 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         help="also learn N windows per logo box of the training photos, the box with "
         "random context around it (the box covers --context-coverage to 100%% of the "
         "window's area), labelled with its brand: like the windows whole-photo mode "
-        "scores (0 = off)",
+        "scores (default %(default)s: the photo recipe; 0 = off)",
+    )
+    a(
+        "--crops-only",
+        action="store_true",
+        help="train on the logo crops alone (no background class, no context, pasted or "
+        "grid windows): a model for folders of logo crops, not of ordinary photos",
     )
     a(
         "--context-coverage",
@@ -120,7 +127,13 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     a("--xla", choices=distribute.SWITCH_VALUES, default=d.xla)
     a("--strategy", choices=distribute.STRATEGIES, default=d.strategy)
     a("--seed", type=int, default=d.seed)
-    a("--steps-per-epoch", type=int, default=None)
+    a(
+        "--steps-per-epoch",
+        type=int,
+        default=None,
+        help="steps of an epoch (default: the whole batches of one pass over the crops and "
+        "background windows; the other windows share those steps)",
+    )
     for role in ("train", "validation", "test"):
         a(
             f"--{role}-split",
@@ -149,8 +162,14 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     )
 
 
+CROPS_ONLY = {"background": 0, "context": 0, "paste": 0, "grid_windows": False}
+
+
 def run(args: argparse.Namespace) -> int:
-    config = TrainConfig(**matching_args(TrainConfig, args))
+    values = matching_args(TrainConfig, args)
+    if getattr(args, "crops_only", False):
+        values.update(CROPS_ONLY)
+    config = TrainConfig(**values)
     try:
         result = train(config)
     except (FileNotFoundError, ValueError, models.WeightsError) as error:

@@ -48,8 +48,10 @@ class TrainConfig:
     augment_on: str = "auto"  # cpu, device, or auto (device when a GPU is visible)
     augmentation: str = "fused"  # fused (one warp, one colour matrix) or layers (Keras layers)
     head_on_features: bool = True  # pretrained base + default head: linear-probe first
-    background: int = 0  # windows with no logo per training photo, learned as class none
-    context: int = 0  # windows around each logo box (box = 10-100% of the window), its brand
+    # The photo recipe (the default): a class none from 2 no-logo windows per training
+    # photo, and 2 windows of scene around each logo box; --crops-only turns both off.
+    background: int = 2  # windows with no logo per training photo, learned as class none
+    context: int = 2  # windows around each logo box (box = 10-100% of the window), its brand
     context_coverage: float = 0.1  # the smallest share of a context window the box covers
     blur: float = 0.0
     low_res: float = 0.0  # probability a training image is shrunk to a small logo's size
@@ -63,7 +65,7 @@ class TrainConfig:
     xla: str = "auto"
     strategy: str = "auto"
     seed: int = 42
-    steps_per_epoch: int | None = None  # default: one pass over the training split
+    steps_per_epoch: int | None = None  # default: training.datasets.steps_per_epoch
     train_split: str = "train"
     validation_split: str = "validation"
     test_split: str = "test"

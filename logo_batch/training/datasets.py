@@ -74,6 +74,8 @@ def build_datasets(
                 photos, cfg.image_size, cfg.background, len(brands), seed
             )
             labels = np.concatenate([labels, np.full(found, len(brands))])
+        if name == "train":
+            paced = labels.size  # the crops and background windows: one pass is an epoch
         if cfg.context:  # logo windows with context around each box of the split's photos
             photos = data_lib.load_boxed_photos(
                 cfg.data_dir,
@@ -134,7 +136,7 @@ def build_datasets(
     validation_steps = math.ceil(counts["validation"].size / cfg.batch_size)
     if replicas > 1:  # distributed iterators must not run dry: fixed step counts
         val_ds = val_ds.repeat()
-    steps = cfg.steps_per_epoch or math.ceil(counts["train"].size / cfg.batch_size)
+    steps = cfg.steps_per_epoch or steps_per_epoch(paced, counts["train"].size, cfg.batch_size)
     plain_train_ds = None  # un-augmented, uncached: read once for the head's features
     if head_phase_on_features(cfg):
         plain_train_ds = data_lib.make_dataset(
@@ -151,6 +153,17 @@ def build_datasets(
         validation_steps,
         augment_on,
     )
+
+
+def steps_per_epoch(paced: int, total: int, batch_size: int) -> int:
+    """Steps of an epoch when ``--steps-per-epoch`` is not given: the whole batches of
+    one pass over the crops and background windows (``paced``; 2,150 // 32 = 67 on
+    FlickrLogos-27's photo recipe); the logo windows added beside them (context, pasted,
+    grid windows) share those steps: more kinds of example, not more steps. Without any
+    added window, one pass over the training examples (``total``)."""
+    if paced == total:
+        return max(1, math.ceil(total / batch_size))
+    return max(1, paced // batch_size)
 
 
 # Seeds of the train-only windows: other draws than the background (seed) and context
