@@ -206,15 +206,15 @@ def quantize_bundle(
     figures["kept_accuracy"] = kept_accuracy(figures)
     write_bundle_file(bundle, engines.INT8_FILE, content)
     metadata = dataclasses.replace(loaded.metadata, quantization=figures)
+    fast = loaded.model  # what scores the validation photos for the cascade
     if engines.TFLITE_FLOAT32 not in metadata.engines:
         checked = np.stack(inputs[:CHECK_INPUTS])
         float32, metadata.engines[engines.TFLITE_FLOAT32] = float32_engine(loaded.model, checked)
         if metadata.engines[engines.TFLITE_FLOAT32]["kept_scores"]:
             write_bundle_file(bundle, engines.TFLITE_FILE, float32)
+            fast = engines.TfliteModel(float32)
     if metadata.background_class and not metadata.whole_photo.get("cascade"):
-        metadata.whole_photo = {
-            **metadata.whole_photo,
-            "cascade": cascade_of(loaded, data_dir, dataset),
-        }
+        cascade = cascade_of(loaded, fast, data_dir, dataset)
+        metadata.whole_photo = {**metadata.whole_photo, "cascade": cascade}
     write_bundle_file(bundle, METADATA_FILE, (metadata.to_json() + "\n").encode("utf-8"))
     return figures
