@@ -12,7 +12,8 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
 from beam_jobs.file_facts import FileEntry
-from beam_jobs.transforms import METRICS_NAMESPACE, check_mode
+from beam_jobs.summary import METRICS_NAMESPACE
+from beam_jobs.transforms import check_mode
 from logo_batch.inference.predict import SINGLE, WHOLE
 from logo_batch.inference.preprocessing import (
     DEFAULT_MAX_PIXELS,

@@ -17,7 +17,7 @@ from beam_jobs.bundle_shards import WriteBundleShards
 from beam_jobs.counts import CountGlobally
 from beam_jobs.decoding import DecodeImageBatches
 from beam_jobs.errors import ClassifyJobError
-from beam_jobs.fingerprint import job_fingerprint
+from beam_jobs.fingerprint import bundle_digest, job_fingerprint
 from beam_jobs.hash_shards import WriteCsvShards
 from beam_jobs.inputs import (
     InputSpec,
@@ -29,7 +29,7 @@ from beam_jobs.inputs import (
 )
 from beam_jobs.manifest import MANIFEST_FILE, WriteManifest, check_shards
 from beam_jobs.matching import MatchInputs
-from beam_jobs.model import check_model_file
+from beam_jobs.model import check_model_file, engines_used
 from beam_jobs.output_files import (
     check_output,
     delete_quietly,
@@ -57,14 +57,17 @@ from beam_jobs.progress import (
     printing_progress,
     progress_folder,
 )
+from beam_jobs.run_manifest import manifest_content, run_manifest_path, stage_manifest
 from beam_jobs.runner import pipeline_options, query_metrics
 from beam_jobs.shards import AUTO_SHARDS, ROWS_PER_SHARD
 from beam_jobs.summary import JobSummary
 from beam_jobs.transforms import ClassifyBatches, FormatRows
+from logo_batch import console
 from logo_batch.inference import engines
 from logo_batch.inference.bundle import BundleMetadata, read_metadata
 from logo_batch.inference.predict import (
     AUTO,
+    WHOLE,
     background_class_of,
     effective_min_score,
     resolve_mode,
@@ -108,6 +111,7 @@ def fingerprint_of(config: JobConfig, metadata: BundleMetadata) -> str:
         max_pixels=config.max_pixels,
         precision=config.precision,
         int8_model=engines.may_use_int8(config.precision, metadata),
+        tflite_model=engines.may_use_tflite(config.precision, metadata),
     )
 
 
@@ -264,7 +268,8 @@ def run_job(
         reuse: dict[str, int] | None = {}
         if previous is not None and previous.files:
             reuse = read_reuse_counts(FileSystems.join(temp_dir, REUSE_COUNTS_FILE), metrics)
-        summary = verify_and_move(config, temp_dir, seconds, metrics)
+        record = run_record(config, metadata, fingerprint)
+        summary = verify_and_move(config, temp_dir, seconds, metrics, record)
         summary.mode = config.mode
         if previous is not None:
             summary.reused = (reuse or {}).get("reused", 0)
@@ -284,7 +289,40 @@ def run_job(
     return summary
 
 
-def verify_and_move(config: JobConfig, temp_dir: str, seconds: float, metrics) -> JobSummary:
+def run_record(config: JobConfig, metadata: BundleMetadata, fingerprint: str) -> dict:
+    """What the run's manifest says of the model, settings and inputs
+    (:mod:`beam_jobs.run_manifest`; counts and engines are added once known)."""
+    mode = resolve_mode(config.mode, metadata)
+    return {
+        "model": {
+            "path": config.model,
+            "sha256": bundle_digest(config.model),
+            "class_names": list(metadata.class_names),
+            "background_class": metadata.background_class,
+        },
+        "settings": {
+            "mode": mode,
+            "precision": config.precision,
+            "min_score": effective_min_score(config.min_score, mode, metadata),
+            "top_k": config.top_k,
+            "max_pixels": config.max_pixels,
+            "batch_size": config.batch_size,
+            "grid": [list(cell) for cell in config.grid] if mode == WHOLE else None,
+            "fingerprint": fingerprint,
+        },
+        "inputs": {
+            "input": config.input,
+            "file_list": list(config.file_list),
+            "previous": config.previous,
+        },
+    }
+
+
+def verify_and_move(
+    config: JobConfig, temp_dir: str, seconds: float, metrics, record: dict | None = None
+) -> JobSummary:
+    """Checks the shards against the matched count, then moves them (and the run's
+    manifest, from ``record``) to ``--output``; returns the run's summary."""
     manifest_path = FileSystems.join(temp_dir, MANIFEST_FILE)
     if not FileSystems.exists(manifest_path):
         raise ClassifyJobError(f"the pipeline finished without writing {manifest_path}")
@@ -303,8 +341,31 @@ def verify_and_move(config: JobConfig, temp_dir: str, seconds: float, metrics) -
             f"{abs(matched - written)} rows {'missing' if written < matched else 'extra'}; "
             f"nothing written to {config.output}"
         )
+    summary = JobSummary(matched, written, failed, finals, seconds, metrics)
+    summary.engines = engines_used(metrics)
+    if record is not None and not summary.engines:  # a runner that reports no counters
+        with console.native_stderr_captured():  # TensorFlow's start-up lines (GPU look-up)
+            metadata = read_metadata(config.model)
+            record["settings"]["engine_on_this_machine"] = engines.resolve_engine(
+                config.precision, metadata
+            )
+    if record is not None:
+        content = manifest_content(
+            **record,
+            engines=summary.engines,
+            counts={
+                "matched": matched,
+                "written": written,
+                "failed": failed,
+                "seconds": round(seconds, 3),
+                "counters": metrics,
+            },
+            outputs=finals,
+        )
+        sources = [*sources, stage_manifest(temp_dir, content)]
+        finals = [*finals, run_manifest_path(config.output)]
     stale = [path for path in previous_outputs(config.output) if path not in finals]
     FileSystems.rename(sources, finals)
     if stale:  # an earlier run's shards (another --num_shards): not part of this output
         FileSystems.delete(stale)
-    return JobSummary(matched, written, failed, finals, seconds, metrics)
+    return summary

@@ -28,7 +28,7 @@ from beam_jobs.file_lists import listed_paths
 from beam_jobs.inputs import FileListSpec, InputSpec, Spec, resolve_input
 from beam_jobs.listing import FILES_PER_UNIT, ListingUnit, list_unit_entries, plan_local_listing
 from beam_jobs.progress import LISTED, ProgressCounter
-from beam_jobs.transforms import METRICS_NAMESPACE
+from beam_jobs.summary import METRICS_NAMESPACE
 from logo_batch.inference.preprocessing import is_image_path
 
 

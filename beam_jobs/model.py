@@ -9,29 +9,40 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from apache_beam.ml.inference.base import KeyedModelHandler, PredictionResult
-from apache_beam.ml.inference.tensorflow_inference import TFModelHandlerTensor
+from apache_beam.metrics.metric import Metrics
+from apache_beam.ml.inference.base import KeyedModelHandler, ModelHandler, PredictionResult
 
 from beam_jobs.errors import ClassifyJobError
 from beam_jobs.inputs import is_local, local_path, os_reason
+from beam_jobs.summary import METRICS_NAMESPACE
 from logo_batch.inference import engines
 from logo_batch.inference.bundle import (
     MODEL_FILE,
     BundleMetadata,
     bundle_file,
+    load_keras_model,
     open_bundle_file,
     read_metadata,
 )
 from logo_batch.inference.cpu import CpuFeatures
 from logo_batch.inference.engines import predict_scores
-from logo_batch.inference.layers import ScalePixels
-from logo_batch.inference.whole_photo import DEFAULT_BATCH_SIZE, WindowStack, score_window_stacks
+from logo_batch.inference.whole_photo import (
+    DEFAULT_BATCH_SIZE,
+    Cascade,
+    WindowStack,
+    score_window_stacks,
+)
+
+
+def worker_bundle_dir(bundle_dir: str) -> str:
+    """The bundle as every worker opens it: a local bundle by its absolute path."""
+    return local_path(bundle_dir) if is_local(bundle_dir) else bundle_dir
 
 
 def bundle_model_uri(bundle_dir: str) -> str:
-    """The bundle's ``model.keras`` (:func:`logo_batch.inference.bundle.bundle_file`) as the model
-    handler loads it in every worker: a local bundle by its absolute path."""
-    return bundle_file(local_path(bundle_dir) if is_local(bundle_dir) else bundle_dir, MODEL_FILE)
+    """The bundle's ``model.keras`` (:func:`logo_batch.inference.bundle.bundle_file`) as
+    the workers load it."""
+    return bundle_file(worker_bundle_dir(bundle_dir), MODEL_FILE)
 
 
 @dataclass(frozen=True)
@@ -55,6 +66,7 @@ def infer_scores(
     class_names: Sequence[str] | None = None,
     background_class: str | None = None,
     window_batch_size: int = DEFAULT_BATCH_SIZE,
+    cascade: Cascade | None = None,
 ) -> list[PredictionResult]:
     """RunInference ``inference_fn`` over one batch of examples, of either kind:
 
@@ -78,7 +90,12 @@ def infer_scores(
         if class_names is None:
             raise ValueError("window stacks need the class names (make_model_handler)")
         inferences = score_window_stacks(
-            model, inputs, class_names, background_class, batch_size=window_batch_size
+            model,
+            inputs,
+            class_names,
+            background_class,
+            batch_size=window_batch_size,
+            cascade=cascade,
         )
     else:
         inferences = list(predict_scores(model, np.stack(inputs)))
@@ -91,24 +108,62 @@ def infer_scores(
     ]
 
 
-class BundleModelHandler(TFModelHandlerTensor):
-    """Beam's TensorFlow model handler, loading the model a precision resolves to in
-    the worker that runs it (:func:`logo_batch.inference.engines.resolve_inference`): the bundle's
-    int8 model where ``auto`` finds it kept its accuracy and the worker's CPU has int8
-    dot products, the Keras model (in bfloat16 when asked) otherwise."""
+ENGINE_COUNTER = "files_on_{}"
+"""Counter (namespace ``logo_batch``) of the files each engine classified: the run
+summary names the engines from them (:func:`engines_used`)."""
 
-    def __init__(self, bundle_dir: str, metadata: BundleMetadata, precision: str, **kwargs):
-        super().__init__(bundle_model_uri(bundle_dir), **kwargs)
+
+def engines_used(counters: dict[str, int]) -> dict[str, int]:
+    """``{engine: files}`` from the job's counters (empty where the runner reports none)."""
+    found = {}
+    for engine in engines.ENGINES:
+        count = counters.get(ENGINE_COUNTER.format(engine.replace("-", "_")), 0)
+        if count:
+            found[engine] = count
+    return found
+
+
+class BundleModelHandler(ModelHandler):
+    """RunInference's model handler for a bundle: in each worker it loads the engine
+    ``--precision`` resolves to on that worker's machine
+    (:func:`logo_batch.inference.engines.resolve_engine`: the bundle's TensorFlow Lite
+    model, float32 or int8, or its Keras model as a TensorFlow graph), and counts the
+    files each engine classified (:data:`ENGINE_COUNTER`).
+
+    Beam's own TensorFlow handler loads only a Keras or SavedModel model (and imports
+    TensorFlow and TensorFlow Hub wherever the pipeline is built): this one loads what
+    the engine needs, in the worker, and nothing in the driver.
+    """
+
+    def __init__(self, bundle_dir: str, metadata: BundleMetadata, precision: str, inference_fn):
+        super().__init__()
         # Fails here, before any work, on a precision the bundle cannot give.
-        engines.resolve_inference(precision, metadata, cpu=CpuFeatures(frozenset(), False))
-        self._bundle_dir = bundle_dir
+        engines.resolve_engine(precision, metadata, cpu=CpuFeatures(frozenset(), False), gpu=False)
+        self._bundle_dir = worker_bundle_dir(bundle_dir)
         self._metadata = metadata
         self._precision = precision
+        self._inference_fn = inference_fn
+        self._engine: str | None = None
 
     def load_model(self):
-        resolved = engines.resolve_inference(self._precision, self._metadata)
-        logging.info("logo-batch: the model runs in %s in this worker", resolved)
-        return engines.load_engine(resolved, self._bundle_dir, super().load_model)
+        self._engine = engines.resolve_engine(self._precision, self._metadata)
+        logging.info("logo-batch: this worker runs the model on %s", self._engine)
+        return engines.load_engine(
+            self._engine, self._bundle_dir, lambda: load_keras_model(self._bundle_dir)
+        )
+
+    def run_inference(self, batch, model, inference_args=None):
+        results = self._inference_fn(model, batch, inference_args)
+        name = ENGINE_COUNTER.format((self._engine or "unknown").replace("-", "_"))
+        scored = [r.inference for r in results if r.inference is not None]
+        Metrics.counter(METRICS_NAMESPACE, name).inc(len(scored))
+        Metrics.counter(METRICS_NAMESPACE, "model_inputs").inc(
+            sum(getattr(inference, "windows_scored", 1) for inference in scored)
+        )
+        return results
+
+    def get_num_bytes(self, batch) -> int:
+        return sum(getattr(example, "nbytes", 0) or example.__sizeof__() for example in batch)
 
 
 def make_model_handler(
@@ -119,17 +174,15 @@ def make_model_handler(
     window_batch_size: int = DEFAULT_BATCH_SIZE,
     precision: str = engines.OFF,
 ) -> KeyedModelHandler:
-    """Beam's TensorFlow model handler for a bundle, keyed by path, batches pre-made.
+    """The model handler for a bundle (:class:`BundleModelHandler`), keyed by path,
+    batches pre-made.
 
     ``class_names`` and ``background_class`` are needed for whole-photo examples
-    (:class:`~logo_batch.inference.whole_photo.WindowStack`), which are scored in model calls of
-    at most ``window_batch_size`` windows. ``precision`` (``--precision``) is resolved in
-    each worker (:class:`BundleModelHandler`); the bundle's metadata is read here.
-
-    ``custom_objects`` holds the :class:`~logo_batch.inference.layers.ScalePixels` class itself:
-    unpickling the handler in a worker imports :mod:`logo_batch.inference.layers` (which
-    registers the layer) before Keras loads the model, in every worker process.
+    (:class:`~logo_batch.inference.whole_photo.WindowStack`), which are scored in model
+    calls of at most ``window_batch_size`` windows. ``precision`` (``--precision``) is
+    resolved in each worker; the bundle's metadata is read here.
     """
+    metadata = read_metadata(bundle_dir)
     inference_fn = infer_scores
     if class_names is not None:
         inference_fn = functools.partial(
@@ -137,18 +190,9 @@ def make_model_handler(
             class_names=list(class_names),
             background_class=background_class,
             window_batch_size=window_batch_size,
+            cascade=Cascade.of(metadata),
         )
-    handler = BundleModelHandler(
-        bundle_dir,
-        read_metadata(bundle_dir),
-        precision,
-        load_model_args={
-            "compile": False,
-            "safe_mode": True,
-            "custom_objects": {"logo_batch>ScalePixels": ScalePixels},
-        },
-        inference_fn=inference_fn,
-    )
+    handler = BundleModelHandler(bundle_dir, metadata, precision, inference_fn)
     return KeyedModelHandler(handler).with_no_batching()
 
 

@@ -36,7 +36,7 @@ from beam_jobs.errors import ClassifyJobError
 from beam_jobs.file_facts import FileEntry
 from beam_jobs.inputs import is_local, local_path
 from beam_jobs.output_files import previous_outputs
-from beam_jobs.transforms import METRICS_NAMESPACE
+from beam_jobs.summary import METRICS_NAMESPACE
 from logo_batch.result_csv import ROW_COLUMNS
 
 REUSE_COUNTS_FILE = "reuse.json"

@@ -12,7 +12,7 @@ from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions,
 from apache_beam.portability import python_urns
 from apache_beam.runners.portability.fn_api_runner import FnApiRunner
 
-from beam_jobs.transforms import METRICS_NAMESPACE
+from beam_jobs.summary import METRICS_NAMESPACE
 from tfds_flickr27.parallel import cpu_count
 
 DASK_RUNNER = "beam_jobs.dask_runner.BoundedDaskRunner"

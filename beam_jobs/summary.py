@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+METRICS_NAMESPACE = "logo_batch"
+"""Namespace of the job's Beam counters (also what a runner's own UI shows)."""
+
 COUNTER_ORDER = (
     "files_matched",
     "listing_errors",
@@ -32,6 +35,7 @@ class JobSummary:
     mode: str = ""
     reused: int = 0  # rows carried over from --previous
     reuse_note: str = ""  # what --previous gave (beam_jobs.previous.reuse_note)
+    engines: dict[str, int] = field(default_factory=dict)  # files classified per engine
 
     @property
     def classified(self) -> int:
@@ -52,6 +56,11 @@ class JobSummary:
             f"to {where} in {self.seconds:.1f} s ({rate:.1f} images/s)"
             + (f"; {self.reuse_note}" if self.reuse_note else "")
             + (f"; {self.mode} mode" if self.mode else "")
+            + (
+                "; engine " + ", ".join(f"{name} ({n} files)" for name, n in self.engines.items())
+                if self.engines
+                else ""
+            )
         )
 
     def counters_line(self) -> str:

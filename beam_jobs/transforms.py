@@ -16,6 +16,7 @@ from apache_beam.ml.inference.base import RunInference
 
 from beam_jobs.file_facts import FileEntry, with_facts
 from beam_jobs.model import FailedInput, make_model_handler
+from beam_jobs.summary import METRICS_NAMESPACE
 from logo_batch.inference.predict import (
     SINGLE,
     WHOLE,
@@ -24,8 +25,6 @@ from logo_batch.inference.predict import (
     photo_to_prediction,
     scores_to_prediction,
 )
-
-METRICS_NAMESPACE = "logo_batch"
 
 
 def check_mode(mode: str) -> str:

@@ -32,7 +32,7 @@ from benchmarks.common import (
 )
 
 RESULTS = REPO / "benchmarks" / "RESULTS.md"
-ALL = "1,2,3,4,5,6,7,8"
+ALL = "1,2,3,4,5,6,7,8,9"
 
 
 def machine() -> str:
@@ -119,7 +119,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--archive", help="FlickrLogos-27 archive (default: real, else generated)")
     parser.add_argument("--work", type=Path, default=Path("/tmp/logo_batch_bench"))
     parser.add_argument("--only", default=ALL, help="comma-separated benchmark numbers")
-    parser.add_argument("--bundle", type=Path, help="a trained crops bundle (6: accuracy rows)")
+    parser.add_argument(
+        "--bundle",
+        type=Path,
+        help="a trained photo-recipe bundle, prepared by logo-batch quantize (6: accuracy "
+        "rows; 8: whole mode with its cascade; 9: engines on its model)",
+    )
     parser.add_argument(
         "--no-write",
         action="store_true",
@@ -214,9 +219,19 @@ def main(argv: list[str] | None = None) -> int:
 
         report(bench_scale(work / "scale", QUICK_SIZES if args.quick else FULL_SIZES))
     if 8 in only:
-        from benchmarks.bench_whole_photo import bench_whole_photo
+        from benchmarks.bench_whole_photo import bench_whole_photo, query_photos
 
-        report(bench_whole_photo(originals, work, 40 if args.quick else 200))
+        photos = query_photos(archive, originals)
+        count = 160 if args.quick else 1080
+        report(bench_whole_photo(photos, work, count, bundle=args.bundle))
+    if 9 in only:
+        from benchmarks.bench_engines import QUERY_PHOTOS, bench_engines
+
+        report(
+            bench_engines(
+                data_dir, args.bundle, work / "engines", 64 if args.quick else QUERY_PHOTOS
+            )
+        )
 
     command = "python -m benchmarks.run " + shlex.join(argv if argv is not None else sys.argv[1:])
     if not (args.no_write or args.quick):

@@ -24,9 +24,11 @@ def make_bundle(
     class_names: list[str] = CLASSES,
     *,
     seed: int = 0,
+    tflite: bool = False,
     **metadata_fields,
 ) -> Path:
-    """A tiny bundle (a conv layer and a dense head) at ``path``; 3 classes by default."""
+    """A tiny bundle (a conv layer and a dense head) at ``path``; 3 classes by default.
+    ``tflite``: with ``model.tflite`` (the float32 engine), checked as ``train`` checks it."""
     keras.utils.set_random_seed(seed)
     inputs = keras.Input((IMAGE_SIZE, IMAGE_SIZE, 3), dtype="float32")
     x = ScalePixels("tf")(inputs)
@@ -36,7 +38,17 @@ def make_bundle(
     metadata = BundleMetadata(
         class_names=list(class_names), image_size=IMAGE_SIZE, backbone="tiny", **metadata_fields
     )
-    return save_bundle(keras.Model(inputs, outputs), metadata, path, export_serving=False)
+    model = keras.Model(inputs, outputs)
+    files = {}
+    if tflite:
+        import numpy as np
+
+        from logo_batch.evaluation.tflite_export import float32_engine
+
+        rng = np.random.default_rng(seed)
+        checked = rng.uniform(0, 255, (16, IMAGE_SIZE, IMAGE_SIZE, 3)).astype(np.float32)
+        files["model.tflite"], metadata.engines["tflite-float32"] = float32_engine(model, checked)
+    return save_bundle(model, metadata, path, export_serving=False, files=files)
 
 
 def read_csv(path: Path) -> pd.DataFrame:

@@ -126,7 +126,8 @@ def test_one_row_per_file_with_the_right_errors(local_run, image_folder):
         n_bad,
     )
     assert summary.outputs == [str(output)]
-    assert not [p for p in output.parent.iterdir() if p.name != output.name]  # temp removed
+    manifest = output.with_name(output.stem + ".manifest.json")  # the run's, beside the CSV
+    assert sorted(output.parent.iterdir()) == sorted([manifest, output])  # temp removed
 
 
 def test_labels_and_scores_equal_predict_files(local_run, image_folder, bundle):
@@ -174,7 +175,8 @@ def test_shards_min_score_and_error_fraction_via_cli(bundle, image_folder, tmp_p
     assert "above --max_error_fraction 0.05" in captured.err
     assert f"classify: {len(expected)} image files matched" in captured.out
     shards = [output.parent / f"labels-{i:05d}-of-00003.csv" for i in range(3)]
-    assert sorted(output.parent.iterdir()) == shards  # written before failing, no temp left
+    manifest = output.parent / "labels.manifest.json"
+    assert sorted(output.parent.iterdir()) == sorted([manifest, *shards])  # no temp left
     frames = [read_csv(shard) for shard in shards]
     for frame in frames:
         assert tuple(frame.columns) == ROW_COLUMNS
@@ -315,7 +317,7 @@ def test_whole_mode_rows_equal_predict_whole_mode(whole_mode_case, tmp_path):
     output = tmp_path / "whole.csv"
     config = job.JobConfig(input=str(photos), model=str(bundle), output=str(output), batch_size=2)
     summary = job.run_job(config, IN_PROCESS)  # auto: the bundle has a background class
-    assert summary.mode == "whole" and summary.line().endswith("; whole mode")
+    assert summary.mode == "whole" and summary.line().split("; engine ")[0].endswith("; whole mode")
     rows = read_csv(output)
     assert tuple(rows.columns) == ROW_COLUMNS
     paths = sorted(str(p) for p in photos.rglob("*.*"))

@@ -268,7 +268,8 @@ def test_the_job_writes_as_many_shards_as_the_rows_need(folder_of_seven, tmp_pat
     summary = job.run_job(config, IN_PROCESS)
     finals = [output.parent / f"r-{i:05d}-of-00003.csv" for i in range(3)]  # ceil(7 / 3)
     assert summary.outputs == [str(path) for path in finals]
-    assert sorted(output.parent.iterdir()) == finals  # no temporary folder left
+    manifest = output.parent / "r.manifest.json"  # the run's manifest
+    assert sorted(output.parent.iterdir()) == sorted([*finals, manifest])  # no temp folder
     paths = [path for final in finals for path in read_csv(final)["path"]]
     assert sorted(paths) == sorted(str(p) for p in root.iterdir())
     assert summary.written == summary.matched == 7
@@ -276,7 +277,7 @@ def test_the_job_writes_as_many_shards_as_the_rows_need(folder_of_seven, tmp_pat
     # earlier run (another shard count) are removed at the move.
     config.num_shards = 1
     summary = job.run_job(config, IN_PROCESS)
-    assert sorted(output.parent.iterdir()) == [output]
+    assert sorted(output.parent.iterdir()) == sorted([output, output.parent / "r.manifest.json"])
     assert list(read_csv(output)["path"]) == sorted(paths)
     assert summary.outputs == [str(output)] and summary.written == 7
 

@@ -28,7 +28,7 @@ def test_demo_runs_end_to_end_and_again(
         printed = capsys.readouterr().out
         assert f"data: the FlickrLogos-27 archive given at {synthetic_archive}" in printed
         assert "weights: none" in printed
-        assert "demo recipe, shortened for time: 32 px, 1 head + 0 fine-tune epochs" in printed
+        assert "shortened for time: 32 px, 1 head + 0 fine-tune epochs" in printed
         (run,) = (out / "runs").iterdir()
         csv = out / "predictions.csv"
         bundle_times = {p.name: p.stat().st_mtime_ns for p in (run / "bundle").iterdir()}

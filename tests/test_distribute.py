@@ -206,10 +206,11 @@ def test_predict_files_precision(tmp_path):
     from logo_batch.inference.predict import predict_files
 
     bundle = load_bundle(make_bundle(tmp_path / "bundle"))
-    assert with_precision(bundle, "off") == (bundle, "float32")
-    assert with_precision(bundle, "auto") == (bundle, "float32")  # no int8 model in it
+    # make_bundle writes no model.tflite: float32 is the TensorFlow graph, the bundle itself.
+    assert with_precision(bundle, "off") == (bundle, "tf-float32")
+    assert with_precision(bundle, "auto") == (bundle, "tf-float32")  # no int8 model in it
     fast, resolved = with_precision(bundle, "bfloat16")
-    assert resolved == "mixed_bfloat16"
+    assert resolved == "tf-bfloat16"
     assert fast.metadata is bundle.metadata and fast.model is not bundle.model
     assert "bfloat16" in set(_compute_dtypes(fast.model).values())
     paths = []

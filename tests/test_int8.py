@@ -24,8 +24,9 @@ VNNI = CpuFeatures(frozenset({"avx512_vnni"}), onednn=True)
 NO_UNITS = CpuFeatures(frozenset({"avx2"}), onednn=True)
 
 
-def _metadata(quantization: dict) -> BundleMetadata:
-    return BundleMetadata(["a", "b"], 32, "tiny_cnn", quantization=quantization)
+def _metadata(quantization: dict, tflite: bool = False) -> BundleMetadata:
+    checked = {engines.TFLITE_FLOAT32: {"kept_scores": True}} if tflite else {}
+    return BundleMetadata(["a", "b"], 32, "tiny_cnn", quantization=quantization, engines=checked)
 
 
 @pytest.fixture(autouse=True)
@@ -35,28 +36,40 @@ def no_gpu(monkeypatch):
 
 def test_auto_picks_int8_only_for_a_kept_model_on_a_cpu_with_int8_units():
     kept, lost = _metadata({"kept_accuracy": True}), _metadata({"kept_accuracy": False})
-    assert engines.resolve_inference("auto", kept, cpu=VNNI) == "int8"
-    assert engines.resolve_inference("auto", kept, cpu=NO_UNITS) == "float32"
-    assert engines.resolve_inference("auto", lost, cpu=VNNI) == "float32"
-    assert engines.resolve_inference("auto", _metadata({}), cpu=VNNI) == "float32"
-    assert engines.resolve_inference("off", kept, cpu=VNNI) == "float32"
-    assert engines.resolve_inference("bfloat16", kept, cpu=VNNI) == "mixed_bfloat16"
+    assert engines.resolve_engine("auto", kept, cpu=VNNI) == "tflite-int8"
+    assert engines.resolve_engine("auto", kept, cpu=NO_UNITS) == "tf-float32"
+    assert engines.resolve_engine("auto", lost, cpu=VNNI) == "tf-float32"
+    assert engines.resolve_engine("auto", _metadata({}), cpu=VNNI) == "tf-float32"
+    assert engines.resolve_engine("off", kept, cpu=VNNI) == "tf-float32"
+    assert engines.resolve_engine("bfloat16", kept, cpu=VNNI) == "tf-bfloat16"
     # Asked for, int8 runs whatever the CPU and the check said.
-    assert engines.resolve_inference("int8", lost, cpu=NO_UNITS) == "int8"
+    assert engines.resolve_engine("int8", lost, cpu=NO_UNITS) == "tflite-int8"
+
+
+def test_float32_runs_on_tflite_only_where_the_export_checked_it():
+    checked = _metadata({"kept_accuracy": True}, tflite=True)
+    assert engines.resolve_engine("auto", checked, cpu=NO_UNITS) == "tflite-float32"
+    assert engines.resolve_engine("off", checked, cpu=VNNI) == "tflite-float32"
+    assert engines.resolve_engine("auto", checked, cpu=VNNI) == "tflite-int8"
+    failed = BundleMetadata(
+        ["a", "b"], 32, "tiny_cnn", engines={"tflite-float32": {"kept_scores": False}}
+    )
+    assert engines.resolve_engine("auto", failed, cpu=NO_UNITS) == "tf-float32"
+    # GPUs keep the TensorFlow graph.
+    assert engines.resolve_engine("auto", checked, cpu=VNNI, gpu=True) == "tf-float32"
 
 
 def test_auto_keeps_float32_where_a_gpu_is_visible(monkeypatch):
     monkeypatch.setattr(engines, "has_gpu", lambda: True)
-    assert (
-        engines.resolve_inference("auto", _metadata({"kept_accuracy": True}), cpu=VNNI) == "float32"
-    )
+    kept = _metadata({"kept_accuracy": True}, tflite=True)
+    assert engines.resolve_engine("auto", kept, cpu=VNNI) == "tf-float32"
 
 
 def test_int8_without_an_int8_model_says_how_to_make_one():
     with pytest.raises(ValueError, match="logo-batch quantize"):
-        engines.resolve_inference("int8", _metadata({}))
+        engines.resolve_engine("int8", _metadata({}))
     with pytest.raises(ValueError, match="precision must be one of"):
-        engines.resolve_inference("fp8", _metadata({}))
+        engines.resolve_engine("fp8", _metadata({}))
 
 
 def test_quantize_refuses_a_folder_that_is_not_a_bundle(tmp_path, capsys):
@@ -109,7 +122,7 @@ def test_int8_model_scores_close_to_the_float32_model(quantized, synthetic_data_
 
     bundle, _ = quantized
     loaded = load_bundle(bundle)
-    model = engines.load_int8_model(bundle)
+    model = engines.load_tflite(bundle, engines.INT8_FILE)
     records = load_split(synthetic_data_dir, "crops", "validation").records
     reference, _ = predict_dataset(loaded.model, records, loaded.image_size)
     scores, _ = predict_dataset(model, records, loaded.image_size)
@@ -160,7 +173,7 @@ def test_predict_evaluate_and_beam_run_the_int8_model(
     photos = _photos(tmp_path / "photos")
     fast, note = _predict_rows(bundle, photos, "int8", capsys)
     plain, plain_note = _predict_rows(bundle, photos, "off", capsys)
-    assert "ran in int8" in note and plain_note == ""
+    assert "engine tflite-int8" in note and "engine tflite-float32" in plain_note
     assert [r["path"] for r in fast] == [r["path"] for r in plain] and len(fast) == 5
     assert all(r["mode"] == "whole" and not r["error"] for r in fast)
     assert any(r["top_scores"] != p["top_scores"] for r, p in zip(fast, plain, strict=True))
@@ -170,7 +183,7 @@ def test_predict_evaluate_and_beam_run_the_int8_model(
          "--split", "validation", "--precision", "int8"]
     )  # fmt: skip
     metrics = json.loads(capsys.readouterr().out)
-    assert code == 0 and metrics["precision"] == "int8"
+    assert code == 0 and metrics["precision"] == "int8" and metrics["engine"] == "tflite-int8"
     assert metrics["brand_accuracy"] == pytest.approx(
         read_metadata(bundle).quantization["top1_int8"]
     )

@@ -160,7 +160,9 @@ def test_results_do_not_depend_on_the_batch_size(batch_size):
         assert a.background == b.background
     total = 14 * 5
     assert max(model.calls) <= batch_size and sum(model.calls) == total
-    assert len(model.calls) == -(-total // batch_size)  # windows of many photos per call
+    # Photos go in groups of batch_size: windows of many photos per call.
+    groups = [min(batch_size, 5 - start) for start in range(0, 5, batch_size)]
+    assert len(model.calls) == sum(-(-14 * g // batch_size) for g in groups)
 
 
 def test_classify_photos_is_aggregate_of_each_photos_windows():
@@ -184,12 +186,13 @@ def test_score_window_stacks_reads_stacks_lazily():
             seen.append(index)
             yield photo_stack(photo, 8)
 
-    results = score_window_stacks(model, stacks(), BACKGROUND_CLASSES, "none", batch_size=14)
+    results = score_window_stacks(model, stacks(), BACKGROUND_CLASSES, "none", batch_size=2)
     first = next(results)
-    assert isinstance(first, PhotoScores) and seen == [0]  # one photo read, one call made
+    # One group of batch_size photos read, their 28 windows in 14 calls of 2.
+    assert isinstance(first, PhotoScores) and seen == [0, 1] and model.calls == [2] * 14
     assert len(list(results)) == 4
     with pytest.raises(ValueError):
-        WindowStack(np.zeros((2, 8, 8, 3), np.float32), np.zeros((3, 4), np.int32))
+        WindowStack(np.zeros((8, 8, 3), np.uint8), np.zeros((0, 4), np.int32), 8)
 
 
 def test_a_keras_bundle_through_classify_photos(tmp_path):
@@ -260,3 +263,66 @@ def test_resolve_mode_and_threshold(tmp_path):
     assert predict.effective_min_score("bundle", "single", old) == 0.4
     assert predict.effective_min_score("bundle", "whole", new) == 0.3
     assert whole_photo.brand_names(new.class_names, "none") == ["a", "b"]
+
+
+# ------------------------------------------------------------------ the cascade
+
+
+def test_a_cascade_that_settles_nothing_gives_the_full_grid():
+    never = whole_photo.Cascade(accept=2.0, reject=2.0)
+    full = classify_photos(_RowModel(4), _photos(), 16, BACKGROUND_CLASSES, "none")
+    model = _RowModel(4)
+    got = classify_photos(model, _photos(), 16, BACKGROUND_CLASSES, "none", cascade=never)
+    for a, b in zip(got, full, strict=True):
+        np.testing.assert_array_equal(a.brand_scores, b.brand_scores)
+        np.testing.assert_array_equal(a.boxes, b.boxes)
+        assert a.windows_scored == 14
+    assert sum(model.calls) == 14 * 5
+
+
+def test_a_settled_photo_keeps_its_whole_photo_windows_answer_and_costs_one_input():
+    model = _RowModel(4)
+    always = whole_photo.Cascade(accept=0.0, reject=2.0)
+    got = classify_photos(model, _photos(), 16, BACKGROUND_CLASSES, "none", cascade=always)
+    assert sum(model.calls) == 5 and all(r.windows_scored == 1 for r in got)
+    for photo, result in zip(_photos(), got, strict=True):
+        whole = _RowModel(4)(resize_image(photo, 16).numpy()[None])[0]
+        np.testing.assert_allclose(result.brand_scores, whole[:3], rtol=1e-6)
+        np.testing.assert_allclose(result.whole, whole, rtol=1e-6)
+        assert tuple(result.boxes[0]) == (0, 0, photo.shape[1], photo.shape[0])
+
+
+def test_the_cascade_settles_by_brand_or_by_background():
+    cascade = whole_photo.Cascade(accept=0.8, reject=0.9)
+    assert cascade.decided(np.array([0.85, 0.1, 0.05]), background_index=2)
+    assert cascade.decided(np.array([0.05, 0.04, 0.91]), background_index=2)
+    assert not cascade.decided(np.array([0.5, 0.1, 0.4]), background_index=2)
+    assert whole_photo.Cascade.of(object()) is None  # metadata without whole_photo settings
+
+
+def _scores(whole, grid) -> whole_photo.PhotoScores:
+    grid = np.asarray(grid, np.float32)
+    return whole_photo.PhotoScores(
+        brand_scores=grid,
+        boxes=np.zeros((len(grid), 4), np.int32),
+        background=float(whole[-1]),
+        whole=np.asarray(whole, np.float32),
+    )
+
+
+def test_choose_cascade_changes_no_validation_answer():
+    from logo_batch.evaluation.photo_metrics import choose_cascade
+
+    threshold = 0.4
+    photos = [
+        _scores([0.9, 0.05, 0.05], [0.9, 0.2]),  # whole and grid agree: brand 0
+        _scores([0.6, 0.1, 0.3], [0.6, 0.7]),  # whole says 0 at 0.6, the grid 1: differ
+        _scores([0.1, 0.1, 0.8], [0.1, 0.5]),  # small logo: only the grid finds brand 1
+    ]
+    labels = np.array([0, 1, 1])
+    negatives = [_scores([0.02, 0.03, 0.95], [0.1, 0.2])]
+    cascade = choose_cascade(photos, labels, negatives, threshold, background_index=2)
+    assert cascade.accept > 0.6 and cascade.accept <= 0.9  # above the differing 0.6
+    assert cascade.reject > 0.8  # above the small-logo photo's background 0.8
+    settled = [cascade.decided(p.whole, 2) for p in [*photos, *negatives]]
+    assert settled == [True, False, False, True]

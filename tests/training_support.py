@@ -26,6 +26,10 @@ def tiny_config(data_dir, output_dir, **overrides) -> TrainConfig:
         # AVX-512 BF16 or AMX, and a test must not change with the machine's kernels
         # (tests of `auto` set it and patch the CPU's features).
         mixed_precision="off",
+        # The crops alone unless a test asks for the photo recipe's windows: most
+        # training tests are about the trainer, not the recipe.
+        background=0,
+        context=0,
     )
     values.update(overrides)
     return TrainConfig(**values)

@@ -17,7 +17,7 @@ from logo_batch import console
 
 VERBOSE_FLAGS = ("-v", "--verbose")
 # Packages of an extra (pyproject.toml) that a command may need: the extra to install.
-OPTIONAL_PACKAGES = {"apache_beam": "beam", "tensorflow_hub": "beam", "dask": "dask"}
+OPTIONAL_PACKAGES = {"apache_beam": "beam", "dask": "dask"}
 
 COMMANDS: dict[str, tuple[str, str]] = {
     "make-synthetic": (

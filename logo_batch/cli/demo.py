@@ -160,9 +160,10 @@ def run_demo(args: argparse.Namespace) -> int:
     )
     say(
         f"training on {DATASET_NAME}/{CROPS} ({kind} data) into {run_dir}\n"
-        f"       demo recipe, shortened for time: {args.image_size} px, {args.epochs} head "
-        f"+ {args.fine_tune_epochs} fine-tune epochs (the default recipe of `logo-batch "
-        f"train` is 224 px, 30 feature + 12 fine-tune epochs: see README, section 2)"
+        f"       the photo recipe (a background class, logo windows with context), shortened "
+        f"for time: {args.image_size} px, {args.epochs} head + {args.fine_tune_epochs} "
+        f"fine-tune epochs (`logo-batch train` trains 224 px, 30 feature + 12 fine-tune "
+        f"epochs: docs/training.md)"
     )
     result = train(
         TrainConfig(

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from typing import TextIO
 
 from logo_batch.arguments import add_option
-from logo_batch.inference.engines import with_precision
+from logo_batch.inference.engines import open_for_inference
 from logo_batch.inference.predict import (
     Prediction,
     effective_min_score,
@@ -57,13 +57,10 @@ def write_predictions(predictions: Sequence[Prediction], fmt: str, out: TextIO) 
 
 
 def run(args: argparse.Namespace) -> int:
-    from logo_batch.inference.bundle import load_bundle
-
     try:
-        bundle = load_bundle(args.bundle)
+        bundle, engine = open_for_inference(args.bundle, args.precision)
         mode = resolve_mode(args.mode, bundle.metadata)
         min_score = effective_min_score(args.min_score, mode, bundle.metadata)
-        bundle, precision = with_precision(bundle, args.precision)
     except (FileNotFoundError, ValueError) as error:
         print(f"logo-batch predict: error: {error}", file=sys.stderr)
         return 1
@@ -76,8 +73,10 @@ def run(args: argparse.Namespace) -> int:
         max_pixels=args.max_pixels,
         mode=mode,
     )
-    if precision != "float32":
-        print(f"logo-batch predict: the model ran in {precision}", file=sys.stderr)
+    print(
+        f"logo-batch predict: {len(predictions)} files, {mode} mode, engine {engine}",
+        file=sys.stderr,
+    )
     write_predictions(predictions, args.format, sys.stdout)
     failed = sum(bool(p.error) for p in predictions)
     if failed:

@@ -64,7 +64,8 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         type=int,
         default=d.background,
         metavar="N",
-        help="learn a 'none' class from N windows with no logo per training photo (0 = off)",
+        help="learn a 'none' class from N windows with no logo per training photo "
+        "(default %(default)s: the photo recipe; 0 = off)",
     )
     a(
         "--context",
@@ -74,7 +75,13 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         help="also learn N windows per logo box of the training photos, the box with "
         "random context around it (the box covers --context-coverage to 100%% of the "
         "window's area), labelled with its brand: like the windows whole-photo mode "
-        "scores (0 = off)",
+        "scores (default %(default)s: the photo recipe; 0 = off)",
+    )
+    a(
+        "--crops-only",
+        action="store_true",
+        help="train on the logo crops alone (no background class, no context, pasted or "
+        "grid windows): a model for folders of logo crops, not of ordinary photos",
     )
     a(
         "--context-coverage",
@@ -83,6 +90,29 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         metavar="F",
         help="the smallest share of a context window's area its logo box covers "
         "(default %(default)s; smaller: smaller logos in the windows)",
+    )
+    a(
+        "--low-res",
+        type=float,
+        default=d.low_res,
+        metavar="P",
+        help="with probability P a training image is shrunk to a small logo's size (16-80 "
+        "px) and enlarged back, as inference enlarges a window (0 = off)",
+    )
+    a(
+        "--paste",
+        type=int,
+        default=d.paste,
+        metavar="N",
+        help="also learn N synthetic windows per training crop: the crop pasted small "
+        "(8-50%% of the side, tilted, recoloured, soft edges) into a no-logo window of a "
+        "training photo, labelled with its brand (0 = off)",
+    )
+    a(
+        "--grid-windows",
+        action="store_true",
+        help="also learn the whole-photo grid's windows of the training photos, labelled "
+        "by overlap with the boxes (a logo >= 70%% inside: its brand; none: background)",
     )
     a("--cache", default=d.cache, help="memory, none, or a folder for file caches")
     a("--shuffle-buffer", type=int, default=d.shuffle_buffer)
@@ -97,14 +127,32 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     a("--xla", choices=distribute.SWITCH_VALUES, default=d.xla)
     a("--strategy", choices=distribute.STRATEGIES, default=d.strategy)
     a("--seed", type=int, default=d.seed)
-    a("--steps-per-epoch", type=int, default=None)
+    a(
+        "--steps-per-epoch",
+        type=int,
+        default=None,
+        help="steps of an epoch (default: the whole batches of one pass over the crops and "
+        "background windows; the other windows share those steps)",
+    )
     for role in ("train", "validation", "test"):
         a(
             f"--{role}-split",
             default=getattr(d, f"{role}_split"),
             help=f"TFDS split for {role} (slicing works: {role}[:50%%])",
         )
-    a("--no-serving-export", dest="export_serving", action="store_false")
+    a(
+        "--no-serving-export",
+        dest="export_serving",
+        action="store_false",
+        help="do not write serving/ (the TensorFlow SavedModel for TF Serving)",
+    )
+    a(
+        "--no-tflite-export",
+        dest="export_tflite",
+        action="store_false",
+        help="do not write model.tflite (the float32 TensorFlow Lite engine that "
+        "--precision auto runs on CPUs)",
+    )
     a(
         "--dataset",
         default=d.dataset,
@@ -114,8 +162,14 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     )
 
 
+CROPS_ONLY = {"background": 0, "context": 0, "paste": 0, "grid_windows": False}
+
+
 def run(args: argparse.Namespace) -> int:
-    config = TrainConfig(**matching_args(TrainConfig, args))
+    values = matching_args(TrainConfig, args)
+    if getattr(args, "crops_only", False):
+        values.update(CROPS_ONLY)
+    config = TrainConfig(**values)
     try:
         result = train(config)
     except (FileNotFoundError, ValueError, models.WeightsError) as error:

@@ -27,8 +27,9 @@ from logo_batch.evaluation.metrics import (
     confusion_matrix,
     per_class_table,
 )
-from logo_batch.inference.engines import predict_scores, with_precision
+from logo_batch.inference.engines import ENGINE_PRECISION, open_for_inference, predict_scores
 from logo_batch.inference.predict import AUTO, WHOLE, effective_min_score, resolve_mode
+from logo_batch.inference.whole_photo import Cascade
 from tfds_flickr27 import CROPS, DATASET_NAME, IMAGES
 
 
@@ -95,11 +96,11 @@ def evaluate_bundle(
     in whole mode by default the bundle's when it was chosen on validation photos, else
     chosen here the same way. ``batch_size``: model inputs per model call.
     ``precision``: what the model runs in, as ``logo-batch predict`` runs it
-    (:func:`logo_batch.inference.engines.with_precision`).
+    (:func:`logo_batch.inference.engines.open_for_inference`); the metrics name the
+    engine and the precision it computes in.
     """
-    from logo_batch.inference.bundle import load_bundle
-
-    bundle, precision = with_precision(load_bundle(bundle_dir), precision)
+    bundle, engine = open_for_inference(bundle_dir, precision)
+    precision = ENGINE_PRECISION[engine]
     background = bundle.metadata.background_class
     mode = resolve_mode(mode, bundle.metadata, crops=config == CROPS)
     config = IMAGES if mode == WHOLE else config
@@ -120,7 +121,7 @@ def evaluate_bundle(
         metrics = _evaluate_whole(
             bundle, data_dir, split, dataset, threshold, output_dir, batch_size
         )
-        return {**metrics, "precision": precision}
+        return {**metrics, "precision": precision, "engine": engine}
     threshold = effective_min_score(min_score, mode, bundle.metadata)
     scores, labels = predict_dataset(bundle.model, info.records, bundle.image_size, batch_size)
     extra = {
@@ -128,6 +129,7 @@ def evaluate_bundle(
         "dataset": f"{dataset}/{config}",
         "split": split,
         "precision": precision,
+        "engine": engine,
     }
     if background:
         extra.update(background_metrics(scores, labels, bundle.class_names.index(background)))
@@ -153,7 +155,12 @@ def _evaluate_whole(
 
     meta = bundle.metadata
     photo_model = photo_metrics.PhotoModel(
-        bundle.model, meta.image_size, list(meta.class_names), meta.background_class, batch_size
+        bundle.model,
+        meta.image_size,
+        list(meta.class_names),
+        meta.background_class,
+        batch_size,
+        Cascade.of(meta),
     )
     validation = None
     if threshold is None and "validation_photos" in meta.metrics:

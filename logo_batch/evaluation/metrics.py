@@ -96,6 +96,33 @@ def compute_metrics(
     return metrics
 
 
+def flickrlogos_metrics(
+    scores: np.ndarray, labels: np.ndarray, threshold: float
+) -> dict[str, float]:
+    """The FlickrLogos-32 SDK's classification scores (``fl_eval_classification.py``),
+    counted as it counts them: a photo is classified as a logo when its top score reaches
+    ``threshold`` (``labels >= C``: photos with no logo). ``recognition_recall``: logo
+    photos given their brand / logo photos; ``recognition_precision``: logo photos given
+    their brand / logo photos given any brand (no-logo photos given one do not count);
+    ``detection_specificity``: no-logo photos rejected / no-logo photos;
+    ``recognition_accuracy``: (logo photos given their brand + no-logo photos rejected) /
+    all photos."""
+    num_classes = scores.shape[1]
+    logo = labels < num_classes
+    accepted = scores.max(axis=1) >= threshold
+    right = accepted & (scores.argmax(axis=1) == labels) & logo
+    given = accepted & logo
+    rejected = ~accepted & ~logo
+    return {
+        "recognition_recall": float(right.sum() / max(logo.sum(), 1)),
+        "recognition_precision": float(right.sum() / given.sum()) if given.any() else float("nan"),
+        "detection_specificity": float(rejected.sum() / (~logo).sum())
+        if (~logo).any()
+        else float("nan"),
+        "recognition_accuracy": float((right.sum() + rejected.sum()) / max(labels.size, 1)),
+    }
+
+
 def background_metrics(scores: np.ndarray, labels: np.ndarray, background: int) -> dict[str, float]:
     """For a model with a background class (column ``background``), on logo examples:
     top-1 over the brands only (the answer whole-photo mode gives) and how many were

@@ -27,6 +27,7 @@ import numpy as np
 
 from logo_batch import console
 from logo_batch.data import pipeline as data_lib
+from logo_batch.evaluation.tflite_export import CHECK_INPUTS, float32_engine
 from logo_batch.inference import engines
 from logo_batch.inference.bundle import METADATA_FILE, Bundle, load_bundle, write_bundle_file
 from tfds_flickr27 import DATASET_NAME, IMAGES
@@ -156,6 +157,24 @@ def kept_accuracy(figures: dict[str, Any]) -> bool:
     )
 
 
+def cascade_of(
+    bundle: Bundle, model, data_dir: str | os.PathLike, dataset: str
+) -> dict[str, float]:
+    """The whole-photo cascade chosen on the validation photos, as ``train``'s export
+    chooses it (:func:`~logo_batch.evaluation.photo_metrics.calibrate`), with ``model``
+    (the bundle's model or a float32 engine of it): for a bundle trained before the
+    cascade existed."""
+    from logo_batch.evaluation import photo_metrics
+
+    meta = bundle.metadata
+    photo_model = photo_metrics.PhotoModel(
+        model, meta.image_size, list(meta.class_names), meta.background_class
+    )
+    _, metrics = photo_metrics.calibrate(photo_model, data_dir, dataset=dataset)
+    found = metrics["cascade"]
+    return {"accept": found["accept"], "reject": found["reject"]}
+
+
 def quantize_bundle(
     bundle: str | os.PathLike,
     data_dir: str | os.PathLike,
@@ -165,7 +184,11 @@ def quantize_bundle(
 ) -> dict[str, Any]:
     """Adds ``model.int8.tflite`` to a local bundle and its figures to the metadata
     (``quantization``); returns the figures. ``dataset``: the TFDS dataset calibrated
-    and compared on (default: the one the bundle trained on)."""
+    and compared on (default: the one the bundle trained on). A bundle made before
+    ``train`` wrote ``model.tflite`` (the float32 engine) gets it here too, checked on the
+    calibration inputs (:func:`~logo_batch.evaluation.tflite_export.float32_engine`), and
+    one with a background class made before the whole-photo cascade gets its cascade,
+    chosen on the validation photos (:func:`cascade_of`)."""
     if calibration < 1:
         raise ValueError(f"calibration must be at least 1 image, not {calibration}")
     loaded = load_bundle(bundle)
@@ -183,5 +206,15 @@ def quantize_bundle(
     figures["kept_accuracy"] = kept_accuracy(figures)
     write_bundle_file(bundle, engines.INT8_FILE, content)
     metadata = dataclasses.replace(loaded.metadata, quantization=figures)
+    fast = loaded.model  # what scores the validation photos for the cascade
+    if engines.TFLITE_FLOAT32 not in metadata.engines:
+        checked = np.stack(inputs[:CHECK_INPUTS])
+        float32, metadata.engines[engines.TFLITE_FLOAT32] = float32_engine(loaded.model, checked)
+        if metadata.engines[engines.TFLITE_FLOAT32]["kept_scores"]:
+            write_bundle_file(bundle, engines.TFLITE_FILE, float32)
+            fast = engines.TfliteModel(float32)
+    if metadata.background_class and not metadata.whole_photo.get("cascade"):
+        cascade = cascade_of(loaded, fast, data_dir, dataset)
+        metadata.whole_photo = {**metadata.whole_photo, "cascade": cascade}
     write_bundle_file(bundle, METADATA_FILE, (metadata.to_json() + "\n").encode("utf-8"))
     return figures

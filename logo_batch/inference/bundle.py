@@ -19,12 +19,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import IO, Any
-
-import keras
+from typing import IO, TYPE_CHECKING, Any
 
 from logo_batch import __version__
-from logo_batch.inference import layers as _layers  # noqa: F401  (registers custom layers)
+
+if TYPE_CHECKING:
+    import keras
 
 BUNDLE_FORMAT_VERSION = 1
 MODEL_FILE = "model.keras"
@@ -60,6 +60,12 @@ class BundleMetadata:
     training: dict[str, Any] = field(default_factory=dict)
     # What `logo-batch quantize` measured of the bundle's int8 model (empty: none).
     quantization: dict[str, Any] = field(default_factory=dict)
+    # Other engines the bundle carries and what their check measured, by engine name
+    # (``tflite-float32``: ``model.tflite``; see logo_batch.inference.engines).
+    engines: dict[str, Any] = field(default_factory=dict)
+    # Whole-photo mode's settings chosen on validation photos (``cascade``: see
+    # logo_batch.inference.whole_photo.Cascade); empty: every window of every photo.
+    whole_photo: dict[str, Any] = field(default_factory=dict)
     format_version: int = BUNDLE_FORMAT_VERSION
     logo_batch_version: str = __version__
     created: str = field(
@@ -115,14 +121,18 @@ def open_bundle_file(bundle_dir: str | os.PathLike, name: str) -> Iterator[IO[by
     """Opens the file ``name`` of a local or remote bundle to read its bytes (a seekable
     handle): every reader of a bundle goes through here.
 
-    One file-system layer for every kind of bundle: TensorFlow's ``tf.io.gfile`` (local
-    paths, ``gs://``, ``s3://``, ``hdfs://``, ``ram://``, ...). Its errors are raised as
-    ``OSError``: ``FileNotFoundError`` when there is no such file (or its folder is not
-    one), naming :func:`bundle_file`'s path.
+    Local paths are opened directly; a bundle given as a URI goes through TensorFlow's
+    ``tf.io.gfile`` (``gs://``, ``s3://``, ``hdfs://``, ``ram://``, ...). Errors are raised
+    as ``OSError``: ``FileNotFoundError`` when there is no such file (or its folder is
+    not one), naming :func:`bundle_file`'s path.
     """
-    import tensorflow as tf  # its file system reads local folders and gs://, s3://, ...
-
     path = bundle_file(bundle_dir, name)
+    if not _URI.match(path):  # a local file: no TensorFlow needed (a driver stays light)
+        with open(path, "rb") as handle:
+            yield handle
+        return
+    import tensorflow as tf  # its file system reads gs://, s3://, hdfs://, ...
+
     try:
         if not tf.io.gfile.exists(path):
             raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), path)
@@ -158,20 +168,29 @@ def read_metadata(bundle_dir: str | os.PathLike) -> BundleMetadata:
     return metadata
 
 
-def load_bundle(bundle_dir: str | os.PathLike) -> Bundle:
-    """Loads a bundle's model (Keras safe mode, no optimizer) and metadata; a remote
-    bundle's ``.keras`` file is copied to a local temporary file first."""
-    metadata = read_metadata(bundle_dir)
+def load_keras_model(bundle_dir: str | os.PathLike) -> keras.Model:
+    """The bundle's Keras model (safe mode, no optimizer); a remote bundle's ``.keras``
+    file is copied to a local temporary file first."""
+    import keras
+
+    from logo_batch.inference import layers  # noqa: F401  (registers the custom layers)
+
     location = os.fspath(bundle_dir)
     if not _URI.match(location):
-        model = keras.models.load_model(model_path(location), compile=False, safe_mode=True)
-        return Bundle(Path(location), model, metadata)
+        return keras.models.load_model(model_path(location), compile=False, safe_mode=True)
     with tempfile.TemporaryDirectory(prefix="logo_batch_bundle-") as local:
         copy = os.path.join(local, MODEL_FILE)
         with open_bundle_file(bundle_dir, MODEL_FILE) as source, open(copy, "wb") as target:
             shutil.copyfileobj(source, target, _COPY_CHUNK)
-        model = keras.models.load_model(copy, compile=False, safe_mode=True)
-    return Bundle(location, model, metadata)
+        return keras.models.load_model(copy, compile=False, safe_mode=True)
+
+
+def load_bundle(bundle_dir: str | os.PathLike) -> Bundle:
+    """Loads a bundle's Keras model (:func:`load_keras_model`) and metadata."""
+    metadata = read_metadata(bundle_dir)
+    location = os.fspath(bundle_dir)
+    path: Path | str = location if _URI.match(location) else Path(location)
+    return Bundle(path, load_keras_model(bundle_dir), metadata)
 
 
 def _umask() -> int:
@@ -187,8 +206,10 @@ def save_bundle(
     bundle_dir: str | os.PathLike,
     *,
     export_serving: bool = True,
+    files: dict[str, bytes] | None = None,
 ) -> Path:
     """Writes a bundle atomically: built in a temporary sibling folder, then renamed.
+    ``files``: other files it holds, by name (e.g. ``model.tflite``).
 
     A failure midway leaves no half-written bundle at ``bundle_dir``; an existing
     bundle there is replaced only once the new one is complete.
@@ -201,6 +222,8 @@ def save_bundle(
         model.save(staging / MODEL_FILE)
         if export_serving:
             model.export(str(staging / SERVING_DIR), format="tf_saved_model", verbose=False)
+        for name, content in (files or {}).items():
+            (staging / name).write_bytes(content)
         (staging / METADATA_FILE).write_text(metadata.to_json() + "\n", encoding="utf-8")
         if final.exists():
             old = final.with_name(f".{final.name}.old-{os.getpid()}")

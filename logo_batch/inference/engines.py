@@ -1,17 +1,24 @@
-"""Which engine runs a bundle's model for ``--precision``, and how it is loaded and called.
+"""Which engine runs a bundle's model, chosen for ``--precision`` on the machine that runs
+it, and how it is loaded and called.
 
-Engines: the bundle's Keras model in float32 (the default everywhere), the same model
-computing in ``mixed_bfloat16`` (:func:`low_precision_model`), and the bundle's int8
-TensorFlow Lite model (:class:`TfliteModel`, made by ``logo-batch quantize``). CPUs with
-int8 dot products (AVX-512 VNNI, AVX-VNNI, AMX: most cloud CPU workers today) run the
-int8 model several times faster than TensorFlow's float32 graph
-(``benchmarks/RESULTS.md``, section 6).
+Engines (:data:`ENGINES`), each a callable ``float32 [B, S, S, 3]`` -> softmax ``[B, C]``:
 
-:func:`resolve_inference` picks the engine on the machine that runs it: ``auto`` is int8
-when the bundle carries an int8 model that kept the float32 accuracy and this CPU has
-int8 dot products, else float32. ``logo-batch predict``, ``evaluate`` and the Beam job
-(in each worker) all load it through :func:`inference_model` / :func:`load_engine`, and
-all call it through :func:`predict_scores`.
+- ``tflite-float32``: the bundle's ``model.tflite`` (written by ``train``'s export, or
+  ``logo-batch quantize`` for an older bundle) on TensorFlow Lite, whose XNNPACK kernels
+  ran MobileNetV2 at about 3x the images per CPU-second of TensorFlow's graph on the CPUs
+  measured here (``benchmarks/RESULTS.md``, the engines table). Used only where the
+  export checked that it gives the Keras model's scores within :data:`FLOAT32_TOLERANCE`
+  and the same labels (``engines`` in ``metadata.json``).
+- ``tflite-int8``: the bundle's int8 model (``logo-batch quantize``), where it kept its
+  validation accuracy and the CPU has int8 dot products (AVX-512 VNNI, AVX-VNNI, AMX).
+- ``tf-float32``: the Keras model as one traced TensorFlow graph (GPUs, and bundles
+  without ``model.tflite``); ``tf-bfloat16``: the same in ``mixed_bfloat16``.
+
+:func:`resolve_engine` picks one: ``auto`` takes the int8 model where it pays and kept
+its accuracy, else the fastest float32 engine (the TensorFlow graph on a GPU); ``off``
+the fastest float32 engine; ``bfloat16`` and ``int8`` as named. ``logo-batch predict``,
+``evaluate`` and every Beam worker load it with :func:`load_engine` (the Keras model is
+loaded only for a ``tf-`` engine) and call it through :func:`predict_scores`.
 """
 
 from __future__ import annotations
@@ -22,27 +29,58 @@ import threading
 import warnings
 import weakref
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from logo_batch import console
-from logo_batch.inference.bundle import Bundle, BundleMetadata, open_bundle_file
+from logo_batch.inference.bundle import (
+    Bundle,
+    BundleMetadata,
+    bundle_file,
+    load_keras_model,
+    open_bundle_file,
+    read_metadata,
+)
 from logo_batch.inference.cpu import CpuFeatures, cpu_features, has_gpu
 from tfds_flickr27.parallel import cpu_count
 
 if TYPE_CHECKING:
     import keras
 
+TFLITE_FILE = "model.tflite"  # float32 TensorFlow Lite model
 INT8_FILE = "model.int8.tflite"
 # --precision for inference: auto, off (float32), bfloat16, int8.
 AUTO, OFF, BFLOAT16, INT8 = "auto", "off", "bfloat16", "int8"
 PRECISIONS = (AUTO, OFF, BFLOAT16, INT8)
 # Keras dtype policies a model computes in (training picks among them too).
 FLOAT32, MIXED_FLOAT16, MIXED_BFLOAT16 = "float32", "mixed_float16", "mixed_bfloat16"
+# The engines, by the names runs and manifests record.
+TF_FLOAT32, TF_BFLOAT16 = "tf-float32", "tf-bfloat16"
+TFLITE_FLOAT32, TFLITE_INT8 = "tflite-float32", "tflite-int8"
+ENGINES = (TFLITE_FLOAT32, TFLITE_INT8, TF_FLOAT32, TF_BFLOAT16)
+# What each engine computes in (evaluate's `precision`, predict's note).
+ENGINE_PRECISION = {
+    TF_FLOAT32: FLOAT32,
+    TFLITE_FLOAT32: FLOAT32,
+    TF_BFLOAT16: MIXED_BFLOAT16,
+    TFLITE_INT8: INT8,
+}
+# A float32 engine may replace the Keras model only when every softmax score it gives
+# is within this of the Keras model's (and every label is the same) on the export's check.
+FLOAT32_TOLERANCE = 1e-4
 # The int8 model is used by `auto` only when its validation top-1 is at most this far
 # below the float32 model's (one example of the 182 validation crops is 0.0055).
 MAX_TOP1_DROP = 0.01
+
+
+def engine_threads() -> int:
+    """Threads a TensorFlow Lite engine runs on: ``TF_NUM_INTRAOP_THREADS`` where the
+    process was given a share of the cores (the Beam job's local workers), else every
+    core this process may use."""
+    given = os.environ.get("TF_NUM_INTRAOP_THREADS", "")
+    return int(given) if given.isdigit() and int(given) > 0 else cpu_count()
 
 
 class TfliteModel:
@@ -62,7 +100,7 @@ class TfliteModel:
         with warnings.catch_warnings(), console.native_stderr_captured(not console.is_verbose()):
             warnings.simplefilter("ignore")
             self._interpreter = tf.lite.Interpreter(
-                model_content=content, num_threads=num_threads or cpu_count()
+                model_content=content, num_threads=num_threads or engine_threads()
             )
             self._interpreter.allocate_tensors()
         self._input = self._interpreter.get_input_details()[0]
@@ -100,23 +138,42 @@ def int8_kept_accuracy(metadata: BundleMetadata) -> bool:
     return bool(metadata.quantization.get("kept_accuracy"))
 
 
+def tflite_float32_checked(metadata: BundleMetadata) -> bool:
+    """True when the bundle carries ``model.tflite`` and its export found it gives the
+    Keras model's scores within :data:`FLOAT32_TOLERANCE` (``engines`` in the metadata)."""
+    return bool(metadata.engines.get(TFLITE_FLOAT32, {}).get("kept_scores"))
+
+
 def may_use_int8(precision: str, metadata: BundleMetadata) -> bool:
     """True when ``precision`` can resolve to the bundle's int8 model on some machine
-    (:func:`resolve_inference`): ``int8``, or ``auto`` with an int8 model that kept its
+    (:func:`resolve_engine`): ``int8``, or ``auto`` with an int8 model that kept its
     accuracy."""
     return precision == INT8 or (precision == AUTO and int8_kept_accuracy(metadata))
 
 
-def resolve_inference(
-    precision: str, metadata: BundleMetadata, *, cpu: CpuFeatures | None = None
-) -> str:
-    """What inference runs in: ``int8``, ``mixed_bfloat16`` or ``float32``.
+def may_use_tflite(precision: str, metadata: BundleMetadata) -> bool:
+    """True when ``precision`` can resolve to the bundle's ``model.tflite`` on some
+    machine (:func:`resolve_engine`): ``auto`` or ``off`` with a checked one."""
+    return precision in (AUTO, OFF) and tflite_float32_checked(metadata)
 
-    ``auto``: int8 when the bundle holds an int8 model that kept its accuracy
-    (:func:`int8_kept_accuracy`) and the CPU (``cpu``, default this machine's) has
-    int8 dot products (:func:`has_int8_units`) and there is no GPU, else float32.
-    ``int8`` needs the bundle's int8 model; ``bfloat16`` is Keras's ``mixed_bfloat16``;
-    ``off`` is float32.
+
+def resolve_engine(
+    precision: str,
+    metadata: BundleMetadata,
+    *,
+    cpu: CpuFeatures | None = None,
+    gpu: bool | None = None,
+) -> str:
+    """The engine (one of :data:`ENGINES`) that runs ``precision`` on this machine
+    (``cpu``, ``gpu``: its CPU features and whether TensorFlow sees a GPU, by default
+    read here).
+
+    ``auto``: the int8 model where it kept its accuracy (:func:`int8_kept_accuracy`) and
+    the CPU has int8 dot products (:func:`has_int8_units`), on a machine without a GPU;
+    else as ``off``. ``off``: float32 on ``tflite-float32`` where the bundle's export
+    checked it (:func:`tflite_float32_checked`) and there is no GPU, else on the
+    TensorFlow graph. ``int8`` needs the bundle's int8 model; ``bfloat16`` is the
+    TensorFlow graph in ``mixed_bfloat16``.
     """
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, not {precision!r}")
@@ -126,19 +183,31 @@ def resolve_inference(
                 "the bundle has no int8 model: make one with `logo-batch quantize BUNDLE "
                 "--data-dir D`"
             )
-        return INT8
-    if precision == AUTO:
-        if int8_kept_accuracy(metadata) and has_int8_units(cpu) and not has_gpu():
-            return INT8
-        return FLOAT32
-    return MIXED_BFLOAT16 if precision == BFLOAT16 else FLOAT32
+        return TFLITE_INT8
+    if precision == BFLOAT16:
+        return TF_BFLOAT16
+    gpu = has_gpu() if gpu is None else gpu
+    if gpu:
+        return TF_FLOAT32
+    if precision == AUTO and int8_kept_accuracy(metadata) and has_int8_units(cpu):
+        return TFLITE_INT8
+    return TFLITE_FLOAT32 if tflite_float32_checked(metadata) else TF_FLOAT32
 
 
-def load_int8_model(bundle_dir: str | os.PathLike, num_threads: int | None = None) -> TfliteModel:
-    """The bundle's int8 model (local or remote,
-    :func:`~logo_batch.inference.bundle.open_bundle_file`)."""
-    with open_bundle_file(bundle_dir, INT8_FILE) as handle:
-        return TfliteModel(handle.read(), num_threads)
+def load_tflite(
+    bundle_dir: str | os.PathLike, name: str, num_threads: int | None = None
+) -> TfliteModel:
+    """A TensorFlow Lite file of the bundle (local or remote,
+    :func:`~logo_batch.inference.bundle.open_bundle_file`) as a :class:`TfliteModel`."""
+    with open_bundle_file(bundle_dir, name) as handle:
+        content = handle.read()
+    try:
+        return TfliteModel(content, num_threads)
+    except (ValueError, RuntimeError) as error:
+        raise ValueError(
+            f"{bundle_file(bundle_dir, name)}: not a TensorFlow Lite model this "
+            f"engine can run ({str(error).splitlines()[0] if str(error) else error})"
+        ) from error
 
 
 def low_precision_model(model: keras.Model, policy: str) -> keras.Model:
@@ -166,31 +235,47 @@ def low_precision_model(model: keras.Model, policy: str) -> keras.Model:
     return copy
 
 
-def load_engine(resolved: str, bundle_dir: str | os.PathLike, keras_model: Callable[[], Any]):
-    """The engine for a resolved precision (:func:`resolve_inference`): the bundle's
-    int8 model, or the Keras model ``keras_model()`` gives in ``resolved``'s policy
-    (itself for float32)."""
-    if resolved == INT8:
-        return load_int8_model(bundle_dir)
-    return low_precision_model(keras_model(), resolved)
+def load_engine(
+    engine: str,
+    bundle_dir: str | os.PathLike,
+    keras_model: Callable[[], Any],
+    num_threads: int | None = None,
+):
+    """The model ``engine`` runs (:func:`resolve_engine`): a bundle's TensorFlow Lite
+    file, or the Keras model ``keras_model()`` gives (loaded only for a ``tf-``
+    engine), in bfloat16 for ``tf-bfloat16``."""
+    if engine == TFLITE_INT8:
+        return load_tflite(bundle_dir, INT8_FILE, num_threads)
+    if engine == TFLITE_FLOAT32:
+        return load_tflite(bundle_dir, TFLITE_FILE, num_threads)
+    if engine not in ENGINES:
+        raise ValueError(f"engine must be one of {ENGINES}, not {engine!r}")
+    return low_precision_model(keras_model(), ENGINE_PRECISION[engine])
 
 
-def inference_model(bundle: Bundle, precision: str) -> tuple[Any, str]:
-    """The model to run for ``precision`` (:func:`resolve_inference`) and what it
-    resolved to: the int8 model, the Keras model in ``mixed_bfloat16``, or the
-    bundle's own model (float32)."""
-    resolved = resolve_inference(precision, bundle.metadata)
-    return load_engine(resolved, bundle.path, lambda: bundle.model), resolved
+def open_for_inference(
+    bundle_dir: str | os.PathLike, precision: str, num_threads: int | None = None
+) -> tuple[Bundle, str]:
+    """The bundle ready to classify with ``precision`` on this machine, and the engine
+    it runs (:func:`resolve_engine`): its ``model`` is that engine (the Keras model is
+    not loaded for a TensorFlow Lite engine)."""
+    metadata = read_metadata(bundle_dir)
+    engine = resolve_engine(precision, metadata)
+    model = load_engine(engine, bundle_dir, lambda: load_keras_model(bundle_dir), num_threads)
+    location = os.fspath(bundle_dir)
+    path: Path | str = location if "://" in location else Path(location)
+    return Bundle(path, model, metadata), engine
 
 
 def with_precision(bundle: Bundle, precision: str) -> tuple[Bundle, str]:
-    """The bundle with the model inference runs for ``precision`` on this machine, and
-    what that resolved to (:func:`inference_model`; ``off`` is float32 and returns the
-    bundle itself)."""
-    model, resolved = inference_model(bundle, precision)
+    """A loaded bundle with the engine ``precision`` resolves to on this machine
+    (:func:`resolve_engine`), and that engine's name (the bundle itself for the
+    TensorFlow graph in float32)."""
+    engine = resolve_engine(precision, bundle.metadata)
+    model = load_engine(engine, bundle.path, lambda: bundle.model)
     if model is bundle.model:
-        return bundle, resolved
-    return dataclasses.replace(bundle, model=model), resolved
+        return bundle, engine
+    return dataclasses.replace(bundle, model=model), engine
 
 
 _COMPILED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()

@@ -168,7 +168,7 @@ def predict_files(
     max_pixels: int = DEFAULT_MAX_PIXELS,
     mode: str = AUTO,
     grid: Grid | None = None,
-    precision: str = "off",
+    precision: str | None = None,
 ) -> list[Prediction]:
     """Classifies files in batches, in input order; files that fail to decode get an
     error row.
@@ -178,12 +178,14 @@ def predict_files(
     model call, ``grid`` the windows, default
     :data:`~logo_batch.inference.whole_photo.DEFAULT_GRID`) or ``auto``
     (:func:`resolve_mode`). ``min_score`` is used as given (see
-    :func:`effective_min_score` for the commands' default). ``precision``: see
-    :func:`~logo_batch.inference.engines.with_precision` (default ``off``: float32, the
-    same scores on any machine; the commands default to ``auto``).
+    :func:`effective_min_score` for the commands' default). ``precision``: run the
+    engine it resolves to (:func:`~logo_batch.inference.engines.with_precision`); None
+    (default): ``bundle.model`` as it is (a loaded bundle's Keras model, or the engine
+    :func:`~logo_batch.inference.engines.open_for_inference` put there).
     """
     mode = resolve_mode(mode, bundle.metadata)
-    bundle, _ = with_precision(bundle, precision)
+    if precision is not None:
+        bundle, _ = with_precision(bundle, precision)
     if mode == WHOLE:
         return _predict_files_whole(
             bundle,
@@ -257,7 +259,12 @@ def _predict_files_whole(
             yield whole_photo.photo_stack(image, bundle.image_size, grid)
 
     scored = whole_photo.score_window_stacks(
-        bundle.model, stacks(), bundle.class_names, background, batch_size=batch_size
+        bundle.model,
+        stacks(),
+        bundle.class_names,
+        background,
+        batch_size=batch_size,
+        cascade=whole_photo.Cascade.of(bundle.metadata),
     )
     for position, photo in enumerate(scored):
         index = decoded[position]

@@ -31,11 +31,15 @@ from __future__ import annotations
 
 import io
 import os
+from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import tensorflow as tf
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
+
+if TYPE_CHECKING:  # TensorFlow is imported where an op runs: reading files needs none
+    import tensorflow as tf
 
 # 50 megapixels: far above any photo the classifier needs, far below a bomb.
 DEFAULT_MAX_PIXELS = 50_000_000
@@ -80,6 +84,8 @@ def dct_ratio(height: int, width: int, image_size: int) -> int:
 
 def _dct_ratio_index_tf(height: tf.Tensor, width: tf.Tensor, image_size: int) -> tf.Tensor:
     """:func:`dct_ratio` in a graph, as its index in :data:`DCT_RATIOS`."""
+    import tensorflow as tf
+
     shortest = tf.minimum(height, width)
     index = tf.constant(0, tf.int32)
     for position, ratio in enumerate(DCT_RATIOS):
@@ -88,6 +94,8 @@ def _dct_ratio_index_tf(height: tf.Tensor, width: tf.Tensor, image_size: int) ->
 
 
 def _decode_jpeg_tf(jpeg: tf.Tensor, ratio: int = 1) -> tf.Tensor:
+    import tensorflow as tf
+
     return tf.io.decode_jpeg(jpeg, channels=3, dct_method=JPEG_DCT_METHOD, ratio=ratio)
 
 
@@ -97,6 +105,7 @@ def decode_image_tf(image_bytes: tf.Tensor, resize_to: int | None = None) -> tf.
     ``resize_to``: the image will be resized whole to ``resize_to`` px, so a JPEG is
     decoded downscaled by :func:`dct_ratio` (never where a crop will be cut from it).
     """
+    import tensorflow as tf
 
     def jpeg() -> tf.Tensor:
         if resize_to is None:
@@ -122,6 +131,8 @@ def decode_and_resize_tf(image_bytes: tf.Tensor, image_size: int) -> tf.Tensor:
 
 
 def _resize(image: tf.Tensor, image_size: int | tf.Tensor) -> tf.Tensor:
+    import tensorflow as tf
+
     size = tf.stack([image_size, image_size]) if isinstance(image_size, tf.Tensor) else None
     resized = tf.image.resize(
         tf.cast(image, tf.float32),
@@ -135,14 +146,20 @@ def _resize(image: tf.Tensor, image_size: int | tf.Tensor) -> tf.Tensor:
 # Called eagerly (predict, Beam, whole-photo windows), the same ops run as one graph:
 # about half the CPU time of running them op by op, and the same kernels, so the same
 # pixels as inside tf.data.
-_resize_graph = tf.function(_resize, reduce_retracing=True)
+@cache
+def _resize_graph():
+    import tensorflow as tf
+
+    return tf.function(_resize, reduce_retracing=True)
 
 
 def resize_image(image: tf.Tensor | np.ndarray, image_size: int) -> tf.Tensor:
     """Resizes a ``uint8 [H, W, 3]`` image to ``float32 [size, size, 3]`` in [0, 255]."""
+    import tensorflow as tf
+
     image = tf.convert_to_tensor(image)
     if tf.executing_eagerly():
-        return _resize_graph(image, tf.constant(image_size, tf.int32))
+        return _resize_graph()(image, tf.constant(image_size, tf.int32))
     return _resize(image, image_size)
 
 

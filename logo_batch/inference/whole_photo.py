@@ -85,28 +85,61 @@ def window_inputs(image: np.ndarray, windows: np.ndarray, image_size: int) -> np
     return out
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class WindowStack:
-    """One photo ready for the model: its window inputs and their boxes."""
+    """One photo ready for the model: the decoded photo and its windows; a window's
+    input is made only when the window is scored (:meth:`window_inputs`)."""
 
-    inputs: np.ndarray  # float32 [W, S, S, 3]
-    windows: np.ndarray  # int32 [W, 4]
+    image: np.ndarray  # uint8 [H, W, 3]
+    windows: np.ndarray  # int32 [W, 4]; the first is the whole photo with DEFAULT_GRID
+    image_size: int
 
     def __post_init__(self):
-        if len(self.inputs) != len(self.windows) or len(self.windows) == 0:
-            raise ValueError(
-                f"a window stack needs one input per window and at least one window, "
-                f"not {len(self.inputs)} inputs for {len(self.windows)} windows"
-            )
+        if len(self.windows) == 0:
+            raise ValueError("a window stack needs at least one window")
+
+    def window_inputs(self, indices: Sequence[int]) -> np.ndarray:
+        """Model inputs ``float32 [len(indices), S, S, 3]`` of those windows."""
+        return window_inputs(self.image, self.windows[list(indices)], self.image_size)
+
+    @property
+    def inputs(self) -> np.ndarray:
+        """Every window's model input ``float32 [W, S, S, 3]``."""
+        return self.window_inputs(range(len(self.windows)))
 
     def __sizeof__(self) -> int:  # what Beam's model handlers count as an example's bytes
-        return object.__sizeof__(self) + self.inputs.nbytes + self.windows.nbytes
+        return object.__sizeof__(self) + self.image.nbytes + self.windows.nbytes
 
 
 def photo_stack(image: np.ndarray, image_size: int, grid: Grid = DEFAULT_GRID) -> WindowStack:
     """A decoded photo (``uint8 [H, W, 3]``) as its :class:`WindowStack`."""
-    windows = photo_windows(image.shape[0], image.shape[1], grid)
-    return WindowStack(window_inputs(image, windows, image_size), windows)
+    return WindowStack(image, photo_windows(image.shape[0], image.shape[1], grid), image_size)
+
+
+@dataclass(frozen=True)
+class Cascade:
+    """Whole-photo mode as a cascade: the whole-photo window first, the rest of the grid
+    only where it is not confident. A photo whose whole-photo window gives a brand at
+    least ``accept``, or the background class at least ``reject``, keeps that window's
+    answer; the others are scored over every window. Chosen on validation photos
+    (:func:`logo_batch.evaluation.photo_metrics.choose_cascade`) and kept in the bundle's
+    metadata (``whole_photo``)."""
+
+    accept: float
+    reject: float
+
+    def decided(self, scores: np.ndarray, background_index: int | None) -> bool:
+        """Whether the whole-photo window's softmax ``scores`` ``[C]`` settle the photo."""
+        if background_index is None:
+            return bool(scores.max() >= self.accept)
+        brands = np.delete(scores, background_index)
+        return bool(brands.max() >= self.accept or scores[background_index] >= self.reject)
+
+    @classmethod
+    def of(cls, metadata) -> Cascade | None:
+        """The cascade a bundle's metadata holds (``whole_photo.cascade``), else None."""
+        found = (getattr(metadata, "whole_photo", None) or {}).get("cascade")
+        return None if not found else cls(float(found["accept"]), float(found["reject"]))
 
 
 @dataclass
@@ -119,6 +152,8 @@ class PhotoScores:
     brand_scores: np.ndarray  # float32 [K]
     boxes: np.ndarray  # int32 [K, 4]
     background: float
+    whole: np.ndarray | None = None  # float32 [C]: the whole-photo window's softmax
+    windows_scored: int = 0  # model inputs this photo took (fewer than its windows: cascade)
 
 
 def brand_names(class_names: Sequence[str], background_class: str | None) -> list[str]:
@@ -168,7 +203,60 @@ def aggregate(
         brand_scores=brands[best, np.arange(brands.shape[1])],
         boxes=windows[best],
         background=background,
+        whole=scores[0],
+        windows_scored=len(windows),
     )
+
+
+def _score_chunks(model, parts: list[tuple[WindowStack, list[int]]], batch_size: int):
+    """Scores ``(stack, window indices)`` parts in calls of at most ``batch_size``
+    windows (inputs made per call); returns ``[total, C]`` in order."""
+    out, pending, count = [], [], 0
+
+    def flush():
+        nonlocal count
+        if pending:
+            inputs = np.concatenate([stack.window_inputs(idx) for stack, idx in pending])
+            out.append(predict_scores(model, inputs))
+            pending.clear()
+            count = 0
+
+    for stack, indices in parts:
+        start = 0
+        while start < len(indices):
+            take = min(batch_size - count, len(indices) - start)
+            pending.append((stack, indices[start : start + take]))
+            count += take
+            start += take
+            if count == batch_size:
+                flush()
+    flush()
+    return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
+
+
+def _score_group(model, group, class_names, background_class, batch_size, cascade):
+    """The :class:`PhotoScores` of a group of stacks: all their windows packed into calls
+    of ``batch_size``; with a ``cascade``, every whole-photo window first, then the other
+    windows of the photos it does not settle."""
+    background_index = _background_index(class_names, background_class)
+    heads: list[list[np.ndarray]] = [[] for _ in group]  # a whole-photo window scored apart
+    counts = [len(stack.windows) for stack in group]
+    if cascade is not None:
+        first = _score_chunks(model, [(stack, [0]) for stack in group], batch_size)
+        heads = [[first[index : index + 1]] for index in range(len(group))]
+        counts = [
+            1 if cascade.decided(row, background_index) else n
+            for row, n in zip(first, counts, strict=True)
+        ]
+    skip = 0 if cascade is None else 1
+    rest = _score_chunks(
+        model, [(s, list(range(skip, n))) for s, n in zip(group, counts, strict=True)], batch_size
+    )
+    used = 0
+    for stack, head, n in zip(group, heads, counts, strict=True):
+        scores = np.concatenate([*head, *([rest[used : used + n - skip]] if n > skip else [])])
+        used += n - skip
+        yield aggregate(scores, stack.windows[:n], class_names, background_class)
 
 
 def score_window_stacks(
@@ -178,57 +266,30 @@ def score_window_stacks(
     background_class: str | None,
     *,
     batch_size: int = DEFAULT_BATCH_SIZE,
+    cascade: Cascade | None = None,
 ) -> Iterator[PhotoScores]:
-    """:class:`PhotoScores` of each stack, in order: the windows of consecutive photos
-    run through the model together (:func:`logo_batch.inference.engines.predict_scores`) in calls
-    of at most ``batch_size`` windows, then split back per photo.
+    """:class:`PhotoScores` of each stack, in order. Photos go in groups of
+    ``batch_size``, their windows run through the model together
+    (:func:`logo_batch.inference.engines.predict_scores`) in calls of at most
+    ``batch_size`` windows; with a ``cascade`` (:class:`Cascade`), the group's
+    whole-photo windows first, then the other windows of the photos it does not settle.
 
-    ``stacks`` is read lazily: at most ``batch_size`` windows plus one photo's are held
-    besides the stack being read, so any number of photos can stream through.
+    ``stacks`` is read lazily: one group of decoded photos is held at a time, and a
+    window's input is made only for the call that scores it.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, not {batch_size}")
     _background_index(class_names, background_class)  # fail before any model call
-    pending: list[WindowStack] = []  # photos not yet yielded, in order
-    rows: list[np.ndarray] = []  # scores of the first windows of `pending`, in order
-
-    def unscored() -> int:
-        return sum(len(s.windows) for s in pending) - sum(len(r) for r in rows)
-
-    def run(count: int) -> None:
-        """Scores the next ``count`` windows in one model call."""
-        start, position, parts = sum(len(r) for r in rows), 0, []
-        for stack in pending:
-            lo, hi = max(start - position, 0), min(start + count - position, len(stack.windows))
-            if lo < hi:
-                parts.append(stack.inputs[lo:hi])
-            position += len(stack.windows)
-            if position >= start + count:
-                break
-        inputs = parts[0] if len(parts) == 1 else np.concatenate(parts)
-        rows.append(predict_scores(model, inputs))
-
-    def finished() -> Iterator[PhotoScores]:
-        """Yields the photos at the front whose windows are all scored."""
-        if not rows:
-            return
-        done = rows[0] if len(rows) == 1 else np.concatenate(rows)
-        used = 0
-        while pending and len(done) - used >= len(pending[0].windows):
-            stack = pending.pop(0)
-            n = len(stack.windows)
-            yield aggregate(done[used : used + n], stack.windows, class_names, background_class)
-            used += n
-        rows[:] = [done[used:]] if used < len(done) else []
-
+    group: list[WindowStack] = []
     for stack in stacks:
-        pending.append(stack)
-        while unscored() >= batch_size:
-            run(batch_size)
-        yield from finished()
-    while unscored():
-        run(min(unscored(), batch_size))
-    yield from finished()
+        group.append(stack)
+        if len(group) == batch_size:
+            yield from _score_group(
+                model, group, class_names, background_class, batch_size, cascade
+            )
+            group = []
+    if group:
+        yield from _score_group(model, group, class_names, background_class, batch_size, cascade)
 
 
 def classify_photos(
@@ -239,11 +300,14 @@ def classify_photos(
     background_class: str | None,
     grid: Grid = DEFAULT_GRID,
     batch_size: int = DEFAULT_BATCH_SIZE,
+    cascade: Cascade | None = None,
 ) -> list[PhotoScores]:
     """Whole-photo results of decoded photos (``uint8 [H, W, 3]`` each): the windows
     of many photos stacked and run through the model in calls of at most
     ``batch_size`` windows (:func:`score_window_stacks`)."""
     stacks = (photo_stack(image, image_size, grid) for image in images)
     return list(
-        score_window_stacks(model, stacks, class_names, background_class, batch_size=batch_size)
+        score_window_stacks(
+            model, stacks, class_names, background_class, batch_size=batch_size, cascade=cascade
+        )
     )

@@ -30,6 +30,9 @@ import keras
 import tensorflow as tf
 
 VALUE_RANGE = (0.0, 255.0)
+# --low-res: an image shrunk to a side drawn log-uniform in this range (px), then enlarged
+# back: a crop is ~1.3x its logo (15% margin), so logos of ~12-60 px, as in the photos.
+LOW_RES_SIDES = (16.0, 80.0)
 FUSED, LAYERS = "fused", "layers"
 METHODS = (FUSED, LAYERS)
 # ITU-R BT.601 luma: the grey a saturation change blends with.
@@ -48,6 +51,7 @@ class AugmentConfig:
     saturation: float = 0.2
     hue: float = 0.04  # hue rotation up to ±2 % of the colour wheel
     blur: float = 0.0  # probability-like factor of a Gaussian blur
+    low_res: float = 0.0  # probability an image is shrunk to LOW_RES_SIDES and enlarged back
     method: str = FUSED  # fused (one warp, one colour matrix) or layers (Keras layers)
 
     def __post_init__(self):
@@ -83,7 +87,9 @@ class FusedAugment(keras.layers.Layer):
 
     def get_config(self) -> dict:
         c = self.config
-        fields = ("zoom", "shift", "rotation", "brightness", "contrast", "saturation", "hue")
+        fields = (
+            "zoom", "shift", "rotation", "brightness", "contrast", "saturation", "hue", "low_res",
+        )  # fmt: skip
         return {
             **super().get_config(),
             "seed": self.seed,
@@ -127,6 +133,26 @@ class FusedAugment(keras.layers.Layer):
             fill_mode="NEAREST",
         )
 
+    def _low_resolution(self, images: tf.Tensor, batch: tf.Tensor) -> tf.Tensor:
+        """Each image, with probability ``low_res``, shrunk to a side drawn log-uniform in
+        :data:`LOW_RES_SIDES` (antialiased) and enlarged back (bilinear): the blurred logo
+        a small logo becomes once its window is enlarged to the model's input."""
+        seed, size = self.seed_generator, tf.shape(images)[1]
+        use = _uniform((batch,), 0.0, 1.0, seed) < self.config.low_res
+        low, high = math.log(LOW_RES_SIDES[0]), math.log(LOW_RES_SIDES[1])
+        sides = tf.cast(tf.round(tf.exp(_uniform((batch,), low, high, seed))), tf.int32)
+
+        def one(args):
+            image, side, on = args
+
+            def shrink():
+                small = tf.image.resize(image, tf.stack([side, side]), antialias=True)
+                return tf.image.resize(small, tf.stack([size, size]), method="bilinear")
+
+            return tf.cond(on, shrink, lambda: image)
+
+        return tf.map_fn(one, (images, sides, use), fn_output_signature=tf.float32)
+
     def _colour(self, images: tf.Tensor, batch: tf.Tensor) -> tf.Tensor:
         c, seed = self.config, self.seed_generator
         if not (c.brightness or c.contrast or c.saturation or c.hue):
@@ -164,6 +190,8 @@ class FusedAugment(keras.layers.Layer):
         if squeeze:
             images = images[None]
         batch = tf.shape(images)[0]
+        if self.config.low_res:
+            images = self._low_resolution(images, batch)
         out = self._colour(self._warp(images, batch), batch)
         out = tf.clip_by_value(out, *VALUE_RANGE)
         return out[0] if squeeze else out

@@ -37,7 +37,9 @@ def run_augmentation(cfg: TrainConfig) -> Augment:
     pipeline, on the device path in the strategy's scope (the seed state of each
     layer is a variable, mirrored like the model's).
     """
-    return make_augment_fn(AugmentConfig(blur=cfg.blur, method=cfg.augmentation), seed=cfg.seed)
+    return make_augment_fn(
+        AugmentConfig(blur=cfg.blur, low_res=cfg.low_res, method=cfg.augmentation), seed=cfg.seed
+    )
 
 
 def augment_in_train_step(

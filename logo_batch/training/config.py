@@ -14,7 +14,7 @@ from logo_batch.training import augment, models
 # Fields that must match to resume a run in the same output folder.
 RESUME_FIELDS = (
     "dataset", "config", "image_size", "backbone", "head", "dropout", "seed", "background",
-    "context", "context_coverage",
+    "context", "context_coverage", "low_res", "paste", "grid_windows",
 )  # fmt: skip
 # --augment-on: where augmentation runs. cpu: in the tf.data pipeline; device: in the
 # training step on the accelerator (the CPU only decodes); auto: device with a GPU.
@@ -48,10 +48,15 @@ class TrainConfig:
     augment_on: str = "auto"  # cpu, device, or auto (device when a GPU is visible)
     augmentation: str = "fused"  # fused (one warp, one colour matrix) or layers (Keras layers)
     head_on_features: bool = True  # pretrained base + default head: linear-probe first
-    background: int = 0  # windows with no logo per training photo, learned as class none
-    context: int = 0  # windows around each logo box (box = 10-100% of the window), its brand
+    # The photo recipe (the default): a class none from 2 no-logo windows per training
+    # photo, and 2 windows of scene around each logo box; --crops-only turns both off.
+    background: int = 2  # windows with no logo per training photo, learned as class none
+    context: int = 2  # windows around each logo box (box = 10-100% of the window), its brand
     context_coverage: float = 0.1  # the smallest share of a context window the box covers
     blur: float = 0.0
+    low_res: float = 0.0  # probability a training image is shrunk to a small logo's size
+    paste: int = 0  # synthetic windows per training crop: the crop pasted small into a window
+    grid_windows: bool = False  # the whole-photo grid's windows of the training photos
     cache: str = data_lib.CACHE_MEMORY  # memory, none, or a folder for file caches
     shuffle_buffer: int = 2048
     early_stopping_patience: int = 5
@@ -60,11 +65,12 @@ class TrainConfig:
     xla: str = "auto"
     strategy: str = "auto"
     seed: int = 42
-    steps_per_epoch: int | None = None  # default: one pass over the training split
+    steps_per_epoch: int | None = None  # default: training.datasets.steps_per_epoch
     train_split: str = "train"
     validation_split: str = "validation"
     test_split: str = "test"
     export_serving: bool = True
+    export_tflite: bool = True  # model.tflite: the float32 TensorFlow Lite engine
     verbose: int | str = "auto"
 
     def resolved(self) -> TrainConfig:
@@ -102,6 +108,8 @@ class TrainConfig:
             ("label_smoothing", self.label_smoothing,
              self.label_smoothing is None or 0 <= self.label_smoothing < 1, "in [0, 1)"),
             ("blur", self.blur, self.blur >= 0, ">= 0"),
+            ("low_res", self.low_res, 0 <= self.low_res <= 1, "in [0, 1]"),
+            ("paste", self.paste, self.paste >= 0, ">= 0"),
             ("background", self.background, self.background >= 0, ">= 0"),
             ("context", self.context, self.context >= 0, ">= 0"),
             ("context_coverage", self.context_coverage, 0 < self.context_coverage <= 1,

@@ -9,8 +9,9 @@ from dataclasses import dataclass
 import numpy as np
 import tensorflow as tf
 
-from logo_batch.data import background, context
+from logo_batch.data import background, context, grid_windows, paste
 from logo_batch.data import pipeline as data_lib
+from logo_batch.inference.preprocessing import decode_image_tf
 from logo_batch.training import distribute
 from logo_batch.training.augmentation import run_augmentation
 from logo_batch.training.config import AUGMENT_CPU, TrainConfig, head_phase_on_features
@@ -73,6 +74,8 @@ def build_datasets(
                 photos, cfg.image_size, cfg.background, len(brands), seed
             )
             labels = np.concatenate([labels, np.full(found, len(brands))])
+        if name == "train":
+            paced = labels.size  # the crops and background windows: one pass is an epoch
         if cfg.context:  # logo windows with context around each box of the split's photos
             photos = data_lib.load_boxed_photos(
                 cfg.data_dir,
@@ -87,12 +90,18 @@ def build_datasets(
             windows = context.context_windows(photos, cfg.image_size, cfg.context, seed, coverage)
             extra[name] = windows if extra[name] is None else extra[name].concatenate(windows)
             labels = np.concatenate([labels, found])  # box labels: always brands
+        if name == "train" and (cfg.paste or cfg.grid_windows):
+            found, windows = _train_only_windows(cfg, splits[name], len(brands), background_class)
+            extra[name] = windows if extra[name] is None else extra[name].concatenate(windows)
+            labels = np.concatenate([labels, found])
         counts[name] = labels
     weights = data_lib.class_weights(counts["train"], num_classes) if cfg.class_weights else None
     suffix = f"_bg{cfg.background}" if background_class else ""
     suffix += f"_ctx{cfg.context}" if cfg.context else ""
     if cfg.context and cfg.context_coverage != context.CONTEXT_COVERAGE[0]:
         suffix += f"_cov{cfg.context_coverage:g}"
+    train_suffix = suffix + (f"_paste{cfg.paste}" if cfg.paste else "")
+    train_suffix += "_grid" if cfg.grid_windows else ""
     common = {
         "image_size": cfg.image_size,
         "batch_size": cfg.batch_size,
@@ -112,7 +121,7 @@ def build_datasets(
         shuffle_buffer=cfg.shuffle_buffer,
         seed=cfg.seed,
         sample_weights=weights,
-        cache_name=f"{cfg.config}_{cfg.train_split}{suffix}",
+        cache_name=f"{cfg.config}_{cfg.train_split}{train_suffix}",
         extra=extra["train"],
         repeat=True,  # then full batches only: every replica gets its share
         **common,
@@ -127,7 +136,7 @@ def build_datasets(
     validation_steps = math.ceil(counts["validation"].size / cfg.batch_size)
     if replicas > 1:  # distributed iterators must not run dry: fixed step counts
         val_ds = val_ds.repeat()
-    steps = cfg.steps_per_epoch or math.ceil(counts["train"].size / cfg.batch_size)
+    steps = cfg.steps_per_epoch or steps_per_epoch(paced, counts["train"].size, cfg.batch_size)
     plain_train_ds = None  # un-augmented, uncached: read once for the head's features
     if head_phase_on_features(cfg):
         plain_train_ds = data_lib.make_dataset(
@@ -144,3 +153,59 @@ def build_datasets(
         validation_steps,
         augment_on,
     )
+
+
+def steps_per_epoch(paced: int, total: int, batch_size: int) -> int:
+    """Steps of an epoch when ``--steps-per-epoch`` is not given: the whole batches of
+    one pass over the crops and background windows (``paced``; 2,150 // 32 = 67 on
+    FlickrLogos-27's photo recipe); the logo windows added beside them (context, pasted,
+    grid windows) share those steps: more kinds of example, not more steps. Without any
+    added window, one pass over the training examples (``total``)."""
+    if paced == total:
+        return max(1, math.ceil(total / batch_size))
+    return max(1, paced // batch_size)
+
+
+# Seeds of the train-only windows: other draws than the background (seed) and context
+# (seed, stream 1) windows of the same photos.
+PASTE_SEED_OFFSET = 7919
+PASTE_WINDOWS_PER_PHOTO = 4
+
+
+def _train_only_windows(
+    cfg: TrainConfig, train: data_lib.SplitInfo, num_brands: int, background_class: str | None
+) -> tuple[np.ndarray, tf.data.Dataset]:
+    """The labels and examples of ``--paste`` and ``--grid-windows``: built from the
+    training photos only (those whose crops are in the train split), never validation."""
+    photos = data_lib.load_boxed_photos(
+        cfg.data_dir,
+        data_lib.split_filenames(cfg.data_dir, cfg.config, train.split, dataset=cfg.dataset),
+        dataset=cfg.dataset,
+    )
+    labels, parts = [], []
+    if cfg.paste:
+        crops = train.records.map(
+            lambda jpeg, label: (decode_image_tf(jpeg), tf.cast(label, tf.int32)),
+            num_parallel_calls=tf.data.AUTOTUNE,
+        ).filter(lambda crop, label: label < num_brands)
+        clear = background.background_crops(
+            photos.map(lambda jpeg, boxes, _: (jpeg, boxes)),
+            PASTE_WINDOWS_PER_PHOTO,
+            cfg.seed + PASTE_SEED_OFFSET,
+        )
+        crop_labels = data_lib.split_labels(train.records)
+        crop_labels = crop_labels[crop_labels < num_brands]
+        labels.append(np.repeat(crop_labels, cfg.paste))
+        parts.append(paste.pasted_windows(crops, clear, cfg.image_size, cfg.paste, cfg.seed))
+    if cfg.grid_windows:
+        # Without a background class the logo-free windows have no label: none kept.
+        negatives = 2 if background_class else 0
+        grid_label = num_brands if background_class else -1
+        labels.append(grid_windows.grid_labels(photos, grid_label, negatives, cfg.seed))
+        parts.append(
+            grid_windows.grid_examples(photos, cfg.image_size, grid_label, negatives, cfg.seed)
+        )
+    windows = parts[0]
+    for part in parts[1:]:
+        windows = windows.concatenate(part)
+    return np.concatenate(labels).astype(np.int64), windows

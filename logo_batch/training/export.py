@@ -15,6 +15,8 @@ import tensorflow as tf
 
 from logo_batch.evaluation import evaluate, photo_metrics
 from logo_batch.evaluation.metrics import background_metrics, choose_threshold, compute_metrics
+from logo_batch.evaluation.tflite_export import CHECK_INPUTS, float32_engine
+from logo_batch.inference import engines
 from logo_batch.inference.bundle import BundleMetadata, save_bundle
 from logo_batch.training import models
 from logo_batch.training.config import TrainConfig
@@ -68,6 +70,20 @@ def evaluate_model(
     return metrics, threshold
 
 
+def check_inputs(validation: tf.data.Dataset, count: int = CHECK_INPUTS) -> np.ndarray:
+    """The first ``count`` validation model inputs (``float32 [N, S, S, 3]``)."""
+    batches = [images.numpy() for images, *_ in validation.take(-(-count // 8))]
+    return np.concatenate(batches)[:count] if batches else np.zeros((0, 1, 1, 3), np.float32)
+
+
+def whole_photo_settings(validation_photos: dict[str, Any]) -> dict[str, Any]:
+    """What whole-photo mode keeps from the validation photos: the cascade chosen there."""
+    cascade = validation_photos.get("cascade")
+    return (
+        {"cascade": {"accept": cascade["accept"], "reject": cascade["reject"]}} if cascade else {}
+    )
+
+
 def write_bundle(
     cfg: TrainConfig,
     model: keras.Model,
@@ -104,6 +120,7 @@ def write_bundle(
         },
         metrics=metrics,
         rejection_threshold=threshold,
+        whole_photo=whole_photo_settings(metrics.get("validation_photos", {})),
         training={
             "config": dataclasses.asdict(cfg),
             **training,
@@ -115,6 +132,15 @@ def write_bundle(
             "keras": keras.__version__,
         },
     )
-    bundle_dir = save_bundle(model, metadata, work / BUNDLE_DIR, export_serving=cfg.export_serving)
+    files = {}
+    if cfg.export_tflite:
+        content, metadata.engines[engines.TFLITE_FLOAT32] = float32_engine(
+            model, check_inputs(datasets.validation)
+        )
+        if metadata.engines[engines.TFLITE_FLOAT32]["kept_scores"]:
+            files[engines.TFLITE_FILE] = content
+    bundle_dir = save_bundle(
+        model, metadata, work / BUNDLE_DIR, export_serving=cfg.export_serving, files=files
+    )
     atomic_write(work / METRICS_FILE, json.dumps(metrics, indent=2) + "\n")
     return bundle_dir

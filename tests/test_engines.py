@@ -1,0 +1,99 @@
+"""Engines: the float32 TensorFlow Lite engine checked against the Keras model, chosen by
+``--precision auto`` without loading Keras, and named by the Beam job's summary and
+manifest (with the bundle's content hash)."""
+
+from __future__ import annotations
+
+import json
+
+import keras
+import numpy as np
+import pytest
+from beam_support import IMAGE_SIZE, IN_PROCESS, make_bundle
+from PIL import Image
+
+from logo_batch.evaluation.tflite_export import compare_engine, float32_engine
+from logo_batch.inference import bundle as bundle_lib
+from logo_batch.inference import engines
+
+
+@pytest.fixture(autouse=True)
+def no_gpu(monkeypatch):
+    monkeypatch.setattr(engines, "has_gpu", lambda: False)
+
+
+def _inputs(count: int, seed: int = 3) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return rng.uniform(0, 255, (count, IMAGE_SIZE, IMAGE_SIZE, 3)).astype(np.float32)
+
+
+def test_the_float32_engine_gives_the_keras_scores_within_the_tolerance(tmp_path):
+    model = bundle_lib.load_keras_model(make_bundle(tmp_path / "b"))
+    content, figures = float32_engine(model, _inputs(32))
+    assert figures["kept_scores"] and figures["label_agreement"] == 1.0
+    assert 0 <= figures["max_score_difference"] <= engines.FLOAT32_TOLERANCE
+    fresh = _inputs(8, seed=9)  # inputs the check never saw
+    got = engines.predict_scores(engines.TfliteModel(content), fresh)
+    np.testing.assert_allclose(got, model(fresh).numpy(), atol=engines.FLOAT32_TOLERANCE)
+
+
+def test_the_check_refuses_an_engine_that_gives_other_scores(tmp_path):
+    model = bundle_lib.load_keras_model(make_bundle(tmp_path / "a", seed=0))
+    other = bundle_lib.load_keras_model(make_bundle(tmp_path / "b", seed=5))
+    figures = compare_engine(model, other, _inputs(16))
+    assert figures["max_score_difference"] > engines.FLOAT32_TOLERANCE
+
+
+def test_auto_runs_model_tflite_without_loading_the_keras_model(tmp_path, monkeypatch):
+    path = make_bundle(tmp_path / "b", tflite=True)
+    keras_model = bundle_lib.load_keras_model(path)
+
+    def refuse(_):
+        raise AssertionError("the Keras model must not be loaded for a TensorFlow Lite engine")
+
+    monkeypatch.setattr(engines, "load_keras_model", refuse)
+    bundle, engine = engines.open_for_inference(path, "auto")
+    assert engine == "tflite-float32" and isinstance(bundle.model, engines.TfliteModel)
+    images = _inputs(4)
+    np.testing.assert_allclose(
+        engines.predict_scores(bundle.model, images),
+        keras_model(images).numpy(),
+        atol=engines.FLOAT32_TOLERANCE,
+    )
+
+
+def test_a_bundle_without_model_tflite_runs_the_tensorflow_graph(tmp_path):
+    bundle, engine = engines.open_for_inference(make_bundle(tmp_path / "b"), "auto")
+    assert engine == "tf-float32" and isinstance(bundle.model, keras.Model)
+
+
+def test_a_garbage_model_tflite_is_named_in_the_error(tmp_path):
+    path = make_bundle(tmp_path / "b", tflite=True)
+    (path / engines.TFLITE_FILE).write_bytes(b"not a flatbuffer")
+    with pytest.raises(ValueError, match="model.tflite"):
+        engines.open_for_inference(path, "auto")
+
+
+def test_the_beam_job_names_its_engine_and_writes_a_manifest(tmp_path):
+    from beam_jobs.fingerprint import bundle_digest
+    from beam_jobs.job import JobConfig, run_job
+    from beam_jobs.run_manifest import run_manifest_path
+
+    path = make_bundle(tmp_path / "bundle", tflite=True)
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for index in range(3):
+        Image.fromarray(np.full((30, 40, 3), 60 * index, np.uint8)).save(photos / f"{index}.png")
+    output = tmp_path / "out" / "results.csv"
+    config = JobConfig(input=str(photos), model=str(path), output=str(output), progress_interval=0)
+    summary = run_job(config, IN_PROCESS, quiet=True)
+    assert summary.engines == {"tflite-float32": 3}
+    assert "engine tflite-float32 (3 files)" in summary.line()
+    manifest = json.loads(open(run_manifest_path(str(output)), encoding="utf-8").read())
+    assert manifest["model"]["sha256"] == bundle_digest(str(path))
+    assert manifest["engines"] == {"tflite-float32": 3}
+    assert manifest["counts"]["matched"] == 3 and manifest["outputs"] == [str(output)]
+    assert manifest["settings"]["precision"] == "auto"
+    # Another model: another content hash.
+    (path / engines.TFLITE_FILE).unlink()
+    assert bundle_digest(str(path)) != manifest["model"]["sha256"]
