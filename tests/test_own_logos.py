@@ -207,6 +207,22 @@ def test_train_and_evaluate_with_background_and_context_on_your_brands(data_dir,
     )
 
 
+def test_the_photo_recipe_on_crops_alone_says_to_train_with_crops_only(data_dir, tmp_path, capsys):
+    base = [
+        "train", "--data-dir", str(data_dir), "--dataset", "crops_only",
+        "--backbone", "tiny_cnn", "--weights", "none", "--image-size", "32",
+        "--epochs", "1", "--fine-tune-epochs", "0", "--steps-per-epoch", "1",
+        "--no-serving-export", "--no-tflite-export", "--mixed-precision", "off",
+    ]  # fmt: skip
+    assert main([*base, "--output-dir", str(tmp_path / "default")]) == 1
+    err = capsys.readouterr().err
+    assert "crops_only has no photos" in err and "--background, --context" in err
+    assert "--crops-only" in err and "Traceback" not in err
+    assert main([*base, "--output-dir", str(tmp_path / "crops"), "--crops-only"]) == 0
+    meta = read_metadata(tmp_path / "crops" / "bundle")
+    assert meta.class_names == BRANDS and meta.background_class is None
+
+
 def test_a_rebuild_changes_nothing_and_a_changed_folder_needs_overwrite(folders, tmp_path, capsys):
     folder = tmp_path / "logos"
     shutil.copytree(folders["crops_only"], folder)

@@ -76,6 +76,15 @@ def _builder(dataset: str, config: str, data_dir: str | os.PathLike):
     return builder
 
 
+def has_photos(data_dir: str | os.PathLike, dataset: str = DATASET_NAME) -> bool:
+    """Whether ``dataset/images`` (the photos with their boxes) is prepared in ``data_dir``."""
+    try:
+        _builder(dataset, "images", data_dir)
+    except FileNotFoundError:
+        return False
+    return True
+
+
 def load_split(
     data_dir: str | os.PathLike,
     config: str,

@@ -51,6 +51,18 @@ def build_datasets(
     }
     train_info = splits["train"]
     brands = train_info.logo_class_names
+    photo_options = [
+        f"--{name.replace('_', '-')}"
+        for name in ("background", "context", "paste", "grid_windows")
+        if getattr(cfg, name)
+    ]
+    if photo_options and not data_lib.has_photos(cfg.data_dir, cfg.dataset):
+        raise ValueError(
+            f"{cfg.data_dir}: {cfg.dataset} has no photos ({cfg.dataset}/images is not "
+            f"prepared), and {', '.join(photo_options)} cut training windows from photos "
+            "with boxes: add photos/ and boxes.csv to the folder and build it again, or "
+            "train on the crops alone with --crops-only"
+        )
     background_class = NONE_LABEL if cfg.background else None
     class_names = [*brands, *([background_class] if background_class else [])]
     num_classes = len(class_names)
