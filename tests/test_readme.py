@@ -35,9 +35,9 @@ NOT_RUN = {
 }
 # `logo-batch` commands being built on other branches: skipped while `logo-batch COMMAND
 # --help` is a usage error (exit 2), run as written as soon as the command exists.
-PENDING = ("dataset",)
+PENDING: tuple[str, ...] = ()
 # Files those branches add, linked from the docs: checked once their command exists.
-PENDING_LINKS = {"docs/own_logos.md": "dataset"}
+PENDING_LINKS: dict[str, str] = {}
 # keras/src/applications/mobilenet_v2.py: the no-top weights of alpha 1.0 at 224 px,
 # looked up in KERAS_HOME/models/ before any download (no hash is checked).
 MOBILENET_V2_WEIGHTS = "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5"
