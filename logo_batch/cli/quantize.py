@@ -7,7 +7,7 @@ import argparse
 import json
 import sys
 
-from logo_batch.arguments import matching_args
+from logo_batch.arguments import matching_args, whole_number
 from logo_batch.evaluation.quantize import (
     CALIBRATION_PHOTOS,
     DEFAULT_CALIBRATION,
@@ -20,7 +20,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-dir", required=True, help="TFDS data_dir the bundle trained on")
     parser.add_argument(
         "--calibration",
-        type=int,
+        type=whole_number(1),
         default=DEFAULT_CALIBRATION,
         metavar="N",
         help=f"training images that calibrate the activation ranges (default "
