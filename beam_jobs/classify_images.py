@@ -5,7 +5,7 @@
         [--previous OLD.csv] [--progress-interval S] \\
         [--num-shards N] [--top-k K] [--min-score S|bundle] \\
         [--mode auto|whole|single] [--precision auto|off|bfloat16|int8] \\
-        [--max-error-fraction F] [--batch-size B] [--max-pixels P] [-v] \\
+        [--max-error-fraction F] [--batch-size B] [--max-pixels P] [--max-bytes B] [-v] \\
         [Beam pipeline options...]
 
 Every option of ours takes both spellings (``--num-shards`` = ``--num_shards``); the
@@ -104,7 +104,15 @@ with console.native_stderr_captured() as _startup:
     from beam_jobs.job import JobConfig, run_job
     from beam_jobs.shards import AUTO_SHARDS, ROWS_PER_SHARD, parse_num_shards
     from logo_batch.arguments import add_option, matching_args, number_in, whole_number
-    from logo_batch.options import BATCH_SIZE, MAX_PIXELS, MIN_SCORE, MODE, PRECISION, TOP_K
+    from logo_batch.options import (
+        BATCH_SIZE,
+        MAX_BYTES,
+        MAX_PIXELS,
+        MIN_SCORE,
+        MODE,
+        PRECISION,
+        TOP_K,
+    )
 STARTUP_LOG: str = _startup.text
 
 ACCEPTS_EXTRA_ARGS = True  # Beam pipeline options pass through `logo-batch classify`.
@@ -184,7 +192,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         metavar="F",
         help="fail (after writing the CSV) when more files than this fraction fail",
     )
-    for option in (BATCH_SIZE, MAX_PIXELS):
+    for option in (BATCH_SIZE, MAX_PIXELS, MAX_BYTES):
         option.add_to(parser)
     parser.add_argument(
         "-v",

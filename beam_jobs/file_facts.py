@@ -17,11 +17,11 @@ from __future__ import annotations
 import datetime
 import glob
 import os
-import stat
 from typing import NamedTuple
 
 from apache_beam.io.filesystems import FileSystems
 
+from logo_batch.inference.preprocessing import not_regular_reason
 from logo_batch.result_csv import escape_path, unescape_path
 
 
@@ -47,15 +47,6 @@ def modified_from_seconds(seconds: float | None) -> str:
     return format_modified(round(seconds * 1_000_000)) if seconds else ""
 
 
-_FILE_KINDS = {
-    stat.S_IFIFO: "a named pipe",
-    stat.S_IFSOCK: "a socket",
-    stat.S_IFCHR: "a character device",
-    stat.S_IFBLK: "a block device",
-    stat.S_IFDIR: "a folder",
-}
-
-
 def local_entry(path: str, missing: str = "") -> FileEntry:
     """The entry of the local file ``path`` (an OS path, any bytes): one ``os.stat``.
 
@@ -74,9 +65,9 @@ def local_entry(path: str, missing: str = "") -> FileEntry:
         return FileEntry(escaped, missing)
     except OSError as error:  # a link loop, a folder we may not search, a name too long
         return FileEntry(escaped, f"cannot read file: {error.strerror or error}")
-    if not stat.S_ISREG(info.st_mode):
-        kind = _FILE_KINDS.get(stat.S_IFMT(info.st_mode), "a special file")
-        return FileEntry(escaped, f"not a regular file ({kind})")
+    reason = not_regular_reason(info.st_mode)
+    if reason:
+        return FileEntry(escaped, reason)
     return FileEntry(escaped, "", info.st_size, format_modified(info.st_mtime_ns // 1000))
 
 

@@ -72,7 +72,7 @@ from logo_batch.inference.predict import (
     effective_min_score,
     resolve_mode,
 )
-from logo_batch.inference.preprocessing import DEFAULT_MAX_PIXELS
+from logo_batch.inference.preprocessing import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS
 from logo_batch.inference.whole_photo import DEFAULT_GRID, Grid
 
 
@@ -89,6 +89,7 @@ class JobConfig:
     max_error_fraction: float = 1.0
     batch_size: int = 32
     max_pixels: int = DEFAULT_MAX_PIXELS
+    max_bytes: int = DEFAULT_MAX_BYTES  # larger files are error rows, never read
     # auto: whole for a bundle with a background class, single otherwise (resolve_mode).
     mode: str = AUTO
     grid: Grid = DEFAULT_GRID
@@ -154,7 +155,13 @@ def build_pipeline(
         to_classify
         | "GroupIntoBatches" >> GroupIntoBatches(config.batch_size)
         | "DecodeImageBatches"
-        >> DecodeImageBatches(metadata.image_size, config.max_pixels, mode=mode, grid=config.grid)
+        >> DecodeImageBatches(
+            metadata.image_size,
+            config.max_pixels,
+            mode=mode,
+            grid=config.grid,
+            max_bytes=config.max_bytes,
+        )
         | "ClassifyBatches"
         >> ClassifyBatches(
             config.model,
@@ -306,6 +313,7 @@ def run_record(config: JobConfig, metadata: BundleMetadata, fingerprint: str) ->
             "min_score": effective_min_score(config.min_score, mode, metadata),
             "top_k": config.top_k,
             "max_pixels": config.max_pixels,
+            "max_bytes": config.max_bytes,
             "batch_size": config.batch_size,
             "grid": [list(cell) for cell in config.grid] if mode == WHOLE else None,
             "fingerprint": fingerprint,

@@ -20,6 +20,7 @@ SHARED = {  # option: the commands that have it
     "--precision": ("predict", "evaluate", "classify", "beam"),
     "--top-k": ("predict", "classify", "beam"),
     "--max-pixels": ("predict", "classify", "beam"),
+    "--max-bytes": ("predict", "classify", "beam"),
 }
 # Enough for argparse to reach the option under test (nothing runs: parsing fails first).
 ARGS = {
@@ -92,6 +93,8 @@ def test_shared_options_read_the_same_in_every_command(capsys, monkeypatch):
         ("--batch-size", "0"),
         ("--batch-size", "-1"),
         ("--max-pixels", "0"),
+        ("--max-bytes", "0"),
+        ("--max-bytes", "1.5"),
         ("--mode", "tiles"),
         ("--precision", "fp8"),
     ],

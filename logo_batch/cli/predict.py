@@ -23,7 +23,15 @@ from logo_batch.inference.predict import (
     predict_files,
     resolve_mode,
 )
-from logo_batch.options import BATCH_SIZE, MAX_PIXELS, MIN_SCORE, MODE, PRECISION, TOP_K
+from logo_batch.options import (
+    BATCH_SIZE,
+    MAX_BYTES,
+    MAX_PIXELS,
+    MIN_SCORE,
+    MODE,
+    PRECISION,
+    TOP_K,
+)
 from logo_batch.result_csv import CSV_COLUMNS
 
 
@@ -32,7 +40,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("bundle", help="model bundle folder (made by logo-batch train)")
     parser.add_argument("images", nargs="+", metavar="IMAGE", help="image files to classify")
     add_option(parser, "--format", choices=("text", "csv", "json"), default="text")
-    for option in (TOP_K, MIN_SCORE, MODE, BATCH_SIZE, PRECISION, MAX_PIXELS):
+    for option in (TOP_K, MIN_SCORE, MODE, BATCH_SIZE, PRECISION, MAX_PIXELS, MAX_BYTES):
         option.add_to(parser)
 
 
@@ -71,6 +79,7 @@ def run(args: argparse.Namespace) -> int:
         min_score=min_score,
         batch_size=args.batch_size,
         max_pixels=args.max_pixels,
+        max_bytes=args.max_bytes,
         mode=mode,
     )
     print(
