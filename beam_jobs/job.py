@@ -38,6 +38,7 @@ from beam_jobs.output_files import (
     remove_stale_temp_folders,
     temp_folder,
 )
+from beam_jobs.output_guard import check_replaced
 from beam_jobs.previous import (
     REUSE_COUNTS_FILE,
     PreviousOutput,
@@ -201,9 +202,11 @@ def run_job(
 ) -> JobSummary:
     """Runs the job; the CSV file(s) appear at ``config.output`` only if it succeeds.
 
-    Before the pipeline starts: resolves ``--input``, checks the output location and
-    the model file, and removes the temporary folders killed runs of this output
-    left (raises :class:`ClassifyJobError` for a bad input, output or model).
+    Before the pipeline starts: resolves ``--input``, checks the output location (and
+    that it replaces nothing but an earlier output of this job:
+    :func:`~beam_jobs.output_guard.check_replaced`) and the model file, and removes
+    the temporary folders killed runs of this output left (raises
+    :class:`ClassifyJobError` for a bad input, output or model).
     Raises :class:`ClassifyJobError` when no image matched, when the rows written
     differ from the files matched (nothing is moved into place), or, after writing,
     when the error fraction is above ``config.max_error_fraction``. ``quiet``: the
@@ -224,6 +227,9 @@ def run_job(
         config, input=folders[0] if len(folders) == 1 else folders, file_list=lists
     )
     check_output(config.output, config.num_shards)
+    check_replaced(
+        config.output, config.num_shards, specs, previous=config.previous, model=config.model
+    )
     try:
         metadata = read_metadata(config.model)
     except (OSError, ValueError) as error:
