@@ -29,7 +29,7 @@ from beam_jobs.inputs import (
 )
 from beam_jobs.manifest import MANIFEST_FILE, WriteManifest, check_shards
 from beam_jobs.matching import MatchInputs
-from beam_jobs.model import check_model_file, engines_used
+from beam_jobs.model import check_bundle, engines_used
 from beam_jobs.output_files import (
     check_output,
     delete_quietly,
@@ -230,15 +230,11 @@ def run_job(
     check_replaced(
         config.output, config.num_shards, specs, previous=config.previous, model=config.model
     )
-    try:
-        metadata = read_metadata(config.model)
-    except (OSError, ValueError) as error:
-        raise ClassifyJobError(str(error)) from error
+    metadata = check_bundle(config.model, config.precision)
     try:
         config = dataclasses.replace(config, mode=resolve_mode(config.mode, metadata))
     except ValueError as error:
         raise ClassifyJobError(str(error)) from error
-    check_model_file(config.model)
     fingerprint = fingerprint_of(config, metadata)
     previous = open_previous(config.previous, fingerprint) if config.previous else None
     if previous is not None and previous.note and report is not None:

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from typing import TextIO
 
 from logo_batch.arguments import add_option
-from logo_batch.inference.engines import open_for_inference
+from logo_batch.inference.checks import open_checked
 from logo_batch.inference.predict import (
     Prediction,
     effective_min_score,
@@ -66,7 +66,7 @@ def write_predictions(predictions: Sequence[Prediction], fmt: str, out: TextIO) 
 
 def run(args: argparse.Namespace) -> int:
     try:
-        bundle, engine = open_for_inference(args.bundle, args.precision)
+        bundle, engine = open_checked(args.bundle, args.precision)
         mode = resolve_mode(args.mode, bundle.metadata)
         min_score = effective_min_score(args.min_score, mode, bundle.metadata)
     except (FileNotFoundError, ValueError) as error:
