@@ -27,7 +27,7 @@ from beam_jobs.inputs import (
     local_path,
     resolve_inputs,
 )
-from beam_jobs.manifest import MANIFEST_FILE, WriteManifest, check_shards
+from beam_jobs.manifest import MANIFEST_FILE, WriteManifest, check_shards, header_only_shards
 from beam_jobs.matching import MatchInputs
 from beam_jobs.model import check_bundle, engines_used
 from beam_jobs.output_files import (
@@ -207,10 +207,11 @@ def run_job(
     :func:`~beam_jobs.output_guard.check_replaced`) and the model file, and removes
     the temporary folders killed runs of this output left (raises
     :class:`ClassifyJobError` for a bad input, output or model).
-    Raises :class:`ClassifyJobError` when no image matched, when the rows written
-    differ from the files matched (nothing is moved into place), or, after writing,
-    when the error fraction is above ``config.max_error_fraction``. ``quiet``: the
-    local runner's workers log errors only. ``report``: where progress lines (every
+    A run that matched no file writes the header only (and warns through ``report``).
+    Raises :class:`ClassifyJobError` when the rows written differ from the files
+    matched (nothing is moved into place), or, after writing, when the error fraction
+    is above ``config.max_error_fraction``. ``quiet``: the local runner's workers log
+    errors only. ``report``: where progress lines (every
     ``config.progress_interval`` seconds, :mod:`beam_jobs.progress`) and notes go;
     None: nowhere.
     """
@@ -287,6 +288,12 @@ def run_job(
         delete_quietly(temp_dir)
         if progress_dir:
             shutil.rmtree(progress_dir, ignore_errors=True)
+    if summary.matched == 0 and report is not None:
+        inputs = describe_inputs(resolve_inputs(config.input, config.file_list))
+        report(
+            f"classify: warning: no image files matched {inputs}; {config.output} holds the "
+            "header only"
+        )
     if summary.error_fraction > config.max_error_fraction:
         raise ClassifyJobError(
             f"{summary.failed} of {summary.matched} files failed "
@@ -339,11 +346,11 @@ def verify_and_move(
     with FileSystems.open(manifest_path) as handle:
         manifest = json.loads(handle.read().decode("utf-8"))
     matched = int(manifest["matched"])
-    if matched == 0:
-        inputs = describe_inputs(resolve_inputs(config.input, config.file_list))
-        raise ClassifyJobError(f"no image files matched {inputs}")
-    shards = check_shards(temp_dir, manifest)  # the writers' counts; sizes from one listing
-    sources, written, failed = shards.paths, shards.rows, shards.errors
+    if matched == 0:  # an empty input: the header only (run_job warns)
+        sources, written, failed = header_only_shards(temp_dir, config.num_shards), 0, 0
+    else:
+        shards = check_shards(temp_dir, manifest)  # the writers' counts; sizes from one listing
+        sources, written, failed = shards.paths, shards.rows, shards.errors
     finals = output_paths(config.output, len(sources))
     if written != matched:
         raise ClassifyJobError(
@@ -367,6 +374,7 @@ def verify_and_move(
                 "matched": matched,
                 "written": written,
                 "failed": failed,
+                "skipped": summary.skipped,
                 "seconds": round(seconds, 3),
                 "counters": metrics,
             },

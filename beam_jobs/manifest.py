@@ -19,6 +19,8 @@ from apache_beam.io.filesystems import FileSystems
 
 from beam_jobs.errors import ClassifyJobError
 from beam_jobs.shards import shard_name
+from beam_jobs.sorted_csv import write_sorted_records
+from logo_batch.result_csv import ROW_COLUMNS
 
 MANIFEST_FILE = "manifest.json"
 
@@ -109,3 +111,13 @@ def check_shards(temp_dir: str, manifest: dict) -> CheckedShards:
         errors += reported[name]["errors"]
         paths.append(FileSystems.join(temp_dir, name))
     return CheckedShards(paths, rows, errors)
+
+
+def header_only_shards(temp_dir: str, num_shards: int) -> list[str]:
+    """The output of a run that matched no file: one CSV file holding the header only
+    (``num_shards`` N: N of them), written in ``temp_dir``; returns their paths."""
+    count = max(1, num_shards)
+    paths = [FileSystems.join(temp_dir, shard_name(i, count)) for i in range(count)]
+    for path in paths:
+        write_sorted_records(path, [], ROW_COLUMNS)
+    return paths

@@ -17,6 +17,8 @@ outputs (the Dask runner merges them into one collection).
 
 from __future__ import annotations
 
+import os
+import re
 from collections.abc import Sequence
 
 import apache_beam as beam
@@ -31,13 +33,42 @@ from beam_jobs.progress import LISTED, ProgressCounter
 from beam_jobs.summary import METRICS_NAMESPACE
 from logo_batch.inference.preprocessing import is_image_path
 
+SKIPPED_COUNTER = "files_skipped"
+"""Counter of the files left out for their extension (not an image we classify)."""
+SKIPPED_EXTENSION_COUNTER = "skipped_ext_{}"
+"""Counter of the files skipped with one extension (``skipped_ext_tiff``; ``none``: no
+extension, ``other``: an odd one, or past :data:`MAX_SKIPPED_EXTENSIONS` of them)."""
+MAX_SKIPPED_EXTENSIONS = 20
+_EXTENSION = re.compile(r"\.([a-z0-9]{1,10})")
+
+
+class SkippedFiles:
+    """Counts the files a listing leaves out, in all and by extension (at most
+    :data:`MAX_SKIPPED_EXTENSIONS` counters per listing: a folder of odd names cannot
+    make a counter per file)."""
+
+    def __init__(self):
+        self._seen: set[str] = set()
+
+    def __call__(self, path: str) -> None:
+        Metrics.counter(METRICS_NAMESPACE, SKIPPED_COUNTER).inc()
+        suffix = os.path.splitext(path)[1].lower()
+        found = _EXTENSION.fullmatch(suffix)
+        kind = found[1] if found else ("none" if not suffix else "other")
+        if kind not in self._seen and len(self._seen) >= MAX_SKIPPED_EXTENSIONS:
+            kind = "other"
+        self._seen.add(kind)
+        Metrics.counter(METRICS_NAMESPACE, SKIPPED_EXTENSION_COUNTER.format(kind)).inc()
+
 
 class _PlanListingFn(beam.DoFn):
     def __init__(self, files_per_unit: int = FILES_PER_UNIT):
         self._files_per_unit = files_per_unit
 
     def process(self, spec: InputSpec):
-        yield from plan_local_listing(spec.root, spec.pattern, self._files_per_unit)
+        yield from plan_local_listing(
+            spec.root, spec.pattern, self._files_per_unit, skipped=SkippedFiles()
+        )
 
 
 class _ListUnitFn(beam.DoFn):
@@ -58,10 +89,15 @@ class _RemoteMatchFn(beam.DoFn):
     def __init__(self, progress_dir: str | None = None):
         self._listed = ProgressCounter(progress_dir, LISTED)
 
+    def setup(self):
+        self._skipped = SkippedFiles()
+
     def process(self, metadata):
         if is_image_path(metadata.path):
             self._listed.add()
             yield metadata_entry(metadata)
+        else:
+            self._skipped(metadata.path)
 
     def finish_bundle(self):
         self._listed.flush()

@@ -9,6 +9,7 @@ METRICS_NAMESPACE = "logo_batch"
 
 COUNTER_ORDER = (
     "files_matched",
+    "files_skipped",
     "listing_errors",
     "duplicate_entries",
     "files_reused",
@@ -43,6 +44,18 @@ class JobSummary:
         return self.written - self.failed - self.reused
 
     @property
+    def skipped(self) -> dict[str, int]:
+        """Files the listing left out for their extension (``.tiff``, ``.heic``, ``.txt``:
+        not an image we classify), by extension (``none``: no extension; ``other``: an
+        odd one), from the job's counters (empty where the runner reports none)."""
+        prefix = "skipped_ext_"
+        return {
+            name[len(prefix) :]: count
+            for name, count in sorted(self.metrics.items())
+            if name.startswith(prefix) and count
+        }
+
+    @property
     def error_fraction(self) -> float:
         return self.failed / self.matched if self.matched else 0.0
 
@@ -55,6 +68,7 @@ class JobSummary:
             f"{self.failed} failed ({self.error_fraction:.1%}); {self.written} rows written "
             f"to {where} in {self.seconds:.1f} s ({rate:.1f} images/s)"
             + (f"; {self.reuse_note}" if self.reuse_note else "")
+            + self._skipped_note()
             + (f"; {self.mode} mode" if self.mode else "")
             + (
                 "; engine " + ", ".join(f"{name} ({n} files)" for name, n in self.engines.items())
@@ -62,6 +76,16 @@ class JobSummary:
                 else ""
             )
         )
+
+    def _skipped_note(self) -> str:
+        total = self.metrics.get("files_skipped", 0)
+        if not total:
+            return ""
+        kinds = ", ".join(
+            f"{'.' + kind if kind not in ('none', 'other') else kind} {n}"
+            for kind, n in self.skipped.items()
+        )
+        return f"; {total} other files skipped (not images by extension: {kinds})"
 
     def counters_line(self) -> str:
         """The job's Beam counters (as the runner reported them)."""
