@@ -2,7 +2,7 @@
 
     python -m beam_jobs.classify_images --input DIR_OR_GLOB [DIR_OR_GLOB ...] \\
         [--file-list LIST.txt|LIST.csv ...] --model BUNDLE --output results.csv \\
-        [--previous OLD.csv] [--progress-interval S] \\
+        [--previous OLD.csv [--checksum]] [--progress-interval S] \\
         [--num-shards N] [--top-k K] [--min-score S|bundle] \\
         [--mode auto|whole|single] [--precision auto|off|bfloat16|int8] \\
         [--max-error-fraction F] [--batch-size B] [--max-pixels P] [--max-bytes B] [-v] \\
@@ -175,6 +175,14 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         metavar="OLD_CSV",
         help="an earlier output of this job: files unchanged since (same size and "
         "modified time) with the same model and settings keep their rows, unclassified",
+    )
+    add_option(
+        parser,
+        "--checksum",
+        action="store_true",
+        help="with --previous: a file keeps its row only when its content is the same "
+        "(SHA-256 of its bytes, as rsync --checksum; each row records its file's hash), "
+        "not only its size and modified time; reads every file whose size matches",
     )
     add_option(
         parser,

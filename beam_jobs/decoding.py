@@ -14,7 +14,7 @@ from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
-from beam_jobs.file_facts import FileEntry
+from beam_jobs.file_facts import FileEntry, with_checksum
 from beam_jobs.summary import METRICS_NAMESPACE
 from beam_jobs.transforms import check_mode
 from logo_batch.inference.predict import SINGLE, WHOLE
@@ -83,7 +83,16 @@ def decode_file(
 
 
 class _DecodeBatchFn(beam.DoFn):
-    def __init__(self, image_size: int, max_pixels: int, mode: str, grid: Grid, max_bytes: int):
+    def __init__(
+        self,
+        image_size: int,
+        max_pixels: int,
+        mode: str,
+        grid: Grid,
+        max_bytes: int,
+        checksum: bool = False,
+    ):
+        self._checksum = checksum
         self._image_size = image_size
         self._max_pixels = max_pixels
         self._max_bytes = max_bytes
@@ -103,6 +112,8 @@ class _DecodeBatchFn(beam.DoFn):
                 continue
             try:
                 check_file_size(entry.path, entry.size, self._max_bytes)  # from the listing
+                if self._checksum:  # the row records the file's hash
+                    entry = with_checksum(entry)
                 decoded = decode_file(
                     entry.path,
                     self._image_size,
@@ -125,6 +136,7 @@ class DecodeImageBatches(beam.PTransform):
     has an error is passed on as one.
 
     A file over ``max_bytes`` (its size as listed) is an error, never read.
+    ``checksum``: each file's SHA-256 is taken first (its row records it).
     ``mode``: ``single`` (one input per file) or ``whole`` (each file decoded once
     into its window stack over ``grid``: B photos x 14 windows of S x S float32 per
     batch, about B x 8 MB at 224 px).
@@ -138,8 +150,10 @@ class DecodeImageBatches(beam.PTransform):
         mode: str = SINGLE,
         grid: Grid = DEFAULT_GRID,
         max_bytes: int = DEFAULT_MAX_BYTES,
+        checksum: bool = False,
     ):
         super().__init__()
+        self._checksum = checksum
         self._image_size = image_size
         self._max_pixels = max_pixels
         self._max_bytes = max_bytes
@@ -149,6 +163,11 @@ class DecodeImageBatches(beam.PTransform):
     def expand(self, batches):
         return batches | "Decode" >> beam.ParDo(
             _DecodeBatchFn(
-                self._image_size, self._max_pixels, self._mode, self._grid, self._max_bytes
+                self._image_size,
+                self._max_pixels,
+                self._mode,
+                self._grid,
+                self._max_bytes,
+                self._checksum,
             )
         )

@@ -98,6 +98,7 @@ class JobConfig:
     precision: str = "auto"
     file_list: Sequence[str] = ()  # text or CSV files naming files (beam_jobs.file_lists)
     previous: str | None = None  # an earlier output whose rows still hold (beam_jobs.previous)
+    checksum: bool = False  # --previous compares content (SHA-256), not modified times
     progress_interval: float = 30.0  # seconds between progress lines; 0: none
 
 
@@ -146,7 +147,7 @@ def build_pipeline(
     if previous is not None and previous.files:
         counts_path = FileSystems.join(temp_dir, REUSE_COUNTS_FILE)
         to_classify, carried = entries | "ReusePrevious" >> ReusePrevious(
-            previous, fingerprint, counts_path
+            previous, fingerprint, counts_path, checksum=config.checksum
         )
         to_classify_count = to_classify | "CountFilesToClassify" >> CountGlobally()
     else:
@@ -162,6 +163,7 @@ def build_pipeline(
             mode=mode,
             grid=config.grid,
             max_bytes=config.max_bytes,
+            checksum=config.checksum,
         )
         | "ClassifyBatches"
         >> ClassifyBatches(
@@ -331,6 +333,7 @@ def run_record(config: JobConfig, metadata: BundleMetadata, fingerprint: str) ->
             "input": config.input,
             "file_list": list(config.file_list),
             "previous": config.previous,
+            "checksum": config.checksum,
         },
     }
 

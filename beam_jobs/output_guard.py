@@ -11,9 +11,9 @@ refuses, before any work, a run where one of those paths is
   is ``--output`` itself: a rerun onto its own earlier output reuses and replaces it);
 - a file of the model bundle;
 - an existing file that is not an output of this job: a CSV whose first row is not the
-  job's header (:data:`~logo_batch.result_csv.ROW_COLUMNS`, or the
-  :data:`~logo_batch.result_csv.CSV_COLUMNS` of older versions and of ``logo-batch
-  predict --format csv``), or a manifest that is not a run manifest.
+  job's header (:data:`~logo_batch.result_csv.ROW_COLUMNS`, or an older version's
+  columns, or the :data:`~logo_batch.result_csv.CSV_COLUMNS` of ``logo-batch predict
+  --format csv``), or a manifest that is not a run manifest.
 
 The last rule also keeps any file a ``--file-list`` names: a listed file at the output
 path is either such a CSV (an earlier output) or refused. Every check is cheap: path
@@ -37,7 +37,7 @@ from beam_jobs.inputs import FileListSpec, InputSpec, Spec, is_local, local_path
 from beam_jobs.output_files import output_paths, previous_outputs
 from beam_jobs.run_manifest import MANIFEST_SUFFIX, run_manifest_path
 from logo_batch.inference.preprocessing import is_image_path
-from logo_batch.result_csv import CSV_COLUMNS, ROW_COLUMNS
+from logo_batch.result_csv import CSV_COLUMNS, EARLIER_ROW_COLUMNS, ROW_COLUMNS
 
 _FIRST_LINE_BYTES = 1 << 16  # a header is a few hundred bytes
 _MANIFEST_BYTES = 1 << 24  # a run's manifest is a few KB
@@ -103,7 +103,7 @@ def _ours(path: str) -> bool:
         header = tuple(next(csv.reader(io.StringIO(head, newline="")), ()))
     except (OSError, ValueError, csv.Error):  # unreadable, not UTF-8, not JSON
         return False
-    return header in (ROW_COLUMNS, CSV_COLUMNS)
+    return header in (ROW_COLUMNS, EARLIER_ROW_COLUMNS, CSV_COLUMNS)
 
 
 def _exists(path: str) -> bool:
