@@ -7,7 +7,10 @@ import argparse
 import json
 import sys
 
+from tensorflow.errors import DataLossError
+
 from logo_batch.arguments import matching_args, whole_number
+from logo_batch.data.prepared import corrupt_records_message
 from logo_batch.evaluation.quantize import (
     CALIBRATION_PHOTOS,
     DEFAULT_CALIBRATION,
@@ -41,6 +44,12 @@ def run(args: argparse.Namespace) -> int:
         figures = quantize_bundle(**matching_args(quantize_bundle, args))
     except (FileNotFoundError, ValueError) as error:
         print(f"logo-batch quantize: error: {error}", file=sys.stderr)
+        return 1
+    except DataLossError as error:  # a record's CRC fails as it is read
+        print(
+            f"logo-batch quantize: error: {corrupt_records_message(error, args.data_dir)}",
+            file=sys.stderr,
+        )
         return 1
     print(json.dumps(figures, indent=2))
     if not figures["kept_accuracy"]:

@@ -5,7 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 
+from tensorflow.errors import DataLossError
+
 from logo_batch.arguments import add_option, matching_args
+from logo_batch.data.prepared import corrupt_records_message
 from logo_batch.options import BATCH_SIZE
 from logo_batch.training import distribute, models
 from logo_batch.training.augment import METHODS
@@ -171,6 +174,12 @@ def run(args: argparse.Namespace) -> int:
         result = train(config)
     except (FileNotFoundError, ValueError, models.WeightsError) as error:
         print(f"logo-batch train: error: {error}", file=sys.stderr)
+        return 1
+    except DataLossError as error:  # a record's CRC fails as it is read
+        print(
+            f"logo-batch train: error: {corrupt_records_message(error, config.data_dir)}",
+            file=sys.stderr,
+        )
         return 1
     if result.is_chief:
         test = result.metrics["test"]
