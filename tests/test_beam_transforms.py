@@ -83,7 +83,8 @@ def test_format_rows_gives_the_prediction_rows_with_the_files_facts():
     with _pipeline() as p:
         keyed = p | beam.Create(list(zip(entries, predictions, strict=True)))
         rows = keyed | transforms.FormatRows("fp1")
-        assert_that(rows, equal_to([{**row, "fingerprint": "fp1"} for row in expected]))
+        facts = {"fingerprint": "fp1", "sha256": ""}  # no hash taken: a run without --checksum
+        assert_that(rows, equal_to([{**row, **facts} for row in expected]))
 
 
 def test_csv_shards_and_manifest_account_for_every_row(tmp_path):
