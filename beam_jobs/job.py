@@ -140,7 +140,7 @@ def build_pipeline(
     min_score = effective_min_score(config.min_score, mode, metadata)
     fingerprint = fingerprint or fingerprint_of(config, metadata)
     specs = resolve_inputs(config.input, config.file_list)
-    entries = pipeline | "MatchInputs" >> MatchInputs(specs, progress_dir)
+    entries, skipped = pipeline | "MatchInputs" >> MatchInputs(specs, progress_dir)
     matched = entries | "CountMatchedFiles" >> CountGlobally()
     _ = matched | "ReportMatched" >> RecordTotal(progress_dir, MATCHED)
     to_classify, carried = entries, None
@@ -191,7 +191,7 @@ def build_pipeline(
             temp_dir, config.num_shards, row_count=matched, rows_per_shard=config.rows_per_shard
         )
     return written | "WriteManifest" >> WriteManifest(
-        matched, FileSystems.join(temp_dir, MANIFEST_FILE)
+        matched, FileSystems.join(temp_dir, MANIFEST_FILE), skipped
     )
 
 
@@ -362,6 +362,7 @@ def verify_and_move(
             f"nothing written to {config.output}"
         )
     summary = JobSummary(matched, written, failed, finals, seconds, metrics)
+    summary.skipped = dict(sorted(manifest.get("skipped", {}).items()))
     summary.engines = engines_used(metrics)
     if record is not None and not summary.engines:  # a runner that reports no counters
         with console.native_stderr_captured():  # TensorFlow's start-up lines (GPU look-up)

@@ -48,10 +48,13 @@ class ListingPart(NamedTuple):
 
 class ListingUnit(NamedTuple):
     """What one worker lists (:func:`list_unit_entries`): ``parts``, naming ``files``
-    image files in all (counted when planned)."""
+    image files in all (counted when planned). ``skipped``: files the planning left out
+    for their extension, ``(kind, count)`` pairs (a unit of no parts carries them to the
+    run's manifest: :class:`~beam_jobs.matching.MatchImageFiles`)."""
 
     parts: tuple[ListingPart, ...]
     files: int
+    skipped: tuple[tuple[str, int], ...] = ()
 
     @property
     def partition_weight(self) -> int:

@@ -1,7 +1,8 @@
 """The manifest of a run and the driver's check of it.
 
-The manifest gathers the number of files matched and what each shard writer wrote
-(:class:`~beam_jobs.shards.ShardWritten`) into one JSON file, the pipeline's last step.
+The manifest gathers the number of files matched, the files skipped for their extension
+(by kind) and what each shard writer wrote (:class:`~beam_jobs.shards.ShardWritten`)
+into one JSON file, the pipeline's last step.
 The driver checks it against storage (:func:`check_shards`: one listing of the
 temporary folder, each shard's size; no row is read again): nothing appears at
 ``--output`` unless every matched file has exactly one row.
@@ -27,10 +28,13 @@ MANIFEST_FILE = "manifest.json"
 
 def _write_manifest(keyed_entries, path: str):
     _, entries = keyed_entries
-    manifest = {"matched": 0, "num_shards": 0, "shards": {}}
+    manifest = {"matched": 0, "num_shards": 0, "shards": {}, "skipped": {}}
     for kind, value in entries:
         if kind == "matched":
             manifest["matched"] += value
+        elif kind == "skipped":
+            extension, count = value
+            manifest["skipped"][extension] = manifest["skipped"].get(extension, 0) + count
         else:
             manifest["shards"][value.name] = {
                 "rows": value.rows,
@@ -44,21 +48,26 @@ def _write_manifest(keyed_entries, path: str):
 
 
 class WriteManifest(beam.PTransform):
-    """The matched count and what each shard writer wrote, as one JSON file.
+    """The matched count, the skipped files (``(kind, count)`` pairs, :class:`~beam_jobs.
+    matching.Matched`) and what each shard writer wrote, as one JSON file.
 
     The last transform of the pipeline: everything else is upstream of it.
     """
 
-    def __init__(self, matched_count, path: str):
+    def __init__(self, matched_count, path: str, skipped=None):
         super().__init__()
         self._matched_count = matched_count
         self._path = path
+        self._skipped = skipped
 
     def expand(self, shards_written):
         matched = self._matched_count | "TagMatched" >> beam.Map(lambda n: ("matched", n))
         written = shards_written | "TagShards" >> beam.Map(lambda s: ("shard", s))
+        tagged = [matched, written]
+        if self._skipped is not None:
+            tagged.append(self._skipped | "TagSkipped" >> beam.Map(lambda s: ("skipped", s)))
         return (
-            (matched, written)
+            tuple(tagged)
             | "Entries" >> beam.Flatten()
             | "OneKey" >> beam.Map(lambda entry: (None, entry))
             | "Gather" >> beam.GroupByKey()

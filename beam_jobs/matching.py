@@ -12,14 +12,18 @@ of a large one: no file names), the units are spread over the workers (``SpreadU
 a Reshuffle; the job's Dask runner splits them by the files they name, about one a
 partition), and each worker lists its units' files
 (:func:`~beam_jobs.listing.list_unit_entries`, one stat a file). No DoFn has tagged
-outputs (the Dask runner merges them into one collection).
+outputs (the Dask runner merges them into one collection): the files left out for their
+extension are counted in a branch of their own (:class:`Matched`), so that the run's
+manifest and summary count them whatever the runner reports of its counters.
 """
 
 from __future__ import annotations
 
+import collections
 import os
 import re
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import apache_beam as beam
 from apache_beam.io import fileio
@@ -42,23 +46,34 @@ MAX_SKIPPED_EXTENSIONS = 20
 _EXTENSION = re.compile(r"\.([a-z0-9]{1,10})")
 
 
+class Matched(NamedTuple):
+    """What :class:`MatchImageFiles` and :class:`MatchInputs` give: the entries, and the
+    files left out for their extension as ``(kind, count)`` pairs (kinds as
+    :class:`SkippedFiles` names them; the run's manifest adds them up)."""
+
+    entries: beam.PCollection
+    skipped: beam.PCollection
+
+
 class SkippedFiles:
-    """Counts the files a listing leaves out, in all and by extension (at most
-    :data:`MAX_SKIPPED_EXTENSIONS` counters per listing: a folder of odd names cannot
-    make a counter per file)."""
+    """Counts the files a listing leaves out, in all and by extension, as counters and
+    in ``counts`` (at most :data:`MAX_SKIPPED_EXTENSIONS` kinds per listing: a folder
+    of odd names cannot make a counter per file)."""
 
     def __init__(self):
-        self._seen: set[str] = set()
+        self.counts: collections.Counter[str] = collections.Counter()
 
-    def __call__(self, path: str) -> None:
+    def __call__(self, path: str) -> str:
+        """Counts the file ``path``; returns its kind."""
         Metrics.counter(METRICS_NAMESPACE, SKIPPED_COUNTER).inc()
         suffix = os.path.splitext(path)[1].lower()
         found = _EXTENSION.fullmatch(suffix)
         kind = found[1] if found else ("none" if not suffix else "other")
-        if kind not in self._seen and len(self._seen) >= MAX_SKIPPED_EXTENSIONS:
+        if kind not in self.counts and len(self.counts) >= MAX_SKIPPED_EXTENSIONS:
             kind = "other"
-        self._seen.add(kind)
+        self.counts[kind] += 1
         Metrics.counter(METRICS_NAMESPACE, SKIPPED_EXTENSION_COUNTER.format(kind)).inc()
+        return kind
 
 
 class _PlanListingFn(beam.DoFn):
@@ -66,9 +81,16 @@ class _PlanListingFn(beam.DoFn):
         self._files_per_unit = files_per_unit
 
     def process(self, spec: InputSpec):
+        skipped = SkippedFiles()
         yield from plan_local_listing(
-            spec.root, spec.pattern, self._files_per_unit, skipped=SkippedFiles()
+            spec.root, spec.pattern, self._files_per_unit, skipped=skipped
         )
+        if skipped.counts:  # a unit of no files carries the counts
+            yield ListingUnit((), 0, tuple(sorted(skipped.counts.items())))
+
+
+def _skipped_of_unit(unit: ListingUnit) -> tuple[tuple[str, int], ...]:
+    return ListingUnit(*unit).skipped
 
 
 class _ListUnitFn(beam.DoFn):
@@ -89,18 +111,22 @@ class _RemoteMatchFn(beam.DoFn):
     def __init__(self, progress_dir: str | None = None):
         self._listed = ProgressCounter(progress_dir, LISTED)
 
-    def setup(self):
-        self._skipped = SkippedFiles()
-
     def process(self, metadata):
         if is_image_path(metadata.path):
             self._listed.add()
             yield metadata_entry(metadata)
-        else:
-            self._skipped(metadata.path)
 
     def finish_bundle(self):
         self._listed.flush()
+
+
+class _SkippedRemoteFn(beam.DoFn):
+    def setup(self):
+        self._skipped = SkippedFiles()
+
+    def process(self, metadata):
+        if not is_image_path(metadata.path):
+            yield self._skipped(metadata.path), 1
 
 
 class MatchImageFiles(beam.PTransform):
@@ -114,7 +140,7 @@ class MatchImageFiles(beam.PTransform):
     (:func:`~beam_jobs.listing.plan_local_listing`, see the module's notes); remote ones
     by Beam's ``fileio.MatchFiles`` (one worker holds the match's metadata list). Both
     give each file's size and modification time. ``progress_dir``: count the files
-    there (:mod:`beam_jobs.progress`).
+    there (:mod:`beam_jobs.progress`). Gives :class:`Matched`.
     """
 
     def __init__(
@@ -128,19 +154,23 @@ class MatchImageFiles(beam.PTransform):
         self._progress_dir = progress_dir
         self._files_per_unit = files_per_unit
 
-    def expand(self, pbegin):
+    def expand(self, pbegin) -> Matched:
         if self._spec.local:
-            return (
+            units = (
                 pbegin
                 | "Input" >> beam.Create([self._spec])
                 | "PlanListing" >> beam.ParDo(_PlanListingFn(self._files_per_unit))
                 | "SpreadUnits" >> beam.Reshuffle()
-                | "ListUnits" >> beam.ParDo(_ListUnitFn(self._spec.pattern, self._progress_dir))
             )
-        return (
-            pbegin
-            | "MatchFiles" >> fileio.MatchFiles(self._spec.pattern)
-            | "KeepImages" >> beam.ParDo(_RemoteMatchFn(self._progress_dir))
+            return Matched(
+                units
+                | "ListUnits" >> beam.ParDo(_ListUnitFn(self._spec.pattern, self._progress_dir)),
+                units | "SkippedByExtension" >> beam.FlatMap(_skipped_of_unit),
+            )
+        matches = pbegin | "MatchFiles" >> fileio.MatchFiles(self._spec.pattern)
+        return Matched(
+            matches | "KeepImages" >> beam.ParDo(_RemoteMatchFn(self._progress_dir)),
+            matches | "SkippedByExtension" >> beam.ParDo(_SkippedRemoteFn()),
         )
 
 
@@ -227,7 +257,8 @@ class MatchInputs(beam.PTransform):
     one :class:`FileEntry` per path (counters ``files_matched``, ``listing_errors``).
 
     One folder or glob is listed as it is; several inputs, or any list, go through
-    :class:`OneEntryPerFile`.
+    :class:`OneEntryPerFile`. Gives :class:`Matched` (a file list skips no file: each
+    path it names gets a row).
     """
 
     def __init__(self, specs: Sequence[Spec], progress_dir: str | None = None):
@@ -235,14 +266,19 @@ class MatchInputs(beam.PTransform):
         self._specs = list(specs)
         self._progress_dir = progress_dir
 
-    def expand(self, pbegin):
-        found = []
+    def expand(self, pbegin) -> Matched:
+        found, skipped = [], []
         for index, spec in enumerate(self._specs):
             if isinstance(spec, InputSpec):
-                transform = f"MatchImageFiles{index}" >> MatchImageFiles(spec, self._progress_dir)
+                matched = pbegin | f"MatchImageFiles{index}" >> MatchImageFiles(
+                    spec, self._progress_dir
+                )
+                found.append(matched.entries)
+                skipped.append(matched.skipped)
             else:
-                transform = f"ReadFileList{index}" >> ReadFileList(spec, self._progress_dir)
-            found.append(pbegin | transform)
+                found.append(
+                    pbegin | f"ReadFileList{index}" >> ReadFileList(spec, self._progress_dir)
+                )
         if len(found) == 1 and isinstance(self._specs[0], InputSpec):
             entries = found[0]
         else:
@@ -251,4 +287,10 @@ class MatchInputs(beam.PTransform):
                 | "AllInputs" >> beam.Flatten()
                 | "OneEntryPerFile" >> OneEntryPerFile()
             )
-        return entries | "CountMatched" >> beam.ParDo(_CountEntriesFn())
+        if len(skipped) == 1:
+            skipped_all = skipped[0]
+        elif skipped:
+            skipped_all = tuple(skipped) | "AllSkipped" >> beam.Flatten()
+        else:
+            skipped_all = pbegin | "NoneSkipped" >> beam.Create([])
+        return Matched(entries | "CountMatched" >> beam.ParDo(_CountEntriesFn()), skipped_all)

@@ -37,23 +37,15 @@ class JobSummary:
     reused: int = 0  # rows carried over from --previous
     reuse_note: str = ""  # what --previous gave (beam_jobs.previous.reuse_note)
     engines: dict[str, int] = field(default_factory=dict)  # files classified per engine
+    # Files the listing left out for their extension (.tiff, .heic, .txt: not an image we
+    # classify), by extension (none: no extension; other: an odd one); counted in the
+    # pipeline's data (beam_jobs.matching.Matched), whatever the runner reports.
+    skipped: dict[str, int] = field(default_factory=dict)
 
     @property
     def classified(self) -> int:
         """Files classified by this run (not reused ones)."""
         return self.written - self.failed - self.reused
-
-    @property
-    def skipped(self) -> dict[str, int]:
-        """Files the listing left out for their extension (``.tiff``, ``.heic``, ``.txt``:
-        not an image we classify), by extension (``none``: no extension; ``other``: an
-        odd one), from the job's counters (empty where the runner reports none)."""
-        prefix = "skipped_ext_"
-        return {
-            name[len(prefix) :]: count
-            for name, count in sorted(self.metrics.items())
-            if name.startswith(prefix) and count
-        }
 
     @property
     def error_fraction(self) -> float:
@@ -78,7 +70,7 @@ class JobSummary:
         )
 
     def _skipped_note(self) -> str:
-        total = self.metrics.get("files_skipped", 0)
+        total = sum(self.skipped.values())
         if not total:
             return ""
         kinds = ", ".join(

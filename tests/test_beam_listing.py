@@ -215,7 +215,7 @@ def test_files_added_after_planning_are_listed_once(tree):
 def test_match_image_files_in_units_gives_the_entries_once(tree):
     want = _rows(tree)
     with test_pipeline.TestPipeline(runner=FnApiRunner()) as p:
-        entries = p | matching.MatchImageFiles(str(tree), files_per_unit=1)  # through coders
+        entries = (p | matching.MatchImageFiles(str(tree), files_per_unit=1)).entries  # coders
         pairs = entries | beam.Map(lambda entry: (entry.path, entry.error))
         assert_that(pairs, equal_to(want))
         batches = entries | batching.GroupIntoBatches(batch_size=4)

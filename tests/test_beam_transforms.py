@@ -34,7 +34,7 @@ def test_match_image_files_lists_what_the_local_listing_lists(tmp_path):
         str(tmp_path / "sub/b.PNG"),
     ]
     with _pipeline() as p:
-        entries = p | matching.MatchImageFiles(str(tmp_path))
+        entries = (p | matching.MatchImageFiles(str(tmp_path))).entries
         assert_that(entries, equal_to(expected))
 
 
@@ -356,7 +356,9 @@ def test_match_inputs_gives_one_entry_per_file_of_folders_and_lists(tmp_path):
         FileEntry(str(tmp_path / "gone.jpg"), f"no such file (listed in {listed})"),
     ]
     p = _pipeline()
-    assert_that(p | matching.MatchInputs(specs), equal_to(expected))
+    entries, skipped = p | matching.MatchInputs(specs)
+    assert_that(entries, equal_to(expected))
+    assert_that(skipped, equal_to([("txt", 1)]), label="Skipped")  # photos/notes.txt
     result = p.run()
     result.wait_until_finish()
     counters = {c.key.metric.name: c.committed for c in result.metrics().query()["counters"]}
