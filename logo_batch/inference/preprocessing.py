@@ -249,10 +249,11 @@ def _opened(source: ImageSource, label: str) -> Iterator[BinaryIO]:
         descriptor = os.open(source, os.O_RDONLY | os.O_NONBLOCK)
     except OSError as error:
         raise ImageDecodeError(label, f"cannot read file: {error.strerror or error}") from error
+    reason = not_regular_reason(os.fstat(descriptor).st_mode)
+    if reason:  # before open(): a folder's descriptor cannot become a file object
+        os.close(descriptor)
+        raise ImageDecodeError(label, reason)
     with open(descriptor, "rb") as handle:
-        reason = not_regular_reason(os.fstat(descriptor).st_mode)
-        if reason:
-            raise ImageDecodeError(label, reason)
         yield handle
 
 
