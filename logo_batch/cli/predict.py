@@ -32,7 +32,7 @@ from logo_batch.options import (
     PRECISION,
     TOP_K,
 )
-from logo_batch.result_csv import CSV_COLUMNS
+from logo_batch.result_csv import CSV_COLUMNS, escape_path
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
@@ -46,14 +46,19 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 
 def write_predictions(predictions: Sequence[Prediction], fmt: str, out: TextIO) -> None:
     """Writes predictions as aligned text, CSV
-    (:data:`~logo_batch.result_csv.CSV_COLUMNS`) or a JSON list."""
+    (:data:`~logo_batch.result_csv.CSV_COLUMNS`) or a JSON list. In text and CSV a
+    path is escaped as the Beam job's CSV writes it (:func:`~logo_batch.result_csv.
+    escape_path`: a name that is not UTF-8 cannot be written to a UTF-8 stream as it
+    is); JSON escapes it itself."""
+    if fmt == "json":
+        json.dump([dataclasses.asdict(p) for p in predictions], out, indent=2)
+        out.write("\n")
+        return
+    predictions = [dataclasses.replace(p, path=escape_path(p.path)) for p in predictions]
     if fmt == "csv":
         writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS, lineterminator="\n")
         writer.writeheader()
         writer.writerows(p.to_row() for p in predictions)
-    elif fmt == "json":
-        json.dump([dataclasses.asdict(p) for p in predictions], out, indent=2)
-        out.write("\n")
     else:
         for p in predictions:
             if p.error:
