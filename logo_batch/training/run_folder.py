@@ -112,9 +112,16 @@ def read_state(path: Path) -> dict[str, Any]:
     if not path.is_file():
         return {}
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as error:
+        state = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise ValueError(f"{path}: corrupt run state ({error}); delete it to start over") from error
+    if not isinstance(state, dict) or not all(
+        isinstance(state.get(key, {}), dict) for key in ("config", "completed")
+    ):
+        raise ValueError(
+            f"{path}: corrupt run state (not the object a run writes); delete it to start over"
+        )
+    return state
 
 
 def check_resumable(state: dict[str, Any], cfg: TrainConfig, state_path: Path) -> None:
