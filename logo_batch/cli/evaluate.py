@@ -50,10 +50,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"logo-batch evaluate: error: {error}", file=sys.stderr)
         return 1
     except DataLossError as error:  # a record's CRC fails as it is read
-        print(
-            f"logo-batch evaluate: error: {corrupt_records_message(error, args.data_dir)}",
-            file=sys.stderr,
-        )
+        message = corrupt_records_message(error, args.data_dir, args.dataset)
+        print(f"logo-batch evaluate: error: {message}", file=sys.stderr)
         return 1
     print(json.dumps(metrics, indent=2))
     return 0

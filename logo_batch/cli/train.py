@@ -176,10 +176,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"logo-batch train: error: {error}", file=sys.stderr)
         return 1
     except DataLossError as error:  # a record's CRC fails as it is read
-        print(
-            f"logo-batch train: error: {corrupt_records_message(error, config.data_dir)}",
-            file=sys.stderr,
-        )
+        message = corrupt_records_message(error, config.data_dir, config.dataset)
+        print(f"logo-batch train: error: {message}", file=sys.stderr)
         return 1
     if result.is_chief:
         test = result.metrics["test"]

@@ -13,6 +13,7 @@ are read (TensorFlow's reader).
 
 from __future__ import annotations
 
+import glob
 import os
 import struct
 from collections.abc import Sequence
@@ -85,11 +86,35 @@ def check_split(builder, split: str) -> None:
     check_shards(paths, list(info.shard_lengths), int(info.num_bytes or 0) or None, info.name)
 
 
-def corrupt_records_message(error: Exception, data_dir: str | os.PathLike) -> str:
+def failing_shard(paths: Sequence[str]) -> str | None:
+    """The first of the TFRecord files ``paths`` TensorFlow's reader fails on (a record
+    whose CRC is wrong), read to its end; None when every one reads."""
+    import tensorflow as tf
+
+    for path in paths:
+        try:
+            tf.data.TFRecordDataset(path).reduce(0, lambda count, _: count + 1)
+        except tf.errors.DataLossError:
+            return path
+    return None
+
+
+def corrupt_records_message(
+    error: Exception, data_dir: str | os.PathLike, dataset: str | None = None
+) -> str:
     """One line for TensorFlow's ``DataLossError`` while reading a prepared dataset (a
-    record whose CRC fails: damage :func:`check_shards` cannot see without reading)."""
+    record whose CRC fails: damage :func:`check_shards` cannot see without reading),
+    naming the file: the TFRecord files of ``dataset`` in ``data_dir`` (all of
+    ``data_dir``'s when None) are read again to find it (:func:`failing_shard`; only
+    after this failure)."""
     text = getattr(error, "message", None) or str(error)
     reason = text.split("}}")[-1].split("[Op:")[0].strip() or type(error).__name__
-    return (
-        f"{data_dir}: a TFRecord file of the prepared dataset is corrupt ({reason}); {_HOW_TO_FIX}"
+    folder = os.path.join(data_dir, dataset) if dataset else os.fspath(data_dir)
+    pattern = os.path.join(glob.escape(folder), "**", "*.tfrecord*")
+    path = failing_shard(sorted(glob.glob(pattern, recursive=True)))
+    where = (
+        f"{path}: a record fails its check as it is read"
+        if path
+        else f"{data_dir}: a TFRecord file of the prepared dataset is corrupt"
     )
+    return f"{where} ({reason}); {_HOW_TO_FIX}"
