@@ -154,7 +154,7 @@ class MatchImageFiles(beam.PTransform):
         self._progress_dir = progress_dir
         self._files_per_unit = files_per_unit
 
-    def expand(self, pbegin) -> Matched:
+    def expand(self, pbegin):  # a Matched (no annotation: Beam reads it as a type hint)
         if self._spec.local:
             units = (
                 pbegin
@@ -266,7 +266,7 @@ class MatchInputs(beam.PTransform):
         self._specs = list(specs)
         self._progress_dir = progress_dir
 
-    def expand(self, pbegin) -> Matched:
+    def expand(self, pbegin):  # a Matched (no annotation: Beam reads it as a type hint)
         found, skipped = [], []
         for index, spec in enumerate(self._specs):
             if isinstance(spec, InputSpec):
