@@ -61,16 +61,3 @@ def test_extract_images_writes_the_wanted_ones(synthetic_archive: Path, tmp_path
     assert sorted(Path(p).name for p in written) == sorted(query)
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(query)
     assert all(Path(p).read_bytes()[:2] == b"\xff\xd8" for p in written)  # JPEGs
-
-
-def test_a_named_manual_dir_without_the_archive_says_so_and_downloads_nothing(tmp_path: Path):
-    from tfds_flickr27.download import MissingArchiveError
-
-    (tmp_path / "flickr_logos_27_dataset (1).tar.gz").write_bytes(b"a copy, misnamed")
-    with pytest.raises(MissingArchiveError) as caught:
-        archive_path(tmp_path, _no_download, required=True)
-    message = str(caught.value)
-    assert f"expected {tmp_path / ARCHIVE_NAME}" in message
-    assert "it holds flickr_logos_27_dataset (1).tar.gz" in message
-    with pytest.raises(MissingArchiveError, match="it cannot be read"):
-        archive_path(tmp_path / "absent", _no_download, required=True)
