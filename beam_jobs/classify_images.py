@@ -2,10 +2,10 @@
 
     python -m beam_jobs.classify_images --input DIR_OR_GLOB [DIR_OR_GLOB ...] \\
         [--file-list LIST.txt|LIST.csv ...] --model BUNDLE --output results.csv \\
-        [--previous OLD.csv] [--progress-interval S] \\
+        [--previous OLD.csv [--checksum]] [--progress-interval S] \\
         [--num-shards N] [--top-k K] [--min-score S|bundle] \\
         [--mode auto|whole|single] [--precision auto|off|bfloat16|int8] \\
-        [--max-error-fraction F] [--batch-size B] [--max-pixels P] [-v] \\
+        [--max-error-fraction F] [--batch-size B] [--max-pixels P] [--max-bytes B] [-v] \\
         [Beam pipeline options...]
 
 Every option of ours takes both spellings (``--num-shards`` = ``--num_shards``); the
@@ -104,7 +104,15 @@ with console.native_stderr_captured() as _startup:
     from beam_jobs.job import JobConfig, run_job
     from beam_jobs.shards import AUTO_SHARDS, ROWS_PER_SHARD, parse_num_shards
     from logo_batch.arguments import add_option, matching_args, number_in, whole_number
-    from logo_batch.options import BATCH_SIZE, MAX_PIXELS, MIN_SCORE, MODE, PRECISION, TOP_K
+    from logo_batch.options import (
+        BATCH_SIZE,
+        MAX_BYTES,
+        MAX_PIXELS,
+        MIN_SCORE,
+        MODE,
+        PRECISION,
+        TOP_K,
+    )
 STARTUP_LOG: str = _startup.text
 
 ACCEPTS_EXTRA_ARGS = True  # Beam pipeline options pass through `logo-batch classify`.
@@ -170,6 +178,14 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     )
     add_option(
         parser,
+        "--checksum",
+        action="store_true",
+        help="with --previous: a file keeps its row only when its content is the same "
+        "(SHA-256 of its bytes, as rsync --checksum; each row records its file's hash), "
+        "not only its size and modified time; reads every file whose size matches",
+    )
+    add_option(
+        parser,
         "--progress-interval",
         type=number_in(0.0),
         default=30.0,
@@ -184,7 +200,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         metavar="F",
         help="fail (after writing the CSV) when more files than this fraction fail",
     )
-    for option in (BATCH_SIZE, MAX_PIXELS):
+    for option in (BATCH_SIZE, MAX_PIXELS, MAX_BYTES):
         option.add_to(parser)
     parser.add_argument(
         "-v",

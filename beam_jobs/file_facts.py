@@ -16,23 +16,46 @@ from __future__ import annotations
 
 import datetime
 import glob
+import hashlib
 import os
-import stat
 from typing import NamedTuple
 
+from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
+from logo_batch.inference.preprocessing import not_regular_reason
 from logo_batch.result_csv import escape_path, unescape_path
 
 
 class FileEntry(NamedTuple):
     """A file to classify: its escaped path (:func:`~logo_batch.result_csv.escape_path`), why it
-    cannot be read ("" when it can), its size and modification time (when known)."""
+    cannot be read ("" when it can), its size and modification time (when known), and
+    the SHA-256 of its bytes (runs with ``--checksum``; "" when not taken)."""
 
     path: str
     error: str = ""
     size: int | None = None
     modified: str = ""
+    sha256: str = ""
+
+
+_HASH_CHUNK = 1 << 20
+
+
+def file_sha256(path: str) -> str:
+    """The SHA-256 of the bytes of the file at the escaped ``path`` (local or any Beam
+    file system), read in chunks (memory does not grow with the file); raises
+    ``OSError`` (or a file system's error) when it cannot be read."""
+    raw = unescape_path(path)
+    digest = hashlib.sha256()
+    if FileSystems.get_scheme(raw) is None:
+        handle = open(raw, "rb")  # noqa: SIM115  (closed below)
+    else:
+        handle = FileSystems.open(raw, compression_type=CompressionTypes.UNCOMPRESSED)
+    with handle:
+        while chunk := handle.read(_HASH_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def format_modified(microseconds: int) -> str:
@@ -45,15 +68,6 @@ def format_modified(microseconds: int) -> str:
 def modified_from_seconds(seconds: float | None) -> str:
     """:func:`format_modified` of a file system's float seconds ("" when unknown)."""
     return format_modified(round(seconds * 1_000_000)) if seconds else ""
-
-
-_FILE_KINDS = {
-    stat.S_IFIFO: "a named pipe",
-    stat.S_IFSOCK: "a socket",
-    stat.S_IFCHR: "a character device",
-    stat.S_IFBLK: "a block device",
-    stat.S_IFDIR: "a folder",
-}
 
 
 def local_entry(path: str, missing: str = "") -> FileEntry:
@@ -74,9 +88,9 @@ def local_entry(path: str, missing: str = "") -> FileEntry:
         return FileEntry(escaped, missing)
     except OSError as error:  # a link loop, a folder we may not search, a name too long
         return FileEntry(escaped, f"cannot read file: {error.strerror or error}")
-    if not stat.S_ISREG(info.st_mode):
-        kind = _FILE_KINDS.get(stat.S_IFMT(info.st_mode), "a special file")
-        return FileEntry(escaped, f"not a regular file ({kind})")
+    reason = not_regular_reason(info.st_mode)
+    if reason:
+        return FileEntry(escaped, reason)
     return FileEntry(escaped, "", info.st_size, format_modified(info.st_mtime_ns // 1000))
 
 
@@ -97,6 +111,17 @@ def metadata_entry(metadata) -> FileEntry:
     return FileEntry(escape_path(metadata.path), "", metadata.size_in_bytes, modified)
 
 
+def with_checksum(entry: FileEntry) -> FileEntry:
+    """``entry`` with the SHA-256 of its file (:func:`file_sha256`); a file that cannot
+    be read keeps none (reading it to classify it names the reason in its row)."""
+    if entry.error or entry.sha256:
+        return entry
+    try:
+        return entry._replace(sha256=file_sha256(entry.path))
+    except Exception:  # noqa: BLE001  (any file system's error)
+        return entry
+
+
 def entry_of(path: str, local: bool, missing: str) -> FileEntry:
     """The entry of an escaped ``path`` named in a file list, local or remote."""
     raw = unescape_path(path)
@@ -107,4 +132,5 @@ def with_facts(row: dict[str, str], entry: FileEntry, fingerprint: str) -> dict[
     """``row`` with the columns :data:`~logo_batch.result_csv.FACT_COLUMNS` filled from
     ``entry``."""
     size = "" if entry.size is None else str(entry.size)
-    return {**row, "size": size, "modified": entry.modified, "fingerprint": fingerprint}
+    facts = {"size": size, "modified": entry.modified, "fingerprint": fingerprint}
+    return {**row, **facts, "sha256": entry.sha256}

@@ -27,9 +27,9 @@ from beam_jobs.inputs import (
     local_path,
     resolve_inputs,
 )
-from beam_jobs.manifest import MANIFEST_FILE, WriteManifest, check_shards
+from beam_jobs.manifest import MANIFEST_FILE, WriteManifest, check_shards, header_only_shards
 from beam_jobs.matching import MatchInputs
-from beam_jobs.model import check_model_file, engines_used
+from beam_jobs.model import check_bundle, engines_used
 from beam_jobs.output_files import (
     check_output,
     delete_quietly,
@@ -38,6 +38,7 @@ from beam_jobs.output_files import (
     remove_stale_temp_folders,
     temp_folder,
 )
+from beam_jobs.output_guard import check_replaced
 from beam_jobs.previous import (
     REUSE_COUNTS_FILE,
     PreviousOutput,
@@ -72,7 +73,7 @@ from logo_batch.inference.predict import (
     effective_min_score,
     resolve_mode,
 )
-from logo_batch.inference.preprocessing import DEFAULT_MAX_PIXELS
+from logo_batch.inference.preprocessing import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS
 from logo_batch.inference.whole_photo import DEFAULT_GRID, Grid
 
 
@@ -89,6 +90,7 @@ class JobConfig:
     max_error_fraction: float = 1.0
     batch_size: int = 32
     max_pixels: int = DEFAULT_MAX_PIXELS
+    max_bytes: int = DEFAULT_MAX_BYTES  # larger files are error rows, never read
     # auto: whole for a bundle with a background class, single otherwise (resolve_mode).
     mode: str = AUTO
     grid: Grid = DEFAULT_GRID
@@ -96,6 +98,7 @@ class JobConfig:
     precision: str = "auto"
     file_list: Sequence[str] = ()  # text or CSV files naming files (beam_jobs.file_lists)
     previous: str | None = None  # an earlier output whose rows still hold (beam_jobs.previous)
+    checksum: bool = False  # --previous compares content (SHA-256), not modified times
     progress_interval: float = 30.0  # seconds between progress lines; 0: none
 
 
@@ -137,14 +140,14 @@ def build_pipeline(
     min_score = effective_min_score(config.min_score, mode, metadata)
     fingerprint = fingerprint or fingerprint_of(config, metadata)
     specs = resolve_inputs(config.input, config.file_list)
-    entries = pipeline | "MatchInputs" >> MatchInputs(specs, progress_dir)
+    entries, skipped = pipeline | "MatchInputs" >> MatchInputs(specs, progress_dir)
     matched = entries | "CountMatchedFiles" >> CountGlobally()
     _ = matched | "ReportMatched" >> RecordTotal(progress_dir, MATCHED)
     to_classify, carried = entries, None
     if previous is not None and previous.files:
         counts_path = FileSystems.join(temp_dir, REUSE_COUNTS_FILE)
         to_classify, carried = entries | "ReusePrevious" >> ReusePrevious(
-            previous, fingerprint, counts_path
+            previous, fingerprint, counts_path, checksum=config.checksum
         )
         to_classify_count = to_classify | "CountFilesToClassify" >> CountGlobally()
     else:
@@ -154,7 +157,14 @@ def build_pipeline(
         to_classify
         | "GroupIntoBatches" >> GroupIntoBatches(config.batch_size)
         | "DecodeImageBatches"
-        >> DecodeImageBatches(metadata.image_size, config.max_pixels, mode=mode, grid=config.grid)
+        >> DecodeImageBatches(
+            metadata.image_size,
+            config.max_pixels,
+            mode=mode,
+            grid=config.grid,
+            max_bytes=config.max_bytes,
+            checksum=config.checksum,
+        )
         | "ClassifyBatches"
         >> ClassifyBatches(
             config.model,
@@ -181,7 +191,7 @@ def build_pipeline(
             temp_dir, config.num_shards, row_count=matched, rows_per_shard=config.rows_per_shard
         )
     return written | "WriteManifest" >> WriteManifest(
-        matched, FileSystems.join(temp_dir, MANIFEST_FILE)
+        matched, FileSystems.join(temp_dir, MANIFEST_FILE), skipped
     )
 
 
@@ -194,13 +204,16 @@ def run_job(
 ) -> JobSummary:
     """Runs the job; the CSV file(s) appear at ``config.output`` only if it succeeds.
 
-    Before the pipeline starts: resolves ``--input``, checks the output location and
-    the model file, and removes the temporary folders killed runs of this output
-    left (raises :class:`ClassifyJobError` for a bad input, output or model).
-    Raises :class:`ClassifyJobError` when no image matched, when the rows written
-    differ from the files matched (nothing is moved into place), or, after writing,
-    when the error fraction is above ``config.max_error_fraction``. ``quiet``: the
-    local runner's workers log errors only. ``report``: where progress lines (every
+    Before the pipeline starts: resolves ``--input``, checks the output location (and
+    that it replaces nothing but an earlier output of this job:
+    :func:`~beam_jobs.output_guard.check_replaced`) and the model file, and removes
+    the temporary folders killed runs of this output left (raises
+    :class:`ClassifyJobError` for a bad input, output or model).
+    A run that matched no file writes the header only (and warns through ``report``).
+    Raises :class:`ClassifyJobError` when the rows written differ from the files
+    matched (nothing is moved into place), or, after writing, when the error fraction
+    is above ``config.max_error_fraction``. ``quiet``: the local runner's workers log
+    errors only. ``report``: where progress lines (every
     ``config.progress_interval`` seconds, :mod:`beam_jobs.progress`) and notes go;
     None: nowhere.
     """
@@ -217,15 +230,14 @@ def run_job(
         config, input=folders[0] if len(folders) == 1 else folders, file_list=lists
     )
     check_output(config.output, config.num_shards)
-    try:
-        metadata = read_metadata(config.model)
-    except (OSError, ValueError) as error:
-        raise ClassifyJobError(str(error)) from error
+    check_replaced(
+        config.output, config.num_shards, specs, previous=config.previous, model=config.model
+    )
+    metadata = check_bundle(config.model, config.precision)
     try:
         config = dataclasses.replace(config, mode=resolve_mode(config.mode, metadata))
     except ValueError as error:
         raise ClassifyJobError(str(error)) from error
-    check_model_file(config.model)
     fingerprint = fingerprint_of(config, metadata)
     previous = open_previous(config.previous, fingerprint) if config.previous else None
     if previous is not None and previous.note and report is not None:
@@ -278,6 +290,12 @@ def run_job(
         delete_quietly(temp_dir)
         if progress_dir:
             shutil.rmtree(progress_dir, ignore_errors=True)
+    if summary.matched == 0 and report is not None:
+        inputs = describe_inputs(resolve_inputs(config.input, config.file_list))
+        report(
+            f"classify: warning: no image files matched {inputs}; {config.output} holds the "
+            "header only"
+        )
     if summary.error_fraction > config.max_error_fraction:
         raise ClassifyJobError(
             f"{summary.failed} of {summary.matched} files failed "
@@ -306,6 +324,7 @@ def run_record(config: JobConfig, metadata: BundleMetadata, fingerprint: str) ->
             "min_score": effective_min_score(config.min_score, mode, metadata),
             "top_k": config.top_k,
             "max_pixels": config.max_pixels,
+            "max_bytes": config.max_bytes,
             "batch_size": config.batch_size,
             "grid": [list(cell) for cell in config.grid] if mode == WHOLE else None,
             "fingerprint": fingerprint,
@@ -314,6 +333,7 @@ def run_record(config: JobConfig, metadata: BundleMetadata, fingerprint: str) ->
             "input": config.input,
             "file_list": list(config.file_list),
             "previous": config.previous,
+            "checksum": config.checksum,
         },
     }
 
@@ -329,11 +349,11 @@ def verify_and_move(
     with FileSystems.open(manifest_path) as handle:
         manifest = json.loads(handle.read().decode("utf-8"))
     matched = int(manifest["matched"])
-    if matched == 0:
-        inputs = describe_inputs(resolve_inputs(config.input, config.file_list))
-        raise ClassifyJobError(f"no image files matched {inputs}")
-    shards = check_shards(temp_dir, manifest)  # the writers' counts; sizes from one listing
-    sources, written, failed = shards.paths, shards.rows, shards.errors
+    if matched == 0:  # an empty input: the header only (run_job warns)
+        sources, written, failed = header_only_shards(temp_dir, config.num_shards), 0, 0
+    else:
+        shards = check_shards(temp_dir, manifest)  # the writers' counts; sizes from one listing
+        sources, written, failed = shards.paths, shards.rows, shards.errors
     finals = output_paths(config.output, len(sources))
     if written != matched:
         raise ClassifyJobError(
@@ -342,6 +362,7 @@ def verify_and_move(
             f"nothing written to {config.output}"
         )
     summary = JobSummary(matched, written, failed, finals, seconds, metrics)
+    summary.skipped = dict(sorted(manifest.get("skipped", {}).items()))
     summary.engines = engines_used(metrics)
     if record is not None and not summary.engines:  # a runner that reports no counters
         with console.native_stderr_captured():  # TensorFlow's start-up lines (GPU look-up)
@@ -357,6 +378,7 @@ def verify_and_move(
                 "matched": matched,
                 "written": written,
                 "failed": failed,
+                "skipped": summary.skipped,
                 "seconds": round(seconds, 3),
                 "counters": metrics,
             },

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import NamedTuple
 
 from apache_beam.io.filesystem import FileSystem
@@ -48,10 +48,13 @@ class ListingPart(NamedTuple):
 
 class ListingUnit(NamedTuple):
     """What one worker lists (:func:`list_unit_entries`): ``parts``, naming ``files``
-    image files in all (counted when planned)."""
+    image files in all (counted when planned). ``skipped``: files the planning left out
+    for their extension, ``(kind, count)`` pairs (a unit of no parts carries them to the
+    run's manifest: :class:`~beam_jobs.matching.MatchImageFiles`)."""
 
     parts: tuple[ListingPart, ...]
     files: int
+    skipped: tuple[tuple[str, int], ...] = ()
 
     @property
     def partition_weight(self) -> int:
@@ -84,6 +87,7 @@ def plan_local_listing(
     pattern: str | None = None,
     files_per_unit: int = FILES_PER_UNIT,
     parts_per_unit: int = PARTS_PER_UNIT,
+    skipped: Callable[[str], None] | None = None,
 ) -> Iterator[ListingUnit]:
     """The listing of ``root`` (and ``pattern``) as units to list elsewhere, each naming
     at most ``files_per_unit`` image files in at most ``parts_per_unit`` parts;
@@ -97,12 +101,16 @@ def plan_local_listing(
     image files are counted here and listed by the unit's worker (a folder of more
     than ``files_per_unit`` files is cut into ranges of names, each listed by reading
     the folder again). Folders without image files are not in any unit.
+    ``skipped``: called with each file (that ``pattern`` matches) left out for its
+    extension (``.tiff``, ``.heic``, ``.txt``: not an image we classify).
     """
     if files_per_unit < 1 or parts_per_unit < 1:
         raise ValueError("files_per_unit and parts_per_unit must be at least 1")
     if not os.path.isdir(root):
         if os.path.lexists(root) and is_image_path(root):
             yield ListingUnit((ListingPart(FILE, escape_path(root)),), 1)
+        elif os.path.lexists(root) and skipped is not None:
+            skipped(root)
         return
     regex = re.compile(FileSystem.translate_pattern(pattern)) if pattern else None
     max_depth = _glob_depth(root, pattern) if pattern else None
@@ -125,6 +133,8 @@ def plan_local_listing(
                             subfolders.append(entry.name)
                     elif _wanted(entry.path, regex):
                         names.append(entry.name)
+                    elif skipped is not None and not (regex and not regex.match(entry.path)):
+                        skipped(entry.path)
         except OSError as error:
             reason = f"cannot read folder: {os_reason(error)}"
             parts.append(ListingPart(ERROR, escape_path(folder), error=reason))

@@ -1,7 +1,8 @@
 """The manifest of a run and the driver's check of it.
 
-The manifest gathers the number of files matched and what each shard writer wrote
-(:class:`~beam_jobs.shards.ShardWritten`) into one JSON file, the pipeline's last step.
+The manifest gathers the number of files matched, the files skipped for their extension
+(by kind) and what each shard writer wrote (:class:`~beam_jobs.shards.ShardWritten`)
+into one JSON file, the pipeline's last step.
 The driver checks it against storage (:func:`check_shards`: one listing of the
 temporary folder, each shard's size; no row is read again): nothing appears at
 ``--output`` unless every matched file has exactly one row.
@@ -19,16 +20,21 @@ from apache_beam.io.filesystems import FileSystems
 
 from beam_jobs.errors import ClassifyJobError
 from beam_jobs.shards import shard_name
+from beam_jobs.sorted_csv import write_sorted_records
+from logo_batch.result_csv import ROW_COLUMNS
 
 MANIFEST_FILE = "manifest.json"
 
 
 def _write_manifest(keyed_entries, path: str):
     _, entries = keyed_entries
-    manifest = {"matched": 0, "num_shards": 0, "shards": {}}
+    manifest = {"matched": 0, "num_shards": 0, "shards": {}, "skipped": {}}
     for kind, value in entries:
         if kind == "matched":
             manifest["matched"] += value
+        elif kind == "skipped":
+            extension, count = value
+            manifest["skipped"][extension] = manifest["skipped"].get(extension, 0) + count
         else:
             manifest["shards"][value.name] = {
                 "rows": value.rows,
@@ -42,21 +48,26 @@ def _write_manifest(keyed_entries, path: str):
 
 
 class WriteManifest(beam.PTransform):
-    """The matched count and what each shard writer wrote, as one JSON file.
+    """The matched count, the skipped files (``(kind, count)`` pairs, :class:`~beam_jobs.
+    matching.Matched`) and what each shard writer wrote, as one JSON file.
 
     The last transform of the pipeline: everything else is upstream of it.
     """
 
-    def __init__(self, matched_count, path: str):
+    def __init__(self, matched_count, path: str, skipped=None):
         super().__init__()
         self._matched_count = matched_count
         self._path = path
+        self._skipped = skipped
 
     def expand(self, shards_written):
         matched = self._matched_count | "TagMatched" >> beam.Map(lambda n: ("matched", n))
         written = shards_written | "TagShards" >> beam.Map(lambda s: ("shard", s))
+        tagged = [matched, written]
+        if self._skipped is not None:
+            tagged.append(self._skipped | "TagSkipped" >> beam.Map(lambda s: ("skipped", s)))
         return (
-            (matched, written)
+            tuple(tagged)
             | "Entries" >> beam.Flatten()
             | "OneKey" >> beam.Map(lambda entry: (None, entry))
             | "Gather" >> beam.GroupByKey()
@@ -109,3 +120,13 @@ def check_shards(temp_dir: str, manifest: dict) -> CheckedShards:
         errors += reported[name]["errors"]
         paths.append(FileSystems.join(temp_dir, name))
     return CheckedShards(paths, rows, errors)
+
+
+def header_only_shards(temp_dir: str, num_shards: int) -> list[str]:
+    """The output of a run that matched no file: one CSV file holding the header only
+    (``num_shards`` N: N of them), written in ``temp_dir``; returns their paths."""
+    count = max(1, num_shards)
+    paths = [FileSystems.join(temp_dir, shard_name(i, count)) for i in range(count)]
+    for path in paths:
+        write_sorted_records(path, [], ROW_COLUMNS)
+    return paths

@@ -12,12 +12,18 @@ of a large one: no file names), the units are spread over the workers (``SpreadU
 a Reshuffle; the job's Dask runner splits them by the files they name, about one a
 partition), and each worker lists its units' files
 (:func:`~beam_jobs.listing.list_unit_entries`, one stat a file). No DoFn has tagged
-outputs (the Dask runner merges them into one collection).
+outputs (the Dask runner merges them into one collection): the files left out for their
+extension are counted in a branch of their own (:class:`Matched`), so that the run's
+manifest and summary count them whatever the runner reports of its counters.
 """
 
 from __future__ import annotations
 
+import collections
+import os
+import re
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import apache_beam as beam
 from apache_beam.io import fileio
@@ -31,13 +37,60 @@ from beam_jobs.progress import LISTED, ProgressCounter
 from beam_jobs.summary import METRICS_NAMESPACE
 from logo_batch.inference.preprocessing import is_image_path
 
+SKIPPED_COUNTER = "files_skipped"
+"""Counter of the files left out for their extension (not an image we classify)."""
+SKIPPED_EXTENSION_COUNTER = "skipped_ext_{}"
+"""Counter of the files skipped with one extension (``skipped_ext_tiff``; ``none``: no
+extension, ``other``: an odd one, or past :data:`MAX_SKIPPED_EXTENSIONS` of them)."""
+MAX_SKIPPED_EXTENSIONS = 20
+_EXTENSION = re.compile(r"\.([a-z0-9]{1,10})")
+
+
+class Matched(NamedTuple):
+    """What :class:`MatchImageFiles` and :class:`MatchInputs` give: the entries, and the
+    files left out for their extension as ``(kind, count)`` pairs (kinds as
+    :class:`SkippedFiles` names them; the run's manifest adds them up)."""
+
+    entries: beam.PCollection
+    skipped: beam.PCollection
+
+
+class SkippedFiles:
+    """Counts the files a listing leaves out, in all and by extension, as counters and
+    in ``counts`` (at most :data:`MAX_SKIPPED_EXTENSIONS` kinds per listing: a folder
+    of odd names cannot make a counter per file)."""
+
+    def __init__(self):
+        self.counts: collections.Counter[str] = collections.Counter()
+
+    def __call__(self, path: str) -> str:
+        """Counts the file ``path``; returns its kind."""
+        Metrics.counter(METRICS_NAMESPACE, SKIPPED_COUNTER).inc()
+        suffix = os.path.splitext(path)[1].lower()
+        found = _EXTENSION.fullmatch(suffix)
+        kind = found[1] if found else ("none" if not suffix else "other")
+        if kind not in self.counts and len(self.counts) >= MAX_SKIPPED_EXTENSIONS:
+            kind = "other"
+        self.counts[kind] += 1
+        Metrics.counter(METRICS_NAMESPACE, SKIPPED_EXTENSION_COUNTER.format(kind)).inc()
+        return kind
+
 
 class _PlanListingFn(beam.DoFn):
     def __init__(self, files_per_unit: int = FILES_PER_UNIT):
         self._files_per_unit = files_per_unit
 
     def process(self, spec: InputSpec):
-        yield from plan_local_listing(spec.root, spec.pattern, self._files_per_unit)
+        skipped = SkippedFiles()
+        yield from plan_local_listing(
+            spec.root, spec.pattern, self._files_per_unit, skipped=skipped
+        )
+        if skipped.counts:  # a unit of no files carries the counts
+            yield ListingUnit((), 0, tuple(sorted(skipped.counts.items())))
+
+
+def _skipped_of_unit(unit: ListingUnit) -> tuple[tuple[str, int], ...]:
+    return ListingUnit(*unit).skipped
 
 
 class _ListUnitFn(beam.DoFn):
@@ -67,6 +120,15 @@ class _RemoteMatchFn(beam.DoFn):
         self._listed.flush()
 
 
+class _SkippedRemoteFn(beam.DoFn):
+    def setup(self):
+        self._skipped = SkippedFiles()
+
+    def process(self, metadata):
+        if not is_image_path(metadata.path):
+            yield self._skipped(metadata.path), 1
+
+
 class MatchImageFiles(beam.PTransform):
     """Every image file (by extension, any case) of an ``--input`` as a :class:`FileEntry`.
 
@@ -78,7 +140,7 @@ class MatchImageFiles(beam.PTransform):
     (:func:`~beam_jobs.listing.plan_local_listing`, see the module's notes); remote ones
     by Beam's ``fileio.MatchFiles`` (one worker holds the match's metadata list). Both
     give each file's size and modification time. ``progress_dir``: count the files
-    there (:mod:`beam_jobs.progress`).
+    there (:mod:`beam_jobs.progress`). Gives :class:`Matched`.
     """
 
     def __init__(
@@ -92,19 +154,23 @@ class MatchImageFiles(beam.PTransform):
         self._progress_dir = progress_dir
         self._files_per_unit = files_per_unit
 
-    def expand(self, pbegin):
+    def expand(self, pbegin):  # a Matched (no annotation: Beam reads it as a type hint)
         if self._spec.local:
-            return (
+            units = (
                 pbegin
                 | "Input" >> beam.Create([self._spec])
                 | "PlanListing" >> beam.ParDo(_PlanListingFn(self._files_per_unit))
                 | "SpreadUnits" >> beam.Reshuffle()
-                | "ListUnits" >> beam.ParDo(_ListUnitFn(self._spec.pattern, self._progress_dir))
             )
-        return (
-            pbegin
-            | "MatchFiles" >> fileio.MatchFiles(self._spec.pattern)
-            | "KeepImages" >> beam.ParDo(_RemoteMatchFn(self._progress_dir))
+            return Matched(
+                units
+                | "ListUnits" >> beam.ParDo(_ListUnitFn(self._spec.pattern, self._progress_dir)),
+                units | "SkippedByExtension" >> beam.FlatMap(_skipped_of_unit),
+            )
+        matches = pbegin | "MatchFiles" >> fileio.MatchFiles(self._spec.pattern)
+        return Matched(
+            matches | "KeepImages" >> beam.ParDo(_RemoteMatchFn(self._progress_dir)),
+            matches | "SkippedByExtension" >> beam.ParDo(_SkippedRemoteFn()),
         )
 
 
@@ -191,7 +257,8 @@ class MatchInputs(beam.PTransform):
     one :class:`FileEntry` per path (counters ``files_matched``, ``listing_errors``).
 
     One folder or glob is listed as it is; several inputs, or any list, go through
-    :class:`OneEntryPerFile`.
+    :class:`OneEntryPerFile`. Gives :class:`Matched` (a file list skips no file: each
+    path it names gets a row).
     """
 
     def __init__(self, specs: Sequence[Spec], progress_dir: str | None = None):
@@ -199,14 +266,19 @@ class MatchInputs(beam.PTransform):
         self._specs = list(specs)
         self._progress_dir = progress_dir
 
-    def expand(self, pbegin):
-        found = []
+    def expand(self, pbegin):  # a Matched (no annotation: Beam reads it as a type hint)
+        found, skipped = [], []
         for index, spec in enumerate(self._specs):
             if isinstance(spec, InputSpec):
-                transform = f"MatchImageFiles{index}" >> MatchImageFiles(spec, self._progress_dir)
+                matched = pbegin | f"MatchImageFiles{index}" >> MatchImageFiles(
+                    spec, self._progress_dir
+                )
+                found.append(matched.entries)
+                skipped.append(matched.skipped)
             else:
-                transform = f"ReadFileList{index}" >> ReadFileList(spec, self._progress_dir)
-            found.append(pbegin | transform)
+                found.append(
+                    pbegin | f"ReadFileList{index}" >> ReadFileList(spec, self._progress_dir)
+                )
         if len(found) == 1 and isinstance(self._specs[0], InputSpec):
             entries = found[0]
         else:
@@ -215,4 +287,10 @@ class MatchInputs(beam.PTransform):
                 | "AllInputs" >> beam.Flatten()
                 | "OneEntryPerFile" >> OneEntryPerFile()
             )
-        return entries | "CountMatched" >> beam.ParDo(_CountEntriesFn())
+        if len(skipped) == 1:
+            skipped_all = skipped[0]
+        elif skipped:
+            skipped_all = tuple(skipped) | "AllSkipped" >> beam.Flatten()
+        else:
+            skipped_all = pbegin | "NoneSkipped" >> beam.Create([])
+        return Matched(entries | "CountMatched" >> beam.ParDo(_CountEntriesFn()), skipped_all)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -13,17 +12,12 @@ from apache_beam.metrics.metric import Metrics
 from apache_beam.ml.inference.base import KeyedModelHandler, ModelHandler, PredictionResult
 
 from beam_jobs.errors import ClassifyJobError
-from beam_jobs.inputs import is_local, local_path, os_reason
+from beam_jobs.inputs import is_local, local_path
 from beam_jobs.summary import METRICS_NAMESPACE
+from logo_batch import console
 from logo_batch.inference import engines
-from logo_batch.inference.bundle import (
-    MODEL_FILE,
-    BundleMetadata,
-    bundle_file,
-    load_keras_model,
-    open_bundle_file,
-    read_metadata,
-)
+from logo_batch.inference.bundle import MODEL_FILE, BundleMetadata, bundle_file, read_metadata
+from logo_batch.inference.checks import check_for_workers, load_checked_engine
 from logo_batch.inference.cpu import CpuFeatures
 from logo_batch.inference.engines import predict_scores
 from logo_batch.inference.whole_photo import (
@@ -148,9 +142,7 @@ class BundleModelHandler(ModelHandler):
     def load_model(self):
         self._engine = engines.resolve_engine(self._precision, self._metadata)
         logging.info("logo-batch: this worker runs the model on %s", self._engine)
-        return engines.load_engine(
-            self._engine, self._bundle_dir, lambda: load_keras_model(self._bundle_dir)
-        )
+        return load_checked_engine(self._bundle_dir, self._metadata, self._engine)
 
     def run_inference(self, batch, model, inference_args=None):
         results = self._inference_fn(model, batch, inference_args)
@@ -196,28 +188,15 @@ def make_model_handler(
     return KeyedModelHandler(handler).with_no_batching()
 
 
-def check_model_file(bundle_dir: str) -> None:
-    """Fails before any work unless the bundle's ``model.keras`` is a complete archive.
-
-    A ``.keras`` file is a zip archive holding ``config.json`` (and the weights); a
-    truncated or overwritten file fails its central directory or CRC checks. Read
-    through :func:`logo_batch.inference.bundle.open_bundle_file`, local or remote alike.
-    """
-    path = bundle_model_uri(bundle_dir)
-    try:
-        with open_bundle_file(bundle_dir, MODEL_FILE) as handle, zipfile.ZipFile(handle) as archive:
-            damaged = archive.testzip()
-            names = set(archive.namelist())
-    except FileNotFoundError as error:
-        raise ClassifyJobError(
-            f"{path}: no such file; {bundle_dir} is not a complete model bundle"
-        ) from error
-    except (zipfile.BadZipFile, OSError, EOFError, RuntimeError, ValueError) as error:
-        reason = os_reason(error) if isinstance(error, OSError) else str(error)
-        raise ClassifyJobError(
-            f"{path}: the model file is unreadable or corrupt ({reason}); "
-            f"save the bundle again (logo-batch train writes it)"
-        ) from error
-    if damaged is not None or "config.json" not in names:
-        what = f"member {damaged} fails its CRC" if damaged else "no config.json"
-        raise ClassifyJobError(f"{path}: the model file is corrupt ({what})")
+def check_bundle(bundle_dir: str, precision: str) -> BundleMetadata:
+    """The bundle checked in the driver, before any worker starts
+    (:func:`logo_batch.inference.checks.check_for_workers`: the metadata, the model
+    files ``precision`` may load, the class names against the model's outputs);
+    returns its metadata. Raises :class:`ClassifyJobError` with one line naming the
+    file and the reason."""
+    with console.native_stderr_captured(not console.is_verbose()):  # TensorFlow's GPU look-up
+        try:
+            return check_for_workers(bundle_dir, precision)
+        except ValueError as error:  # BundleError, or a precision the bundle cannot give
+            problem = error
+    raise ClassifyJobError(str(problem)) from problem

@@ -7,6 +7,15 @@ error, and its fingerprint is this run's (same model file, metadata and settings
 files, and files whose earlier row was an error (retried: the cause may be gone).
 Rows of files that are no longer among the inputs drop out.
 
+Same size and modification time do not prove same content (a file rewritten within the
+file system's time resolution, or with its time set back). ``--checksum`` compares
+content instead, as ``rsync --checksum`` does: the job hashes each file whose earlier
+row has its size (SHA-256 of its bytes, read in chunks) and reuses the row only when
+the row's ``sha256`` column is that hash; every row it writes records its file's hash
+(the hash is in the row, so no other file travels with the output). A row written
+without ``--checksum`` has no hash: a ``--checksum`` run classifies its file again.
+The cost is reading every file whose size matches, once.
+
 The earlier output (a CSV file, or the shards ``STEM-NNNNN-of-NNNNN.csv`` of a run with
 ``--num_shards``) is read inside the pipeline (each file streamed by a worker) and
 joined with this run's files by path: a CoGroupByKey, so whichever process shuffles
@@ -33,12 +42,13 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
 from beam_jobs.errors import ClassifyJobError
-from beam_jobs.file_facts import FileEntry
+from beam_jobs.file_facts import FileEntry, with_checksum
 from beam_jobs.inputs import is_local, local_path
 from beam_jobs.output_files import previous_outputs
 from beam_jobs.summary import METRICS_NAMESPACE
-from logo_batch.result_csv import ROW_COLUMNS
+from logo_batch.result_csv import EARLIER_ROW_COLUMNS, ROW_COLUMNS
 
+READABLE_HEADERS = (ROW_COLUMNS, EARLIER_ROW_COLUMNS)  # this version's, the one before sha256
 REUSE_COUNTS_FILE = "reuse.json"
 REUSED, NEW, CHANGED, RETRIED, REMOVED = "reused", "new", "changed", "retried", "removed"
 KINDS = (REUSED, NEW, CHANGED, RETRIED, REMOVED)
@@ -86,7 +96,7 @@ def open_previous(previous: str, fingerprint: str) -> PreviousOutput:
             rows.close()
         except Exception as error:  # noqa: BLE001  (csv.Error, decode errors, file systems')
             raise ClassifyJobError(f"--previous {previous}: cannot read {path}: {error}") from error
-        if header != ROW_COLUMNS:
+        if header not in READABLE_HEADERS:
             missing = [name for name in ROW_COLUMNS if name not in header]
             why = f"no {', '.join(missing)} column(s)" if missing else "other columns"
             return PreviousOutput(previous, note=f"{path} has {why} (another version wrote it)")
@@ -108,40 +118,48 @@ def read_rows(path: str) -> Iterator[tuple[str, dict[str, str]]]:
     with other columns gives no rows (counter ``previous_files_unusable``)."""
     with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as raw:
         reader = csv.DictReader(io.TextIOWrapper(raw, encoding="utf-8", newline=""))
-        if tuple(reader.fieldnames or ()) != ROW_COLUMNS:
+        if tuple(reader.fieldnames or ()) not in READABLE_HEADERS:
             Metrics.counter(METRICS_NAMESPACE, "previous_files_unusable").inc()
             return
         for row in reader:
             yield row["path"], row
 
 
-def reusable(row: dict, entry: FileEntry, fingerprint: str) -> bool:
-    """Whether ``row`` (an earlier output's) still holds for the file ``entry``."""
+def reusable(row: dict, entry: FileEntry, fingerprint: str, checksum: bool = False) -> bool:
+    """Whether ``row`` (an earlier output's) still holds for the file ``entry``: same
+    size and modification time, or with ``checksum`` same size and content (the row's
+    ``sha256`` against ``entry.sha256``, the file's now; a row without one does not
+    hold)."""
     if None in row or any(value is None for value in row.values()):
         return False  # a short or long line: not a row this job wrote
-    return (
+    same = (
         not row["error"]
         and not entry.error
         and entry.size is not None
-        and bool(entry.modified)
         and row["size"] == str(entry.size)
-        and row["modified"] == entry.modified
         and row["fingerprint"] == fingerprint
     )
+    if checksum:
+        return same and bool(row.get("sha256")) and row.get("sha256") == entry.sha256
+    return same and bool(entry.modified) and row["modified"] == entry.modified
 
 
 def decide(
-    entry: FileEntry | None, rows: Iterable[dict], fingerprint: str
+    entry: FileEntry | None, rows: Iterable[dict], fingerprint: str, checksum: bool = False
 ) -> tuple[str, FileEntry | dict | None]:
     """What to do with one path: ``(REUSED, row)``, ``(NEW | CHANGED | RETRIED, entry)``
-    (classify it) or ``(REMOVED, None)`` (only the earlier output has it)."""
+    (classify it) or ``(REMOVED, None)`` (only the earlier output has it). ``checksum``:
+    the file is hashed (once, only when a row of its size could hold) and compared by
+    content (:func:`reusable`); the entry to classify carries the hash."""
     rows = list(rows)
     if entry is None:
         return REMOVED, None
     if not rows:
         return NEW, entry
+    if checksum and any(row.get("size") == str(entry.size) for row in rows):
+        entry = with_checksum(entry)
     for row in rows:
-        if reusable(row, entry, fingerprint):
+        if reusable(row, entry, fingerprint, checksum):
             return REUSED, row
     if all(row.get("error") for row in rows):
         return RETRIED, entry
@@ -149,8 +167,9 @@ def decide(
 
 
 class _DecideFn(beam.DoFn):
-    def __init__(self, fingerprint: str):
+    def __init__(self, fingerprint: str, checksum: bool = False):
         self._fingerprint = fingerprint
+        self._checksum = checksum
         self._counters = {
             kind: Metrics.counter(METRICS_NAMESPACE, name) for kind, name in _COUNTERS.items()
         }
@@ -159,7 +178,7 @@ class _DecideFn(beam.DoFn):
         _, groups = keyed
         entries = list(groups["current"])
         entry = entries[0] if entries else None
-        kind, payload = decide(entry, groups["previous"], self._fingerprint)
+        kind, payload = decide(entry, groups["previous"], self._fingerprint, self._checksum)
         self._counters[kind].inc()
         yield kind, payload
 
@@ -187,11 +206,19 @@ class ReusePrevious(beam.PTransform):
     reported by every runner).
     """
 
-    def __init__(self, previous: PreviousOutput, fingerprint: str, counts_path: str):
+    def __init__(
+        self,
+        previous: PreviousOutput,
+        fingerprint: str,
+        counts_path: str,
+        *,
+        checksum: bool = False,
+    ):
         super().__init__()
         self._previous = previous
         self._fingerprint = fingerprint
         self._counts_path = counts_path
+        self._checksum = checksum
 
     def expand(self, entries):
         rows = (
@@ -204,7 +231,7 @@ class ReusePrevious(beam.PTransform):
         decided = (
             {"current": current, "previous": rows}
             | "JoinByPath" >> beam.CoGroupByKey()
-            | "Decide" >> beam.ParDo(_DecideFn(self._fingerprint))
+            | "Decide" >> beam.ParDo(_DecideFn(self._fingerprint, self._checksum))
         )
         _ = (
             decided

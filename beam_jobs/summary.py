@@ -9,6 +9,7 @@ METRICS_NAMESPACE = "logo_batch"
 
 COUNTER_ORDER = (
     "files_matched",
+    "files_skipped",
     "listing_errors",
     "duplicate_entries",
     "files_reused",
@@ -36,6 +37,10 @@ class JobSummary:
     reused: int = 0  # rows carried over from --previous
     reuse_note: str = ""  # what --previous gave (beam_jobs.previous.reuse_note)
     engines: dict[str, int] = field(default_factory=dict)  # files classified per engine
+    # Files the listing left out for their extension (.tiff, .heic, .txt: not an image we
+    # classify), by extension (none: no extension; other: an odd one); counted in the
+    # pipeline's data (beam_jobs.matching.Matched), whatever the runner reports.
+    skipped: dict[str, int] = field(default_factory=dict)
 
     @property
     def classified(self) -> int:
@@ -55,6 +60,7 @@ class JobSummary:
             f"{self.failed} failed ({self.error_fraction:.1%}); {self.written} rows written "
             f"to {where} in {self.seconds:.1f} s ({rate:.1f} images/s)"
             + (f"; {self.reuse_note}" if self.reuse_note else "")
+            + self._skipped_note()
             + (f"; {self.mode} mode" if self.mode else "")
             + (
                 "; engine " + ", ".join(f"{name} ({n} files)" for name, n in self.engines.items())
@@ -62,6 +68,16 @@ class JobSummary:
                 else ""
             )
         )
+
+    def _skipped_note(self) -> str:
+        total = sum(self.skipped.values())
+        if not total:
+            return ""
+        kinds = ", ".join(
+            f"{'.' + kind if kind not in ('none', 'other') else kind} {n}"
+            for kind, n in self.skipped.items()
+        )
+        return f"; {total} other files skipped (not images by extension: {kinds})"
 
     def counters_line(self) -> str:
         """The job's Beam counters (as the runner reported them)."""

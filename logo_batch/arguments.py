@@ -60,20 +60,40 @@ def whole_number(minimum: int) -> Callable[[str], int]:
     return parse
 
 
-def number_in(low: float, high: float = math.inf) -> Callable[[str], float]:
-    """An argparse ``type``: a number in ``[low, high]`` (``nan`` is not one)."""
+def number_in(
+    low: float, high: float = math.inf, *, above: bool = False, below: bool = False
+) -> Callable[[str], float]:
+    """An argparse ``type``: a finite number in ``[low, high]`` (``nan`` and ``inf`` are
+    not numbers here); ``above``: greater than ``low`` (``(low, ...``), ``below``: less
+    than ``high`` (``..., high)``)."""
+    if high == math.inf:
+        where = f"{'>' if above else '>='} {low:g}"
+    else:
+        where = f"in {'(' if above else '['}{low:g}, {high:g}{')' if below else ']'}"
 
     def parse(text: str) -> float:
         try:
             value = float(text)
         except ValueError:
             value = math.nan
-        if not low <= value <= high:
-            where = f">= {low:g}" if high == math.inf else f"in [{low:g}, {high:g}]"
+        inside = (low < value if above else low <= value) and (
+            value < high if below else value <= high
+        )
+        if not (math.isfinite(value) and inside):
             raise argparse.ArgumentTypeError(f"must be a number {where}, not {text!r}")
         return value
 
     return parse
+
+
+def check_value(name: str, value: Any, parse: Callable[[str], Any]) -> None:
+    """Raises ``ValueError`` naming the option ``--name`` when ``value`` (a number given
+    to a library call, not typed) fails the command line's check ``parse``: the one
+    rule for the command line and the library."""
+    try:
+        parse(str(value))
+    except argparse.ArgumentTypeError as error:
+        raise ValueError(f"--{name.replace('_', '-')} {error}") from None
 
 
 @dataclass(frozen=True)

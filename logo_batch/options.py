@@ -15,7 +15,7 @@ import argparse
 from logo_batch.arguments import Option, number_in, whole_number
 from logo_batch.inference.engines import PRECISIONS
 from logo_batch.inference.predict import AUTO, BUNDLE_THRESHOLD, MODES
-from logo_batch.inference.preprocessing import DEFAULT_MAX_PIXELS
+from logo_batch.inference.preprocessing import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS
 
 
 def min_score_value(text: str) -> float | str:
@@ -77,4 +77,12 @@ MAX_PIXELS = Option(
     default=DEFAULT_MAX_PIXELS,
     metavar="P",
     help=f"refuse larger images before decoding them (default {DEFAULT_MAX_PIXELS})",
+)
+MAX_BYTES = Option(
+    "--max-bytes",
+    type=whole_number(1),
+    default=DEFAULT_MAX_BYTES,
+    metavar="B",
+    help=f"refuse larger files from their size, before reading them (an error row "
+    f"naming the size; default {DEFAULT_MAX_BYTES} = 256 MiB)",
 )

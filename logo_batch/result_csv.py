@@ -10,9 +10,12 @@ import re
 
 CSV_COLUMNS = ("path", "label", "score", "top_labels", "top_scores", "error", "box", "mode")
 """The columns of ``logo-batch predict --format csv``."""
-FACT_COLUMNS = ("size", "modified", "fingerprint")
+FACT_COLUMNS = ("size", "modified", "fingerprint", "sha256")
 ROW_COLUMNS = (*CSV_COLUMNS, *FACT_COLUMNS)
-"""The Beam job's CSV columns: ``logo-batch predict``'s, then the file facts."""
+"""The Beam job's CSV columns: ``logo-batch predict``'s, then the file facts (``sha256``:
+the file's content hash, written by runs with ``--checksum``, else empty)."""
+EARLIER_ROW_COLUMNS = ROW_COLUMNS[:-1]
+"""The Beam job's columns before ``sha256``: outputs of earlier versions, still reused."""
 LIST_SEPARATOR = ";"
 """Between the items of ``top_labels`` and ``top_scores``."""
 

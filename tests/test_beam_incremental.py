@@ -172,7 +172,7 @@ def test_output_of_another_version_is_not_reused(bundle, first_run, tmp_path):
     old.write_text(",".join(CSV_COLUMNS) + "\n" + f"{folder / 'p0.jpg'},adidas,0.5,,,,,single\n")
     summary = _run(folder, bundle, tmp_path / "new.csv", previous=str(old))
     assert summary.reused == 0 and summary.classified == 8
-    assert "has no size, modified, fingerprint column(s)" in summary.reuse_note
+    assert "has no size, modified, fingerprint, sha256 column(s)" in summary.reuse_note
 
 
 def test_missing_previous_output_fails_before_any_work(bundle, first_run, tmp_path, capsys):

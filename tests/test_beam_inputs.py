@@ -176,25 +176,3 @@ def test_cli_takes_several_inputs_and_lists(bundle, photo_tree, capsys):
     assert "classify: 4 image files matched, 4 classified, 0 failed" in out
     names = {os.path.relpath(p, photo_tree) for p in read_csv(output)["path"]}
     assert names == {"folder/sub/c.jpg", "other/e.jpg", "folder/a.jpg", "other/d.jpg"}
-
-
-def test_cli_without_any_input_is_a_usage_error(bundle, tmp_path, capsys):
-    argv = ["classify", "--model", str(bundle), "--output", str(tmp_path / "o.csv")]
-    assert cli.main([*argv, *IN_PROCESS]) == 2
-    assert "give --input and/or --file-list" in capsys.readouterr().err
-    argv += ["--file-list", str(tmp_path / "missing.txt")]
-    assert cli.main([*argv, *IN_PROCESS]) == 1
-    assert "missing.txt: no such file" in capsys.readouterr().err
-    assert list(tmp_path.iterdir()) == []
-
-
-def test_an_empty_list_matches_nothing(bundle, tmp_path):
-    (tmp_path / "empty.txt").write_text("\n\n")
-    config = job.JobConfig(
-        input=(), file_list=[str(tmp_path / "empty.txt")], model=str(bundle),
-        output=str(tmp_path / "o.csv"),
-    )  # fmt: skip
-    nothing = r"no image files matched .*empty\.txt \(file list\)"
-    with pytest.raises(ClassifyJobError, match=nothing):
-        job.run_job(config, IN_PROCESS)
-    assert not (tmp_path / "o.csv").exists()

@@ -215,17 +215,6 @@ def test_count_check_fails_the_job_when_rows_are_missing(
     assert list(tmp_path.iterdir()) == []  # no CSV, no temporary folder
 
 
-def test_no_matching_images_fails(bundle, tmp_path):
-    (tmp_path / "in").mkdir()
-    (tmp_path / "in" / "notes.txt").write_text("no images here")
-    config = job.JobConfig(
-        input=str(tmp_path / "in"), model=str(bundle), output=str(tmp_path / "r.csv")
-    )
-    with pytest.raises(job.ClassifyJobError, match="no image files matched"):
-        job.run_job(config, IN_PROCESS)
-    assert not (tmp_path / "r.csv").exists()
-
-
 def test_input_patterns():
     assert inputs.input_pattern("/data/logos") == "/data/logos/**"
     assert inputs.input_pattern("gs://bucket/logos/") == "gs://bucket/logos/**"

@@ -196,7 +196,7 @@ def test_a_folder_that_cannot_be_read_is_one_error_row(tree, monkeypatch):
     got = [entry for unit in units for entry in list_unit_entries(unit)]
     assert sorted(_pairs(got)) == sorted([*_rows(tree, without=["big"]), (f"{tree}/big", DENIED)])
     big_rows = [entry for entry in got if entry.path.startswith(str(tree / "big"))]
-    assert big_rows == [(str(tree / "big"), DENIED, None, "")]
+    assert big_rows == [(str(tree / "big"), DENIED, None, "", "")]
 
 
 def test_files_added_after_planning_are_listed_once(tree):
@@ -215,7 +215,7 @@ def test_files_added_after_planning_are_listed_once(tree):
 def test_match_image_files_in_units_gives_the_entries_once(tree):
     want = _rows(tree)
     with test_pipeline.TestPipeline(runner=FnApiRunner()) as p:
-        entries = p | matching.MatchImageFiles(str(tree), files_per_unit=1)  # through coders
+        entries = (p | matching.MatchImageFiles(str(tree), files_per_unit=1)).entries  # coders
         pairs = entries | beam.Map(lambda entry: (entry.path, entry.error))
         assert_that(pairs, equal_to(want))
         batches = entries | batching.GroupIntoBatches(batch_size=4)

@@ -34,7 +34,7 @@ def test_match_image_files_lists_what_the_local_listing_lists(tmp_path):
         str(tmp_path / "sub/b.PNG"),
     ]
     with _pipeline() as p:
-        entries = p | matching.MatchImageFiles(str(tmp_path))
+        entries = (p | matching.MatchImageFiles(str(tmp_path))).entries
         assert_that(entries, equal_to(expected))
 
 
@@ -83,7 +83,8 @@ def test_format_rows_gives_the_prediction_rows_with_the_files_facts():
     with _pipeline() as p:
         keyed = p | beam.Create(list(zip(entries, predictions, strict=True)))
         rows = keyed | transforms.FormatRows("fp1")
-        assert_that(rows, equal_to([{**row, "fingerprint": "fp1"} for row in expected]))
+        facts = {"fingerprint": "fp1", "sha256": ""}  # no hash taken: a run without --checksum
+        assert_that(rows, equal_to([{**row, **facts} for row in expected]))
 
 
 def test_csv_shards_and_manifest_account_for_every_row(tmp_path):
@@ -355,7 +356,9 @@ def test_match_inputs_gives_one_entry_per_file_of_folders_and_lists(tmp_path):
         FileEntry(str(tmp_path / "gone.jpg"), f"no such file (listed in {listed})"),
     ]
     p = _pipeline()
-    assert_that(p | matching.MatchInputs(specs), equal_to(expected))
+    entries, skipped = p | matching.MatchInputs(specs)
+    assert_that(entries, equal_to(expected))
+    assert_that(skipped, equal_to([("txt", 1)]), label="Skipped")  # photos/notes.txt
     result = p.run()
     result.wait_until_finish()
     counters = {c.key.metric.name: c.committed for c in result.metrics().query()["counters"]}

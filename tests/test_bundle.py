@@ -56,7 +56,8 @@ def test_a_bundle_on_another_file_system_reads_through_the_one_function(tmp_path
 
     from beam_jobs.errors import ClassifyJobError
     from beam_jobs.fingerprint import job_fingerprint
-    from beam_jobs.model import bundle_model_uri, check_model_file
+    from beam_jobs.model import bundle_model_uri
+    from logo_batch.inference.checks import BundleError, check_keras_archive
 
     local = make_bundle(tmp_path / "tiny")
     remote = f"ram://{tmp_path.name}/tiny"  # the ram:// file system is per process
@@ -77,7 +78,7 @@ def test_a_bundle_on_another_file_system_reads_through_the_one_function(tmp_path
     )
     assert job_fingerprint(remote, **settings) == job_fingerprint(str(local), **settings)
     assert bundle_model_uri(remote) == f"{remote}/{MODEL_FILE}"  # what the workers load
-    check_model_file(remote)
+    check_keras_archive(remote)
 
     missing = f"ram://{tmp_path.name}/nothing"
     with pytest.raises(FileNotFoundError, match=f"{missing}: not a logo-batch model bundle"):
@@ -91,5 +92,5 @@ def test_a_bundle_on_another_file_system_reads_through_the_one_function(tmp_path
     data = (local / MODEL_FILE).read_bytes()
     with tf.io.gfile.GFile(bundle_file(broken, MODEL_FILE), "wb") as handle:
         handle.write(data[: len(data) // 2])  # truncated: fails the zip checks
-    with pytest.raises(ClassifyJobError, match=f"{broken}/model.keras: the model file is "):
-        check_model_file(broken)
+    with pytest.raises(BundleError, match=f"{broken}/model.keras: the model file is "):
+        check_keras_archive(broken)

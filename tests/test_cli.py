@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -17,19 +18,15 @@ REPO = Path(__file__).resolve().parents[1]
 @pytest.mark.parametrize(
     ("bad", "message"),
     [
-        (["--epochs", "-1"], "--epochs must be >= 0, not -1"),
-        (["--fine-tune-epochs", "-2"], "--fine-tune-epochs must be >= 0, not -2"),
         (
             ["--epochs", "0", "--fine-tune-epochs", "0"],
             "--epochs and --fine-tune-epochs are both 0: nothing to train",
         ),
-        (["--image-size", "0"], "--image-size must be at least 32 pixels, not 0"),
-        (["--learning-rate", "0"], "--learning-rate must be > 0"),
-        (["--dropout", "1.5"], "--dropout must be in [0, 1)"),
         (["--weights", "missing.weights.h5"], "--weights missing.weights.h5: no such file"),
     ],
 )
 def test_train_rejects_bad_arguments_before_doing_anything(tmp_path, capsys, bad, message):
+    """(Numbers out of range are usage errors while parsing: tests/test_hostile_input.py.)"""
     out = tmp_path / "run"
     code = main(["train", "--data-dir", str(tmp_path / "data"), "--output-dir", str(out), *bad])
     err = capsys.readouterr().err
@@ -37,6 +34,20 @@ def test_train_rejects_bad_arguments_before_doing_anything(tmp_path, capsys, bad
     assert f"logo-batch train: error: {message}" in err
     assert "Traceback" not in err
     assert not out.exists()  # nothing was started
+
+
+def test_train_config_checks_numbers_as_the_command_line_does():
+    from logo_batch.training import TrainConfig
+
+    for field, value, message in [
+        ("epochs", -1, "--epochs must be a whole number >= 0, not '-1'"),
+        ("image_size", 0, "--image-size must be a whole number >= 32, not '0'"),
+        ("learning_rate", 0.0, "--learning-rate must be a number > 0, not '0.0'"),
+        ("dropout", 1.0, "--dropout must be a number in [0, 1), not '1.0'"),
+        ("fine_tune_fraction", float("nan"), "--fine-tune-fraction must be a number in (0, 1]"),
+    ]:
+        with pytest.raises(ValueError, match=re.escape(message)):
+            TrainConfig(data_dir="d", output_dir="o", **{field: value}).validate()
 
 
 def test_help_prints_no_tensorflow_start_up_noise():

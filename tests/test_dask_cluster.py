@@ -151,7 +151,7 @@ def test_a_folder_is_listed_in_units_one_a_partition_and_no_file_list_is_gathere
     paths = sorted(str(path) for path in tmp_path.rglob("*.jpg"))
 
     def build(p):
-        entries = p | MatchImageFiles(str(tmp_path), files_per_unit=10)
+        entries = (p | MatchImageFiles(str(tmp_path), files_per_unit=10)).entries
         assert_that(entries | CountGlobally(), equal_to([45]), label="Count")
         batches = entries | GroupIntoBatches(batch_size=4)
         flat = batches | beam.FlatMap(lambda batch: [fields[0] for fields in batch])

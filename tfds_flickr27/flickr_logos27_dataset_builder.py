@@ -85,15 +85,23 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         )
 
     def _archive_path(self, dl_manager: tfds.download.DownloadManager) -> os.PathLike:
-        """The manual-dir copy if present, else the download; a clear error if neither."""
-        try:
+        """The manual-dir copy if present, else the download; a clear error if neither.
+
+        A manual dir the user named (not TFDS's default ``<data_dir>/downloads/manual``)
+        that lacks the archive is an error saying so, before any download."""
+        try:  # the public property (TFDS's test case patches it); it refuses an empty dir
             manual_dir = dl_manager.manual_dir
         except (AssertionError, ValueError):
-            manual_dir = None
+            manual_dir = getattr(dl_manager, "_manual_dir", None)
+        default = dl_manager.download_dir / "manual"
+        named = manual_dir is not None and os.fspath(manual_dir) != os.fspath(default)
+        if manual_dir is not None and not named and not (manual_dir / ARCHIVE_NAME).exists():
+            manual_dir = None  # TFDS's default manual dir: download
         try:
-            return download_lib.archive_path(manual_dir, dl_manager.download)
+            return download_lib.archive_path(manual_dir, dl_manager.download, required=named)
+        except download_lib.MissingArchiveError:
+            raise
         except Exception as error:  # noqa: BLE001 - any download failure gets the same advice
-            default = getattr(dl_manager, "_manual_dir", None) or "<data_dir>/downloads/manual"
             raise RuntimeError(
                 f"flickr_logos27: cannot download {URL} ({type(error).__name__}: {error}). "
                 f"Put {ARCHIVE_NAME} in a directory DIR and pass `--manual_dir DIR`, or copy it "

@@ -25,6 +25,7 @@ import sys
 from pathlib import Path
 
 from logo_batch import cli, console
+from logo_batch.arguments import whole_number
 
 DEFAULT_OUTPUT = "demo_output"
 ARCHIVE_ENV = "LOGO_BATCH_ARCHIVE"
@@ -221,9 +222,9 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output-dir", default=DEFAULT_OUTPUT)
     parser.add_argument("--archive", help=f"FlickrLogos-27 archive (or ${ARCHIVE_ENV})")
     parser.add_argument("--weights", help=f"imagenet, none or a weights file (or ${WEIGHTS_ENV})")
-    parser.add_argument("--image-size", type=int, default=128)
-    parser.add_argument("--epochs", type=int, default=5, help="head-phase epochs")
-    parser.add_argument("--fine-tune-epochs", type=int, default=3)
+    parser.add_argument("--image-size", type=whole_number(32), default=128)
+    parser.add_argument("--epochs", type=whole_number(0), default=5, help="head-phase epochs")
+    parser.add_argument("--fine-tune-epochs", type=whole_number(0), default=3)
 
 
 def run(args: argparse.Namespace) -> int:

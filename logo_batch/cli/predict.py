@@ -16,15 +16,23 @@ from collections.abc import Sequence
 from typing import TextIO
 
 from logo_batch.arguments import add_option
-from logo_batch.inference.engines import open_for_inference
+from logo_batch.inference.checks import open_checked
 from logo_batch.inference.predict import (
     Prediction,
     effective_min_score,
     predict_files,
     resolve_mode,
 )
-from logo_batch.options import BATCH_SIZE, MAX_PIXELS, MIN_SCORE, MODE, PRECISION, TOP_K
-from logo_batch.result_csv import CSV_COLUMNS
+from logo_batch.options import (
+    BATCH_SIZE,
+    MAX_BYTES,
+    MAX_PIXELS,
+    MIN_SCORE,
+    MODE,
+    PRECISION,
+    TOP_K,
+)
+from logo_batch.result_csv import CSV_COLUMNS, escape_path
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
@@ -32,20 +40,25 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("bundle", help="model bundle folder (made by logo-batch train)")
     parser.add_argument("images", nargs="+", metavar="IMAGE", help="image files to classify")
     add_option(parser, "--format", choices=("text", "csv", "json"), default="text")
-    for option in (TOP_K, MIN_SCORE, MODE, BATCH_SIZE, PRECISION, MAX_PIXELS):
+    for option in (TOP_K, MIN_SCORE, MODE, BATCH_SIZE, PRECISION, MAX_PIXELS, MAX_BYTES):
         option.add_to(parser)
 
 
 def write_predictions(predictions: Sequence[Prediction], fmt: str, out: TextIO) -> None:
     """Writes predictions as aligned text, CSV
-    (:data:`~logo_batch.result_csv.CSV_COLUMNS`) or a JSON list."""
+    (:data:`~logo_batch.result_csv.CSV_COLUMNS`) or a JSON list. In text and CSV a
+    path is escaped as the Beam job's CSV writes it (:func:`~logo_batch.result_csv.
+    escape_path`: a name that is not UTF-8 cannot be written to a UTF-8 stream as it
+    is); JSON escapes it itself."""
+    if fmt == "json":
+        json.dump([dataclasses.asdict(p) for p in predictions], out, indent=2)
+        out.write("\n")
+        return
+    predictions = [dataclasses.replace(p, path=escape_path(p.path)) for p in predictions]
     if fmt == "csv":
         writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS, lineterminator="\n")
         writer.writeheader()
         writer.writerows(p.to_row() for p in predictions)
-    elif fmt == "json":
-        json.dump([dataclasses.asdict(p) for p in predictions], out, indent=2)
-        out.write("\n")
     else:
         for p in predictions:
             if p.error:
@@ -58,7 +71,7 @@ def write_predictions(predictions: Sequence[Prediction], fmt: str, out: TextIO) 
 
 def run(args: argparse.Namespace) -> int:
     try:
-        bundle, engine = open_for_inference(args.bundle, args.precision)
+        bundle, engine = open_checked(args.bundle, args.precision)
         mode = resolve_mode(args.mode, bundle.metadata)
         min_score = effective_min_score(args.min_score, mode, bundle.metadata)
     except (FileNotFoundError, ValueError) as error:
@@ -71,6 +84,7 @@ def run(args: argparse.Namespace) -> int:
         min_score=min_score,
         batch_size=args.batch_size,
         max_pixels=args.max_pixels,
+        max_bytes=args.max_bytes,
         mode=mode,
     )
     print(

@@ -7,7 +7,10 @@ import argparse
 import json
 import sys
 
-from logo_batch.arguments import matching_args
+from tensorflow.errors import DataLossError
+
+from logo_batch.arguments import matching_args, whole_number
+from logo_batch.data.prepared import corrupt_records_message
 from logo_batch.evaluation.quantize import (
     CALIBRATION_PHOTOS,
     DEFAULT_CALIBRATION,
@@ -20,7 +23,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-dir", required=True, help="TFDS data_dir the bundle trained on")
     parser.add_argument(
         "--calibration",
-        type=int,
+        type=whole_number(1),
         default=DEFAULT_CALIBRATION,
         metavar="N",
         help=f"training images that calibrate the activation ranges (default "
@@ -41,6 +44,10 @@ def run(args: argparse.Namespace) -> int:
         figures = quantize_bundle(**matching_args(quantize_bundle, args))
     except (FileNotFoundError, ValueError) as error:
         print(f"logo-batch quantize: error: {error}", file=sys.stderr)
+        return 1
+    except DataLossError as error:  # a record's CRC fails as it is read
+        message = corrupt_records_message(error, args.data_dir, args.dataset)
+        print(f"logo-batch quantize: error: {message}", file=sys.stderr)
         return 1
     print(json.dumps(figures, indent=2))
     if not figures["kept_accuracy"]:

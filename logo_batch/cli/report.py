@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from logo_batch.arguments import add_option
+from logo_batch.arguments import add_option, number_in, whole_number
 from logo_batch.report.build import ReportOptions, make_report
 from logo_batch.report.sampling import BAND_SIZE, ERROR_PATHS, SAMPLES_PER_BRAND
 from logo_batch.report.thumbnails import THUMBNAIL_SIZE
@@ -26,7 +26,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     add_option(
         parser,
         "--samples-per-brand",
-        type=int,
+        type=whole_number(0),
         default=SAMPLES_PER_BRAND,
         metavar="N",
         help=f"photos per brand in its contact sheet (default {SAMPLES_PER_BRAND})",
@@ -34,7 +34,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     add_option(
         parser,
         "--band",
-        type=int,
+        type=whole_number(0),
         default=BAND_SIZE,
         metavar="N",
         help=f"photos on each side of the threshold (default {BAND_SIZE})",
@@ -42,7 +42,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     add_option(
         parser,
         "--error-paths",
-        type=int,
+        type=whole_number(0),
         default=ERROR_PATHS,
         metavar="M",
         help=f"paths shown per error reason (default {ERROR_PATHS})",
@@ -50,7 +50,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     add_option(
         parser,
         "--min-score",
-        type=float,
+        type=number_in(0.0, 1.0),
         default=None,
         metavar="S",
         help="the threshold the band is drawn around (default: the manifest's "
@@ -62,7 +62,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     add_option(
         parser,
         "--thumbnail-size",
-        type=int,
+        type=whole_number(16),
         default=THUMBNAIL_SIZE,
         metavar="PX",
         help=f"longest side of a thumbnail (default {THUMBNAIL_SIZE})",
@@ -71,13 +71,6 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    for name in ("samples_per_brand", "band", "error_paths"):
-        if getattr(args, name) < 0:
-            print(f"logo-batch report: error: --{name} must be at least 0", file=sys.stderr)
-            return 2
-    if args.thumbnail_size < 16:
-        print("logo-batch report: error: --thumbnail-size must be at least 16", file=sys.stderr)
-        return 2
     options = ReportOptions(
         samples_per_brand=args.samples_per_brand,
         band_size=args.band,

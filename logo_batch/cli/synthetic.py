@@ -9,15 +9,19 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from logo_batch.arguments import whole_number
+
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
     """Options of ``logo-batch make-synthetic``."""
     parser.add_argument("output", type=Path, help="archive to write, e.g. synthetic.tar.gz")
-    parser.add_argument("--images-per-class", type=int, default=8)
-    parser.add_argument("--query-per-class", type=int, default=2)
-    parser.add_argument("--none-queries", type=int, default=None)
-    parser.add_argument("--image-size", type=int, default=96, help="longest side in pixels")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--images-per-class", type=whole_number(2), default=8)
+    parser.add_argument("--query-per-class", type=whole_number(0), default=2)
+    parser.add_argument("--none-queries", type=whole_number(0), default=None)
+    parser.add_argument(
+        "--image-size", type=whole_number(32), default=96, help="longest side in pixels"
+    )
+    parser.add_argument("--seed", type=whole_number(0), default=0)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -5,11 +5,14 @@ from __future__ import annotations
 import argparse
 import sys
 
+from tensorflow.errors import DataLossError
+
 from logo_batch.arguments import add_option, matching_args
+from logo_batch.data.prepared import corrupt_records_message
 from logo_batch.options import BATCH_SIZE
 from logo_batch.training import distribute, models
 from logo_batch.training.augment import METHODS
-from logo_batch.training.config import AUGMENT_ON_VALUES, TrainConfig
+from logo_batch.training.config import AUGMENT_ON_VALUES, NUMBER_RULES, TrainConfig
 from logo_batch.training.trainer import train
 
 
@@ -18,24 +21,27 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     d = TrainConfig(data_dir="", output_dir="")
 
     def a(name: str, **kwargs) -> None:
+        rule = NUMBER_RULES.get(name.lstrip("-").replace("-", "_"))
+        if rule is not None:  # a number: its check, made while parsing (exit 2)
+            kwargs["type"] = rule
         add_option(parser, name, **kwargs)
 
     a("--data-dir", required=True, help="TFDS data_dir holding the prepared dataset")
     a("--output-dir", required=True, help="run folder (rerun the same command to resume)")
     a("--config", default=d.config, choices=("crops", "images"))
-    a("--image-size", type=int, default=None, help="pixels (default 224; seed head 128)")
+    a("--image-size", default=None, help="pixels (default 224; seed head 128)")
     a("--backbone", default=d.backbone, choices=sorted(models.BACKBONES))
     a("--weights", default=d.weights, help="imagenet, none, or a base weights file (no top)")
     a("--head", default=d.head, choices=models.HEADS, help="default, avgmax or seed")
-    a("--dropout", type=float, default=d.dropout)
-    a("--epochs", type=int, default=None, help="head-phase epochs (30 on features, else 10)")
-    a("--fine-tune-epochs", type=int, default=None, help="default 12; 0 for the seed head")
-    a("--fine-tune-fraction", type=float, default=d.fine_tune_fraction)
+    a("--dropout", default=d.dropout)
+    a("--epochs", default=None, help="head-phase epochs (30 on features, else 10)")
+    a("--fine-tune-epochs", default=None, help="default 12; 0 for the seed head")
+    a("--fine-tune-fraction", default=d.fine_tune_fraction)
     BATCH_SIZE.add_to(parser, help=f"global batch size (default {BATCH_SIZE.default})")
-    a("--learning-rate", type=float, default=d.learning_rate)
-    a("--fine-tune-learning-rate", type=float, default=d.fine_tune_learning_rate)
+    a("--learning-rate", default=d.learning_rate)
+    a("--fine-tune-learning-rate", default=d.fine_tune_learning_rate)
     a("--lr-schedule", choices=("cosine", "constant"), default=None)
-    a("--label-smoothing", type=float, default=None)
+    a("--label-smoothing", default=None)
     a("--class-weights", action="store_true", help="balanced class weights")
     a("--no-augment", dest="augment", action="store_false")
     a(
@@ -58,10 +64,9 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         help="fused (default): one warp and one colour matrix per image (4x less CPU); "
         "layers: Keras's preprocessing layers one after another (the recipe until 2026-12)",
     )
-    a("--blur", type=float, default=d.blur, help="random Gaussian blur strength (0 = off)")
+    a("--blur", default=d.blur, help="random Gaussian blur strength (0 = off)")
     a(
         "--background",
-        type=int,
         default=d.background,
         metavar="N",
         help="learn a 'none' class from N windows with no logo per training photo "
@@ -69,7 +74,6 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     )
     a(
         "--context",
-        type=int,
         default=d.context,
         metavar="N",
         help="also learn N windows per logo box of the training photos, the box with "
@@ -85,7 +89,6 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     )
     a(
         "--context-coverage",
-        type=float,
         default=d.context_coverage,
         metavar="F",
         help="the smallest share of a context window's area its logo box covers "
@@ -93,7 +96,6 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     )
     a(
         "--low-res",
-        type=float,
         default=d.low_res,
         metavar="P",
         help="with probability P a training image is shrunk to a small logo's size (16-80 "
@@ -101,7 +103,6 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     )
     a(
         "--paste",
-        type=int,
         default=d.paste,
         metavar="N",
         help="also learn N synthetic windows per training crop: the crop pasted small "
@@ -115,9 +116,9 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         "by overlap with the boxes (a logo >= 70%% inside: its brand; none: background)",
     )
     a("--cache", default=d.cache, help="memory, none, or a folder for file caches")
-    a("--shuffle-buffer", type=int, default=d.shuffle_buffer)
-    a("--early-stopping-patience", type=int, default=d.early_stopping_patience)
-    a("--rejection-keep", type=float, default=d.rejection_keep)
+    a("--shuffle-buffer", default=d.shuffle_buffer)
+    a("--early-stopping-patience", default=d.early_stopping_patience)
+    a("--rejection-keep", default=d.rejection_keep)
     a(
         "--mixed-precision",
         choices=distribute.PRECISION_VALUES,
@@ -126,10 +127,9 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     )
     a("--xla", choices=distribute.SWITCH_VALUES, default=d.xla)
     a("--strategy", choices=distribute.STRATEGIES, default=d.strategy)
-    a("--seed", type=int, default=d.seed)
+    a("--seed", default=d.seed)
     a(
         "--steps-per-epoch",
-        type=int,
         default=None,
         help="steps of an epoch (default: the whole batches of one pass over the crops and "
         "background windows; the other windows share those steps)",
@@ -174,6 +174,10 @@ def run(args: argparse.Namespace) -> int:
         result = train(config)
     except (FileNotFoundError, ValueError, models.WeightsError) as error:
         print(f"logo-batch train: error: {error}", file=sys.stderr)
+        return 1
+    except DataLossError as error:  # a record's CRC fails as it is read
+        message = corrupt_records_message(error, config.data_dir, config.dataset)
+        print(f"logo-batch train: error: {message}", file=sys.stderr)
         return 1
     if result.is_chief:
         test = result.metrics["test"]

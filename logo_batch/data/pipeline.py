@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
+from logo_batch.data.prepared import check_split
 from logo_batch.inference.preprocessing import PREPROCESSING_ID, decode_and_resize_tf
 from tfds_flickr27 import DATASET_NAME, NONE_LABEL
 
@@ -69,6 +70,12 @@ def _builder(dataset: str, config: str, data_dir: str | os.PathLike):
             f"({_HOW_TO_BUILD})"
         ) from error
     if not builder.is_prepared():
+        info = os.path.join(os.fspath(builder.data_dir), "dataset_info.json")
+        if os.path.isdir(builder.data_dir):  # its files are there, but not its info
+            raise FileNotFoundError(
+                f"{info}: missing, so {name!r} in {data_dir} is incomplete (a build was "
+                f"killed, or the file deleted); build it again ({_HOW_TO_BUILD})"
+            )
         raise FileNotFoundError(
             f"{data_dir}: TFDS dataset {name!r} is not prepared there "
             f"(expected {builder.data_dir}); build it first ({_HOW_TO_BUILD})"
@@ -77,12 +84,25 @@ def _builder(dataset: str, config: str, data_dir: str | os.PathLike):
 
 
 def has_photos(data_dir: str | os.PathLike, dataset: str = DATASET_NAME) -> bool:
-    """Whether ``dataset/images`` (the photos with their boxes) is prepared in ``data_dir``."""
+    """Whether ``data_dir`` holds ``dataset/images`` (the photos with their boxes), built
+    or damaged (loading a damaged one names what is wrong with it)."""
     try:
         _builder(dataset, "images", data_dir)
     except FileNotFoundError:
-        return False
+        return os.path.isdir(os.path.join(os.fspath(data_dir), dataset, "images"))
     return True
+
+
+def read_split(builder, split: str, *, shuffle_files: bool = False) -> tf.data.Dataset:
+    """A prepared split's examples, images left encoded, its files checked first
+    (:func:`logo_batch.data.prepared.check_split`: a missing or truncated shard is a
+    :class:`~logo_batch.data.prepared.DatasetError` naming it)."""
+    import tensorflow_datasets as tfds
+
+    check_split(builder, split)
+    return builder.as_dataset(
+        split=split, decoders={"image": tfds.decode.SkipDecoding()}, shuffle_files=shuffle_files
+    )
 
 
 def load_split(
@@ -97,7 +117,6 @@ def load_split(
 
     ``split`` may use TFDS slicing (``train[:100]``, ``validation[:50%]``).
     """
-    import tensorflow_datasets as tfds
 
     builder = _builder(dataset, config, data_dir)
     if split.split("[", 1)[0] not in builder.info.splits:
@@ -105,11 +124,7 @@ def load_split(
             f"{builder.data_dir}: split {split!r} not in {dataset}/{config} "
             f"(has {sorted(builder.info.splits)})"
         )
-    ds = builder.as_dataset(
-        split=split,
-        decoders={"image": tfds.decode.SkipDecoding()},
-        shuffle_files=shuffle_files,
-    )
+    ds = read_split(builder, split, shuffle_files=shuffle_files)
     records = ds.map(lambda ex: (ex["image"], ex["label"]), num_parallel_calls=AUTOTUNE)
     return SplitInfo(
         records=records,
@@ -270,12 +285,11 @@ def load_photos(
 
     Boxes are TFDS's normalized ``(ymin, xmin, ymax, xmax)`` of every logo in the photo.
     """
-    import tensorflow_datasets as tfds
 
     builder = _builder(dataset, "images", data_dir)
     if split.split("[", 1)[0] not in builder.info.splits:
         raise ValueError(f"{builder.data_dir}: split {split!r} not in {dataset}/images")
-    ds = builder.as_dataset(split=split, decoders={"image": tfds.decode.SkipDecoding()})
+    ds = read_split(builder, split)
     return ds.map(
         lambda ex: (ex["image"], tf.cast(ex["objects"]["bbox"], tf.float32)),
         num_parallel_calls=AUTOTUNE,
@@ -286,10 +300,9 @@ def split_filenames(
     data_dir: str | os.PathLike, config: str, split: str, *, dataset: str = DATASET_NAME
 ) -> list[str]:
     """The distinct photo file names of a split's examples (``split`` may be sliced)."""
-    import tensorflow_datasets as tfds
 
     builder = _builder(dataset, config, data_dir)
-    ds = builder.as_dataset(split=split, decoders={"image": tfds.decode.SkipDecoding()})
+    ds = read_split(builder, split)
     names = ds.map(lambda ex: ex["filename"], num_parallel_calls=AUTOTUNE)
     return sorted({name.decode("utf-8") for name in names.as_numpy_iterator()})
 
@@ -306,13 +319,12 @@ def load_boxed_photos(
     validation splits, in a fixed order) as ``(jpeg_bytes, boxes float32 [N, 4],
     labels int32 [N])``: every logo box (TFDS's normalized ``(ymin, xmin, ymax, xmax)``)
     and its class."""
-    import tensorflow_datasets as tfds
 
     builder = _builder(dataset, "images", data_dir)
     wanted = tf.constant(sorted(set(filenames)), tf.string, shape=[len(set(filenames))])
     ds = None
     for split in (s for s in BOXED_PHOTO_SPLITS if s in builder.info.splits):
-        part = builder.as_dataset(split=split, decoders={"image": tfds.decode.SkipDecoding()})
+        part = read_split(builder, split)
         ds = part if ds is None else ds.concatenate(part)
     ds = ds.filter(lambda ex: tf.reduce_any(tf.equal(ex["filename"], wanted)))
     return ds.map(

@@ -27,7 +27,8 @@ from logo_batch.evaluation.metrics import (
     confusion_matrix,
     per_class_table,
 )
-from logo_batch.inference.engines import ENGINE_PRECISION, open_for_inference, predict_scores
+from logo_batch.inference.checks import open_checked
+from logo_batch.inference.engines import ENGINE_PRECISION, predict_scores
 from logo_batch.inference.predict import AUTO, WHOLE, effective_min_score, resolve_mode
 from logo_batch.inference.whole_photo import Cascade
 from tfds_flickr27 import CROPS, DATASET_NAME, IMAGES
@@ -96,10 +97,10 @@ def evaluate_bundle(
     in whole mode by default the bundle's when it was chosen on validation photos, else
     chosen here the same way. ``batch_size``: model inputs per model call.
     ``precision``: what the model runs in, as ``logo-batch predict`` runs it
-    (:func:`logo_batch.inference.engines.open_for_inference`); the metrics name the
+    (:func:`logo_batch.inference.checks.open_checked`); the metrics name the
     engine and the precision it computes in.
     """
-    bundle, engine = open_for_inference(bundle_dir, precision)
+    bundle, engine = open_checked(bundle_dir, precision)
     precision = ENGINE_PRECISION[engine]
     background = bundle.metadata.background_class
     mode = resolve_mode(mode, bundle.metadata, crops=config == CROPS)

@@ -29,7 +29,8 @@ from logo_batch import console
 from logo_batch.data import pipeline as data_lib
 from logo_batch.evaluation.tflite_export import CHECK_INPUTS, float32_engine
 from logo_batch.inference import engines
-from logo_batch.inference.bundle import METADATA_FILE, Bundle, load_bundle, write_bundle_file
+from logo_batch.inference.bundle import METADATA_FILE, Bundle, write_bundle_file
+from logo_batch.inference.checks import load_checked
 from tfds_flickr27 import DATASET_NAME, IMAGES
 
 if TYPE_CHECKING:
@@ -191,7 +192,7 @@ def quantize_bundle(
     chosen on the validation photos (:func:`cascade_of`)."""
     if calibration < 1:
         raise ValueError(f"calibration must be at least 1 image, not {calibration}")
-    loaded = load_bundle(bundle)
+    loaded = load_checked(bundle)
     dataset = dataset or loaded.metadata.dataset.get("name", DATASET_NAME)
     start = time.perf_counter()
     inputs = list(calibration_inputs(loaded, data_dir, calibration, dataset))

@@ -146,6 +146,28 @@ def open_bundle_file(bundle_dir: str | os.PathLike, name: str) -> Iterator[IO[by
         raise OSError(code, error.message or os.strerror(code), path) from error
 
 
+def _field_problem(data: Any) -> str:
+    """What is wrong with the fields of a ``metadata.json`` ("" when nothing)."""
+    if not isinstance(data, dict):
+        return "not a JSON object"
+    names = data.get("class_names")
+    if not isinstance(names, list) or not names or not all(isinstance(n, str) and n for n in names):
+        return "class_names must be a non-empty list of names"
+    if len(set(names)) != len(names):
+        return f"class_names repeat a name: {sorted({n for n in names if names.count(n) > 1})}"
+    size = data.get("image_size")
+    if not isinstance(size, int) or isinstance(size, bool) or size < 1:
+        return f"image_size must be a whole number of pixels, not {size!r}"
+    if not isinstance(data.get("backbone"), str):
+        return "no backbone"
+    if data.get("background_class") not in (None, *names):
+        return f"background_class {data['background_class']!r} is not one of the class_names"
+    threshold = data.get("rejection_threshold")
+    if threshold is not None and not (isinstance(threshold, (int, float)) and 0 <= threshold <= 1):
+        return f"rejection_threshold must be a number in [0, 1], not {threshold!r}"
+    return ""
+
+
 def read_metadata(bundle_dir: str | os.PathLike) -> BundleMetadata:
     """Reads ``metadata.json`` of a local or remote (``gs://``, ...) bundle; raises a
     clear error when the folder is not a bundle."""
@@ -157,8 +179,11 @@ def read_metadata(bundle_dir: str | os.PathLike) -> BundleMetadata:
         raise FileNotFoundError(
             f"{bundle_dir}: not a logo-batch model bundle (no {METADATA_FILE})"
         ) from error
-    except json.JSONDecodeError as error:
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise ValueError(f"{path}: invalid JSON: {error}") from error
+    problem = _field_problem(data)
+    if problem:
+        raise ValueError(f"{path}: {problem}")
     metadata = BundleMetadata.from_dict(data)
     if metadata.format_version > BUNDLE_FORMAT_VERSION:
         raise ValueError(

@@ -106,6 +106,7 @@ class TfliteModel:
         self._input = self._interpreter.get_input_details()[0]
         self._output = self._interpreter.get_output_details()[0]["index"]
         self.input_shape = (None, *self._input["shape"][1:])
+        self.output_shape = (None, *self._interpreter.get_output_details()[0]["shape"][1:])
         self._batch = -1
         self._lock = threading.Lock()
 

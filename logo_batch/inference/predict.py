@@ -28,6 +28,7 @@ from logo_batch.inference import whole_photo
 from logo_batch.inference.bundle import Bundle
 from logo_batch.inference.engines import predict_scores, with_precision
 from logo_batch.inference.preprocessing import (
+    DEFAULT_MAX_BYTES,
     DEFAULT_MAX_PIXELS,
     ImageDecodeError,
     load_image,
@@ -169,9 +170,11 @@ def predict_files(
     mode: str = AUTO,
     grid: Grid | None = None,
     precision: str | None = None,
+    max_bytes: int = DEFAULT_MAX_BYTES,
 ) -> list[Prediction]:
     """Classifies files in batches, in input order; files that fail to decode get an
-    error row.
+    error row (a file over ``max_bytes`` or an image over ``max_pixels`` is refused
+    before it is read or decoded).
 
     ``mode``: ``single`` (one input per file, ``batch_size`` files per model call),
     ``whole`` (the windows of consecutive files stacked, ``batch_size`` windows per
@@ -194,6 +197,7 @@ def predict_files(
             min_score=min_score,
             batch_size=batch_size,
             max_pixels=max_pixels,
+            max_bytes=max_bytes,
             grid=grid,
         )
     results: list[Prediction] = []
@@ -217,7 +221,9 @@ def predict_files(
         path = os.fspath(raw_path)
         try:
             batch_inputs.append(
-                preprocess_image_file(path, bundle.image_size, max_pixels=max_pixels)
+                preprocess_image_file(
+                    path, bundle.image_size, max_pixels=max_pixels, max_bytes=max_bytes
+                )
             )
         except ImageDecodeError as error:
             flush()
@@ -238,6 +244,7 @@ def _predict_files_whole(
     min_score: float | None,
     batch_size: int,
     max_pixels: int,
+    max_bytes: int,
     grid: Grid | None,
 ) -> list[Prediction]:
     """Whole-photo mode of :func:`predict_files`: each file decoded once, its window
@@ -251,7 +258,7 @@ def _predict_files_whole(
     def stacks():
         for index, path in enumerate(paths):
             try:
-                image = load_image(path, max_pixels=max_pixels)
+                image = load_image(path, max_pixels=max_pixels, max_bytes=max_bytes)
             except ImageDecodeError as error:
                 results[index] = error_prediction(path, error.reason, WHOLE)
                 continue

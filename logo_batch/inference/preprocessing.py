@@ -29,11 +29,13 @@ the photo is decoded at full size: a crop needs the pixels of its own region.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
+import stat
+from collections.abc import Iterator
 from functools import cache
-from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
@@ -43,6 +45,9 @@ if TYPE_CHECKING:  # TensorFlow is imported where an op runs: reading files need
 
 # 50 megapixels: far above any photo the classifier needs, far below a bomb.
 DEFAULT_MAX_PIXELS = 50_000_000
+# 256 MiB: far above any photo file (a 50-megapixel JPEG is ~20 MB), and a file is
+# refused from its size before it is read.
+DEFAULT_MAX_BYTES = 256 * 1024 * 1024
 # JPEG DCT-domain scaling ratios libjpeg-turbo's decoder offers (TensorFlow and Pillow).
 DCT_RATIOS = (1, 2, 4, 8)
 JPEG_DCT_METHOD = "INTEGER_ACCURATE"  # libjpeg's JDCT_ISLOW: what Pillow decodes with
@@ -54,6 +59,10 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp")
 
 # Truncated files must fail loudly, never decode as half-grey pictures.
 ImageFile.LOAD_TRUNCATED_IMAGES = False
+
+
+ImageSource = str | os.PathLike | bytes | BinaryIO
+"""An image file: its path, its bytes, or a seekable binary file open on it."""
 
 
 class ImageDecodeError(ValueError):
@@ -182,33 +191,113 @@ def _to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
+def check_file_size(label: str, size: int | None, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
+    """Raises :class:`ImageDecodeError` for a file of ``size`` bytes (None: unknown,
+    passes) over ``max_bytes``: checked from the file's size (its stat), before a byte
+    of it is read."""
+    if size is not None and size > max_bytes:
+        raise ImageDecodeError(
+            label,
+            f"file is {size:,} bytes, over the limit of {max_bytes:,} (--max-bytes): "
+            "refused before reading",
+        )
+
+
+def _size_of(handle: BinaryIO) -> int | None:
+    """The size of an open file: its stat, else its end (None when it cannot seek)."""
+    try:
+        return os.fstat(handle.fileno()).st_size
+    except (AttributeError, OSError, io.UnsupportedOperation):
+        pass
+    try:
+        here = handle.tell()
+        end = handle.seek(0, io.SEEK_END)
+        handle.seek(here)
+        return end
+    except (AttributeError, OSError, io.UnsupportedOperation):
+        return None
+
+
+_FILE_KINDS = {
+    stat.S_IFIFO: "a named pipe",
+    stat.S_IFSOCK: "a socket",
+    stat.S_IFCHR: "a character device",
+    stat.S_IFBLK: "a block device",
+    stat.S_IFDIR: "a folder",
+}
+
+
+def not_regular_reason(mode: int) -> str:
+    """Why a file of ``st_mode`` ``mode`` is not read ("" for a regular file): reading
+    a pipe or a device would block or never end."""
+    if stat.S_ISREG(mode):
+        return ""
+    return f"not a regular file ({_FILE_KINDS.get(stat.S_IFMT(mode), 'a special file')})"
+
+
+@contextlib.contextmanager
+def _opened(source: ImageSource, label: str) -> Iterator[BinaryIO]:
+    """``source`` as a seekable binary file: a path opened (a pipe or a device is
+    refused without blocking), bytes wrapped, a file as it is."""
+    if isinstance(source, bytes):
+        yield io.BytesIO(source)
+        return
+    if not isinstance(source, (str, os.PathLike)):
+        yield source
+        return
+    try:
+        descriptor = os.open(source, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError as error:
+        raise ImageDecodeError(label, f"cannot read file: {error.strerror or error}") from error
+    reason = not_regular_reason(os.fstat(descriptor).st_mode)
+    if reason:  # before open(): a folder's descriptor cannot become a file object
+        os.close(descriptor)
+        raise ImageDecodeError(label, reason)
+    with open(descriptor, "rb") as handle:
+        yield handle
+
+
 def load_image(
-    source: str | os.PathLike | bytes,
+    source: ImageSource,
     *,
     name: str | None = None,
     max_pixels: int = DEFAULT_MAX_PIXELS,
+    max_bytes: int = DEFAULT_MAX_BYTES,
     resize_to: int | None = None,
 ) -> np.ndarray:
-    """Decodes an image file (path or bytes) to ``uint8 [H, W, 3]`` RGB.
+    """Decodes an image file (a path, its bytes, or a seekable binary file) to
+    ``uint8 [H, W, 3]`` RGB.
 
-    Applies the EXIF orientation, takes the first frame of animations, and refuses
-    images over ``max_pixels`` before decoding them. Raises :class:`ImageDecodeError`
-    naming the file (``name``, else the path) and the problem. ``resize_to``: the
-    image will be resized whole to ``resize_to`` px, so a JPEG is decoded downscaled
-    by :func:`dct_ratio` (Pillow's ``draft``; the pixels of :func:`decode_image_tf`).
+    Refuses a file over ``max_bytes`` from its size, before reading it, and an image
+    over ``max_pixels`` from its header, before decoding it; the header is read from
+    the file (Pillow reads what it needs), never the whole file first. Applies the
+    EXIF orientation and takes the first frame of animations. Raises
+    :class:`ImageDecodeError` naming the file (``name``, else the path) and the
+    problem. ``resize_to``: the image will be resized whole to ``resize_to`` px, so a
+    JPEG is decoded downscaled by :func:`dct_ratio` (Pillow's ``draft``; the pixels of
+    :func:`decode_image_tf`).
     """
-    label = name or (str(source) if not isinstance(source, bytes) else "<bytes>")
-    if isinstance(source, bytes):
-        data = source
+    if name:
+        label = name
+    elif isinstance(source, (str, os.PathLike)):
+        label = os.fspath(source)
     else:
+        label = "<bytes>" if isinstance(source, bytes) else str(getattr(source, "name", "<file>"))
+    with _opened(source, label) as handle:
+        size = _size_of(handle)
+        check_file_size(label, size, max_bytes)
         try:
-            data = Path(source).read_bytes()
-        except OSError as error:
+            if not size and not handle.read(1):  # a stat of 0 may be a /proc file
+                raise ImageDecodeError(label, "empty file (0 bytes)")
+            handle.seek(0)
+        except OSError as error:  # EIO, a vanished mount
             raise ImageDecodeError(label, f"cannot read file: {error.strerror or error}") from error
-    if not data:
-        raise ImageDecodeError(label, "empty file (0 bytes)")
+        return _decode(handle, label, max_pixels, resize_to)
+
+
+def _decode(handle: BinaryIO, label: str, max_pixels: int, resize_to: int | None) -> np.ndarray:
     try:
-        image = Image.open(io.BytesIO(data))
+        image = Image.open(handle)
     except UnidentifiedImageError as error:
         raise ImageDecodeError(label, "not a recognised image format") from error
     except Image.DecompressionBombError as error:
@@ -242,12 +331,15 @@ def load_image(
 
 
 def preprocess_image_file(
-    source: str | os.PathLike | bytes,
+    source: ImageSource,
     image_size: int,
     *,
     name: str | None = None,
     max_pixels: int = DEFAULT_MAX_PIXELS,
+    max_bytes: int = DEFAULT_MAX_BYTES,
 ) -> np.ndarray:
     """Loads and resizes one image file: the model input ``float32 [size, size, 3]``."""
-    image = load_image(source, name=name, max_pixels=max_pixels, resize_to=image_size)
+    image = load_image(
+        source, name=name, max_pixels=max_pixels, max_bytes=max_bytes, resize_to=image_size
+    )
     return resize_image(image, image_size).numpy()

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 
+from logo_batch.arguments import check_value, number_in, whole_number
 from logo_batch.data import pipeline as data_lib
 from logo_batch.evaluation.metrics import DEFAULT_KEEP
 from logo_batch.inference.cpu import has_gpu
@@ -16,6 +18,30 @@ RESUME_FIELDS = (
     "dataset", "config", "image_size", "backbone", "head", "dropout", "seed", "background",
     "context", "context_coverage", "low_res", "paste", "grid_windows",
 )  # fmt: skip
+# The check of each numeric option (`logo-batch train` parses with it, validate() checks
+# library calls with it); --batch-size is the shared option's (logo_batch.options).
+NUMBER_RULES: dict[str, Callable[[str], float]] = {
+    "image_size": whole_number(32),
+    "epochs": whole_number(0),
+    "fine_tune_epochs": whole_number(0),
+    "batch_size": whole_number(1),
+    "learning_rate": number_in(0.0, above=True),
+    "fine_tune_learning_rate": number_in(0.0, above=True),
+    "fine_tune_fraction": number_in(0.0, 1.0, above=True),
+    "dropout": number_in(0.0, 1.0, below=True),
+    "label_smoothing": number_in(0.0, 1.0, below=True),
+    "blur": number_in(0.0),
+    "low_res": number_in(0.0, 1.0),
+    "paste": whole_number(0),
+    "background": whole_number(0),
+    "context": whole_number(0),
+    "context_coverage": number_in(0.0, 1.0, above=True),
+    "shuffle_buffer": whole_number(1),
+    "early_stopping_patience": whole_number(1),
+    "rejection_keep": number_in(0.0, 1.0, above=True),
+    "seed": whole_number(0),
+    "steps_per_epoch": whole_number(1),
+}
 # --augment-on: where augmentation runs. cpu: in the tf.data pipeline; device: in the
 # training step on the accelerator (the CPU only decodes); auto: device with a GPU.
 AUGMENT_ON_VALUES = ("auto", "cpu", "device")
@@ -91,39 +117,12 @@ class TrainConfig:
         )
 
     def validate(self) -> None:
-        """Raises ``ValueError`` naming the option when a value cannot work."""
-        checks = [
-            ("image_size", self.image_size, self.image_size is None or self.image_size >= 32,
-             "at least 32 pixels"),
-            ("epochs", self.epochs, self.epochs is None or self.epochs >= 0, ">= 0"),
-            ("fine_tune_epochs", self.fine_tune_epochs,
-             self.fine_tune_epochs is None or self.fine_tune_epochs >= 0, ">= 0"),
-            ("batch_size", self.batch_size, self.batch_size >= 1, ">= 1"),
-            ("learning_rate", self.learning_rate, self.learning_rate > 0, "> 0"),
-            ("fine_tune_learning_rate", self.fine_tune_learning_rate,
-             self.fine_tune_learning_rate > 0, "> 0"),
-            ("fine_tune_fraction", self.fine_tune_fraction, 0 < self.fine_tune_fraction <= 1,
-             "in (0, 1]"),
-            ("dropout", self.dropout, 0 <= self.dropout < 1, "in [0, 1)"),
-            ("label_smoothing", self.label_smoothing,
-             self.label_smoothing is None or 0 <= self.label_smoothing < 1, "in [0, 1)"),
-            ("blur", self.blur, self.blur >= 0, ">= 0"),
-            ("low_res", self.low_res, 0 <= self.low_res <= 1, "in [0, 1]"),
-            ("paste", self.paste, self.paste >= 0, ">= 0"),
-            ("background", self.background, self.background >= 0, ">= 0"),
-            ("context", self.context, self.context >= 0, ">= 0"),
-            ("context_coverage", self.context_coverage, 0 < self.context_coverage <= 1,
-             "in (0, 1]"),
-            ("shuffle_buffer", self.shuffle_buffer, self.shuffle_buffer >= 1, ">= 1"),
-            ("early_stopping_patience", self.early_stopping_patience,
-             self.early_stopping_patience >= 1, ">= 1"),
-            ("rejection_keep", self.rejection_keep, 0 < self.rejection_keep <= 1, "in (0, 1]"),
-            ("steps_per_epoch", self.steps_per_epoch,
-             self.steps_per_epoch is None or self.steps_per_epoch >= 1, ">= 1"),
-        ]  # fmt: skip
-        for name, value, ok, rule in checks:
-            if not ok:
-                raise ValueError(f"--{name.replace('_', '-')} must be {rule}, not {value}")
+        """Raises ``ValueError`` naming the option when a value cannot work (the numbers:
+        :data:`NUMBER_RULES`, the checks ``logo-batch train`` makes while parsing)."""
+        for name, rule in NUMBER_RULES.items():
+            value = getattr(self, name)
+            if value is not None:
+                check_value(name, value, rule)
         if self.augmentation not in augment.METHODS:
             raise ValueError(
                 f"--augmentation must be one of {', '.join(augment.METHODS)}, "

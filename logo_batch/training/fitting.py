@@ -10,7 +10,13 @@ from pathlib import Path
 import keras
 
 from logo_batch.training.config import TrainConfig
-from logo_batch.training.run_folder import BEST_WEIGHTS, HISTORY_FILE, HistoryCSV, read_history
+from logo_batch.training.run_folder import (
+    BEST_WEIGHTS,
+    HISTORY_FILE,
+    HistoryCSV,
+    backup_folder,
+    read_history,
+)
 
 
 def say(cfg: TrainConfig, message: str) -> None:
@@ -47,7 +53,7 @@ def phase_callbacks(work: Path, phase: str, cfg: TrainConfig, extra: Sequence) -
         float(history["val_accuracy"].max()) if len(history) and "val_accuracy" in history else None
     )
     return [
-        keras.callbacks.BackupAndRestore(str(work / "backup" / phase)),
+        keras.callbacks.BackupAndRestore(str(backup_folder(work, phase))),
         keras.callbacks.TerminateOnNaN(),
         HistoryCSV(work / HISTORY_FILE, phase),
         keras.callbacks.ModelCheckpoint(

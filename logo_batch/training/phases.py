@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 from logo_batch.training import models
@@ -20,10 +21,13 @@ from logo_batch.training.run_folder import (
     BEST_WEIGHTS,
     STATE_FILE,
     atomic_write,
+    backup_folder,
+    backup_problem,
     check_finite,
     end_weights,
     finished_epochs,
     read_state,
+    weights_problem,
 )
 
 
@@ -65,6 +69,10 @@ def fit_phases(cfg, model, work, datasets: TrainingData, jit, extra):
         phase_end = end_weights(work, phase)
         if phase == "fine_tune":
             models.set_fine_tune(model, cfg.fine_tune_fraction)
+        damaged = weights_problem(phase_end) if phase in completed and phase_end.is_file() else ""
+        if damaged:  # cut short by a kill: the phase runs again
+            say(cfg, f"== phase {phase}: its final weights are unreadable ({damaged}): run again")
+            completed.pop(phase)
         if phase in completed and phase_end.is_file():
             say(cfg, f"== phase {index}/{len(phases)}: {phase} finished earlier, skipped")
             offset += completed[phase]
@@ -80,6 +88,11 @@ def fit_phases(cfg, model, work, datasets: TrainingData, jit, extra):
             # With device augmentation the training step applies XLA itself (around
             # all but the augmentation, which has no XLA kernels): see augmentation.py.
             model_jit = jit and datasets.augment_on != AUGMENT_DEVICE
+            backup = backup_folder(work, phase)
+            problem = backup_problem(backup)
+            if problem:  # a kill while Keras wrote it: the phase restarts from its start
+                say(cfg, f"== phase {phase}: its backup is unreadable ({problem}): not restored")
+                shutil.rmtree(backup)
             lr = schedule(cfg, learning_rate, datasets.steps * epochs)
             compile_model(model, cfg, lr, model_jit)
             # Keras keeps the epoch BackupAndRestore restored in a previous fit() and

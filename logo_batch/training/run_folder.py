@@ -17,7 +17,8 @@ import keras
 import numpy as np
 import pandas as pd
 
-from logo_batch.inference.bundle import METADATA_FILE
+from logo_batch.inference.bundle import read_metadata
+from logo_batch.inference.checks import check_keras_archive
 from logo_batch.training.config import RESUME_FIELDS, TrainConfig
 
 STATE_FILE = "state.json"
@@ -30,6 +31,37 @@ BEST_WEIGHTS = "checkpoints/best.weights.h5"
 def end_weights(work: Path, phase: str) -> Path:
     """The file holding a phase's final weights."""
     return work / "checkpoints" / f"{phase}_end.weights.h5"
+
+
+def backup_folder(work: Path, phase: str) -> Path:
+    """Where Keras's ``BackupAndRestore`` keeps a phase's last epoch."""
+    return work / "backup" / phase
+
+
+def weights_problem(path: Path) -> str:
+    """Why the weights file ``path`` cannot be read ("" when it can be opened): a run
+    killed while writing it leaves it cut short."""
+    import h5py
+
+    try:
+        with h5py.File(path, "r"):
+            return ""
+    except (OSError, ValueError) as error:
+        return str(error).splitlines()[0] if str(error) else type(error).__name__
+
+
+def backup_problem(folder: Path) -> str:
+    """Why a phase's backup (:func:`backup_folder`) cannot be restored ("" when it can,
+    or there is none): its weights cut short, its epoch file not JSON."""
+    weights, epoch = folder / "latest.weights.h5", folder / "training_metadata.json"
+    if weights.is_file() and weights_problem(weights):
+        return f"{weights}: {weights_problem(weights)}"
+    if epoch.is_file():
+        try:
+            json.loads(epoch.read_text(encoding="utf-8"))["epoch"]  # noqa: B018
+        except (ValueError, KeyError, TypeError, UnicodeDecodeError) as error:
+            return f"{epoch}: not the epoch Keras wrote ({error})"
+    return ""
 
 
 @dataclass
@@ -80,9 +112,16 @@ def read_state(path: Path) -> dict[str, Any]:
     if not path.is_file():
         return {}
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as error:
+        state = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise ValueError(f"{path}: corrupt run state ({error}); delete it to start over") from error
+    if not isinstance(state, dict) or not all(
+        isinstance(state.get(key, {}), dict) for key in ("config", "completed")
+    ):
+        raise ValueError(
+            f"{path}: corrupt run state (not the object a run writes); delete it to start over"
+        )
+    return state
 
 
 def check_resumable(state: dict[str, Any], cfg: TrainConfig, state_path: Path) -> None:
@@ -110,14 +149,20 @@ def mark_finished(state_path: Path) -> None:
 
 
 def finished_result(work: Path, is_chief: bool, state: dict[str, Any]) -> TrainResult | None:
-    """The result of a run that already finished in ``work``, or ``None``."""
-    metrics_path = work / "metrics.json"
+    """The result of a run that already finished in ``work``, or ``None`` (not finished,
+    or its metrics or bundle were removed or damaged since: the export is redone)."""
+    metrics_path = work / METRICS_FILE
     if not state.get("finished"):
         return None
-    if is_chief and not (metrics_path.is_file() and (work / "bundle" / METADATA_FILE).is_file()):
-        return None  # finished, but its outputs were removed since: redo the export
-    metrics = json.loads(metrics_path.read_text(encoding="utf-8")) if is_chief else {}
-    bundle_dir = work / "bundle" if is_chief else None
+    metrics: dict[str, Any] = {}
+    if is_chief:
+        try:
+            metrics = json.loads(metrics_path.read_text(encoding="utf-8"))
+            check_keras_archive(work / BUNDLE_DIR)
+            read_metadata(work / BUNDLE_DIR)
+        except (OSError, ValueError):  # removed, cut short, not JSON, a damaged bundle
+            return None
+    bundle_dir = work / BUNDLE_DIR if is_chief else None
     history = read_history(work / HISTORY_FILE)
     return TrainResult(work, bundle_dir, metrics, history, is_chief, state.get("completed", {}))
 
