@@ -33,6 +33,7 @@ from beam_jobs.model import check_bundle, engines_used
 from beam_jobs.output_files import (
     check_output,
     delete_quietly,
+    make_output_folder,
     output_paths,
     previous_outputs,
     remove_stale_temp_folders,
@@ -242,6 +243,7 @@ def run_job(
     previous = open_previous(config.previous, fingerprint) if config.previous else None
     if previous is not None and previous.note and report is not None:
         report(f"classify: nothing reused from --previous {previous.name}: {previous.note}")
+    make_output_folder(config.output)
     remove_stale_temp_folders(config.output)
     temp_dir = temp_folder(config.output)
     try:

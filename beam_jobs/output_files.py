@@ -47,7 +47,6 @@ def check_output(output: str, num_shards: int) -> None:
 
     Local outputs only (a remote store is checked when written): no output path may
     be a folder, and the nearest existing folder above must be a writable folder.
-    Creates the output's folder.
     """
     if not is_local(output):
         return
@@ -65,8 +64,16 @@ def check_output(output: str, num_shards: int) -> None:
         raise ClassifyJobError(f"cannot write {output}: {existing} is a file, not a folder")
     if not os.access(existing, os.W_OK | os.X_OK):
         raise ClassifyJobError(f"cannot write {output}: {existing}: no permission to write there")
+
+
+def make_output_folder(output: str) -> None:
+    """Creates a local output's folder (once every check has passed: a refused run
+    leaves nothing behind, not even a folder)."""
+    if not is_local(output):
+        return
+    parent = os.path.dirname(output)
     try:
-        os.makedirs(parent, exist_ok=True)
+        os.makedirs(parent or ".", exist_ok=True)
     except OSError as error:
         raise ClassifyJobError(f"cannot write {output}: {parent}: {os_reason(error)}") from error
 

@@ -627,6 +627,16 @@ def test_an_output_that_would_overwrite_is_refused_before_any_work(
     assert snapshot(tmp_path) == before and snapshot(bundle) == in_bundle  # nothing written
 
 
+def test_a_refused_run_makes_no_output_folder(bundle, tmp_path, monkeypatch):
+    (tmp_path / "not_a_bundle").mkdir()
+    argv = _output_case("{tmp}/new/r.csv")(tmp_path, bundle)
+    argv[argv.index("--model") + 1] = str(tmp_path / "not_a_bundle")
+    _no_pipeline(monkeypatch)
+    code, _, err = run_command(_beam, [*argv, *IN_PROCESS])
+    assert code == 1 and "not_a_bundle" in err and "Traceback" not in err, err
+    assert not (tmp_path / "new").exists()
+
+
 def test_an_output_in_a_folder_without_write_permission_is_refused(bundle, tmp_path, monkeypatch):
     _inputs(tmp_path)
     (tmp_path / "ro").mkdir()
