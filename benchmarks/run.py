@@ -42,6 +42,7 @@ def machine() -> str:
     import psutil
     import tensorflow as tf
 
+    from logo_batch.inference.cpu import cpu_features
     from tfds_flickr27.parallel import cpu_count
 
     cpu = platform.processor() or platform.machine()
@@ -54,7 +55,8 @@ def machine() -> str:
         pass
     memory = psutil.virtual_memory().total / 2**30
     return (
-        f"{cpu_count()} cores ({cpu}), {memory:.0f} GiB RAM, {gpu_summary()}; Python "
+        f"{cpu_count()} cores ({cpu}: {cpu_features().describe()}), {memory:.0f} GiB RAM, "
+        f"{gpu_summary()}; Python "
         f"{platform.python_version()}, TensorFlow {tf.__version__}, Keras {keras.__version__}, "
         f"Beam {apache_beam.__version__}"
     )
@@ -86,7 +88,10 @@ def write_results(
     figures mean and what bounds them is docs/performance.md, written by hand."""
     minutes = (time.time() - started) / 60
     if partial and RESULTS.exists():
-        date = f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, {minutes:.0f} min"
+        date = (
+            f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, {minutes:.0f} min, "
+            f"on {machine()}"
+        )  # a partial run may run on another machine than the header's
         write_atomically(RESULTS, merge_results(RESULTS.read_text(), sections, command, date))
         return
     lines = [

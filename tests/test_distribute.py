@@ -99,10 +99,11 @@ def test_cpu_flags_of_the_first_processor():
     spr = _cpu(XEON_SPR)
     assert spr.bfloat16 == ("amx_bf16", "avx512_bf16") and spr.fast_bfloat16
     assert spr.int8 == ("amx_int8", "avx512_vnni")
-    assert spr.describe() == "amx_bf16, avx512_bf16, amx_int8, avx512_vnni; oneDNN on"
+    assert spr.describe() == "AVX-512; amx_bf16, avx512_bf16, amx_int8, avx512_vnni; oneDNN on"
     epyc = _cpu(EPYC_AVX2)
     assert epyc.bfloat16 == () and not epyc.fast_bfloat16
-    assert epyc.describe() == "no bfloat16 or int8 units; oneDNN on"
+    assert epyc.describe() == "AVX2 + FMA, no AVX-512; no bfloat16 or int8 units; oneDNN on"
+    assert _cpu(ARM).vectors == "NEON" and _cpu(COOPER_LAKE).vectors == "AVX-512"
     assert not _cpu(XEON_SPR, onednn=False).fast_bfloat16  # Eigen's bfloat16 is slow
 
 

@@ -50,10 +50,24 @@ class CpuFeatures:
         (vector dot products, no tiles) bfloat16 measured slower than float32."""
         return any(flag in self.flags for flag in FAST_BFLOAT16_FLAGS) and self.onednn
 
+    @property
+    def vectors(self) -> str:
+        """The widest float32 vector units (``AVX-512``, ``AVX2 + FMA``, ...): what sets
+        a CPU's float32 speed (AVX-512 and AVX2 machines differ by 2x or more)."""
+        if "avx512f" in self.flags:
+            return "AVX-512"
+        if "avx2" in self.flags:
+            return "AVX2 + FMA, no AVX-512" if "fma" in self.flags else "AVX2, no AVX-512"
+        if "avx" in self.flags:
+            return "AVX, no AVX2"
+        if "asimd" in self.flags:
+            return "NEON"
+        return "SSE" if any(f.startswith("sse") for f in self.flags) else "vector units unknown"
+
     def describe(self) -> str:
         """One line for logs and benchmark headers."""
         units = ", ".join(self.bfloat16 + self.int8) or "no bfloat16 or int8 units"
-        return f"{units}; oneDNN {'on' if self.onednn else 'off'}"
+        return f"{self.vectors}; {units}; oneDNN {'on' if self.onednn else 'off'}"
 
 
 def parse_cpu_flags(cpuinfo: str) -> frozenset[str]:
