@@ -5,6 +5,8 @@ manifest (with the bundle's content hash)."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import keras
 import numpy as np
@@ -97,3 +99,25 @@ def test_the_beam_job_names_its_engine_and_writes_a_manifest(tmp_path):
     # Another model: another content hash.
     (path / engines.TFLITE_FILE).unlink()
     assert bundle_digest(str(path)) != manifest["model"]["sha256"]
+
+
+def test_opening_the_tflite_engine_imports_no_tensorflow(tmp_path):
+    """A fresh process (as each Beam worker is) loads model.tflite with LiteRT:
+    TensorFlow (9 s and 680 MB to import here) is not needed to open the engine or run
+    the model (the decode's antialiased resize still imports it)."""
+    path = make_bundle(tmp_path / "b", tflite=True)
+    script = (
+        "import sys\n"
+        "import numpy as np\n"
+        "from logo_batch.inference import engines\n"
+        "engines.has_gpu = lambda: False\n"
+        f"bundle, engine = engines.open_for_inference({str(path)!r}, 'auto')\n"
+        f"images = np.zeros((2, {IMAGE_SIZE}, {IMAGE_SIZE}, 3), np.float32)\n"
+        "scores = engines.predict_scores(bundle.model, images)\n"
+        "print(engine, scores.shape[0], 'tensorflow' in sys.modules)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["tflite-float32", "2", "False"], done.stdout

@@ -83,6 +83,18 @@ def engine_threads() -> int:
     return int(given) if given.isdigit() and int(given) > 0 else cpu_count()
 
 
+def interpreter_class() -> type:
+    """LiteRT's interpreter (``ai_edge_litert``: no TensorFlow import, the same kernels
+    and XNNPACK), else TensorFlow's deprecated ``tf.lite.Interpreter``."""
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError:
+        import tensorflow as tf
+
+        return tf.lite.Interpreter
+    return Interpreter
+
+
 class TfliteModel:
     """A TensorFlow Lite model (the bundle's int8 model, or any flatbuffer with a float
     input) called like :func:`predict_scores` calls a model: ``float32 [B, S, S, 3]``
@@ -94,12 +106,10 @@ class TfliteModel:
     """
 
     def __init__(self, content: bytes, num_threads: int | None = None):
-        import tensorflow as tf
-
         # Quiet unless asked: the deprecation notice, and XNNPACK's "created delegate" line.
         with warnings.catch_warnings(), console.native_stderr_captured(not console.is_verbose()):
             warnings.simplefilter("ignore")
-            self._interpreter = tf.lite.Interpreter(
+            self._interpreter = interpreter_class()(
                 model_content=content, num_threads=num_threads or engine_threads()
             )
             self._interpreter.allocate_tensors()
@@ -291,6 +301,8 @@ def compiled_forward(model: keras.Model) -> Callable[[np.ndarray], object]:
     6: the graph gives 2.4x the images per CPU-second). A callable that is not a Keras
     model (the int8 engine, a test's stand-in) is returned as it is.
     """
+    if isinstance(model, TfliteModel):  # before importing Keras (and so TensorFlow)
+        return model
     import keras
     import tensorflow as tf
 
