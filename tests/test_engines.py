@@ -101,23 +101,26 @@ def test_the_beam_job_names_its_engine_and_writes_a_manifest(tmp_path):
     assert bundle_digest(str(path)) != manifest["model"]["sha256"]
 
 
-def test_opening_the_tflite_engine_imports_no_tensorflow(tmp_path):
-    """A fresh process (as each Beam worker is) loads model.tflite with LiteRT:
-    TensorFlow (9 s and 680 MB to import here) is not needed to open the engine or run
-    the model (the decode's antialiased resize still imports it)."""
+def test_predict_on_the_tflite_engine_never_imports_tensorflow(tmp_path):
+    """A fresh process (as each Beam worker is) decodes, resizes (Pillow) and runs
+    model.tflite (LiteRT) in both modes: TensorFlow, 9 s and 680 MB to import here,
+    stays out of it."""
     path = make_bundle(tmp_path / "b", tflite=True)
+    photo = tmp_path / "p.jpg"
+    Image.fromarray(np.random.default_rng(1).integers(0, 256, (90, 120, 3), np.uint8)).save(photo)
     script = (
         "import sys\n"
-        "import numpy as np\n"
-        "from logo_batch.inference import engines\n"
+        "from logo_batch.inference import engines, predict\n"
         "engines.has_gpu = lambda: False\n"
         f"bundle, engine = engines.open_for_inference({str(path)!r}, 'auto')\n"
-        f"images = np.zeros((2, {IMAGE_SIZE}, {IMAGE_SIZE}, 3), np.float32)\n"
-        "scores = engines.predict_scores(bundle.model, images)\n"
-        "print(engine, scores.shape[0], 'tensorflow' in sys.modules)\n"
+        "for mode in ('single', 'whole'):\n"
+        f"    (row,) = predict.predict_files(bundle, [{str(photo)!r}], mode=mode)\n"
+        "    print(engine, mode, row.error or 'ok', 'tensorflow' in sys.modules)\n"
     )
     done = subprocess.run(
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=300
     )
     assert done.returncode == 0, done.stderr
-    assert done.stdout.split() == ["tflite-float32", "2", "False"], done.stdout
+    assert done.stdout.split() == [
+        "tflite-float32", "single", "ok", "False", "tflite-float32", "whole", "ok", "False"
+    ], done.stdout  # fmt: skip

@@ -148,3 +148,18 @@ def test_file_without_read_permission(tmp_path):
     if not permissions_enforced(path):
         pytest.skip("running as root: file permissions are not enforced")
     assert _reason(path) == "cannot read file: Permission denied"
+
+
+@pytest.mark.parametrize(
+    "shape", [(375, 500), (224, 224), (500, 333), (40, 60), (13, 200), (1000, 700), (1, 5)]
+)
+@pytest.mark.parametrize("size", [224, 128])
+def test_the_resize_without_tensorflow_gives_tensorflows_pixels(shape, size):
+    """predict and the Beam workers resize with Pillow (no TensorFlow import); training
+    resizes in tf.data: down- and upscaled, the model sees the same pixels."""
+    from logo_batch.inference.preprocessing import resize_array, resize_image
+
+    image = np.random.default_rng(sum(shape) + size).integers(0, 256, (*shape, 3), np.uint8)
+    ours, theirs = resize_array(image, size), resize_image(image, size).numpy()
+    assert ours.dtype == np.float32 and ours.shape == (size, size, 3)
+    np.testing.assert_allclose(ours, theirs, atol=0.01)

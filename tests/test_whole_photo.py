@@ -16,7 +16,12 @@ from logo_batch.inference.predict import (
     photo_to_prediction,
     scores_to_prediction,
 )
-from logo_batch.inference.preprocessing import load_image, preprocess_image_file, resize_image
+from logo_batch.inference.preprocessing import (
+    load_image,
+    preprocess_image_file,
+    resize_array,
+    resize_image,
+)
 from logo_batch.inference.whole_photo import (
     DEFAULT_GRID,
     PhotoScores,
@@ -86,14 +91,16 @@ def test_whole_photo_window_is_the_single_view_input(tmp_path):
     # single-view input decodes a JPEG DCT-downscaled (here by 2: 90 >= 2 x 24), so it
     # is the same picture at a slightly different sharpness, not the same tensor.
     image = load_image(path)
-    np.testing.assert_array_equal(stack.inputs[0], resize_image(image, IMAGE_SIZE).numpy())
+    np.testing.assert_array_equal(stack.inputs[0], resize_array(image, IMAGE_SIZE))
+    # ... and what training's resize gives, to 0.01 of a grey level
+    np.testing.assert_allclose(stack.inputs[0], resize_image(image, IMAGE_SIZE).numpy(), atol=0.01)
     single = preprocess_image_file(path, IMAGE_SIZE)
     assert not np.array_equal(stack.inputs[0], single)
     assert np.abs(stack.inputs[0] - single).mean() < 8.0
     # Every window is its crop resized the way training resizes.
     x0, y0, x1, y1 = stack.windows[7]
-    np.testing.assert_array_equal(
-        stack.inputs[7], resize_image(image[y0:y1, x0:x1], IMAGE_SIZE).numpy()
+    np.testing.assert_allclose(
+        stack.inputs[7], resize_image(image[y0:y1, x0:x1], IMAGE_SIZE).numpy(), atol=0.01
     )
     assert window_inputs(image, stack.windows[:2], 8).shape == (2, 8, 8, 3)
 
@@ -286,7 +293,7 @@ def test_a_settled_photo_keeps_its_whole_photo_windows_answer_and_costs_one_inpu
     got = classify_photos(model, _photos(), 16, BACKGROUND_CLASSES, "none", cascade=always)
     assert sum(model.calls) == 5 and all(r.windows_scored == 1 for r in got)
     for photo, result in zip(_photos(), got, strict=True):
-        whole = _RowModel(4)(resize_image(photo, 16).numpy()[None])[0]
+        whole = _RowModel(4)(resize_array(photo, 16)[None])[0]
         np.testing.assert_allclose(result.brand_scores, whole[:3], rtol=1e-6)
         np.testing.assert_allclose(result.whole, whole, rtol=1e-6)
         assert tuple(result.boxes[0]) == (0, 0, photo.shape[1], photo.shape[0])
