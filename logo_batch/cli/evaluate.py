@@ -5,12 +5,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
-
-from tensorflow.errors import DataLossError
 
 from logo_batch.arguments import add_option, matching_args
-from logo_batch.data.prepared import corrupt_records_message
+from logo_batch.cli.dataset_errors import run_reporting
 from logo_batch.evaluation.evaluate import evaluate_bundle
 from logo_batch.options import BATCH_SIZE, MIN_SCORE, MODE, PRECISION
 from tfds_flickr27 import CONFIG_NAMES, DATASET_NAME, IMAGES
@@ -44,14 +41,13 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        metrics = evaluate_bundle(args.bundle, **matching_args(evaluate_bundle, args))
-    except (FileNotFoundError, ValueError) as error:
-        print(f"logo-batch evaluate: error: {error}", file=sys.stderr)
-        return 1
-    except DataLossError as error:  # a record's CRC fails as it is read
-        message = corrupt_records_message(error, args.data_dir, args.dataset)
-        print(f"logo-batch evaluate: error: {message}", file=sys.stderr)
+    metrics = run_reporting(
+        "evaluate",
+        lambda: evaluate_bundle(args.bundle, **matching_args(evaluate_bundle, args)),
+        args.data_dir,
+        args.dataset,
+    )
+    if metrics is None:
         return 1
     print(json.dumps(metrics, indent=2))
     return 0

@@ -7,10 +7,8 @@ import argparse
 import json
 import sys
 
-from tensorflow.errors import DataLossError
-
 from logo_batch.arguments import matching_args, whole_number
-from logo_batch.data.prepared import corrupt_records_message
+from logo_batch.cli.dataset_errors import run_reporting
 from logo_batch.evaluation.quantize import (
     CALIBRATION_PHOTOS,
     DEFAULT_CALIBRATION,
@@ -40,14 +38,13 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        figures = quantize_bundle(**matching_args(quantize_bundle, args))
-    except (FileNotFoundError, ValueError) as error:
-        print(f"logo-batch quantize: error: {error}", file=sys.stderr)
-        return 1
-    except DataLossError as error:  # a record's CRC fails as it is read
-        message = corrupt_records_message(error, args.data_dir, args.dataset)
-        print(f"logo-batch quantize: error: {message}", file=sys.stderr)
+    figures = run_reporting(
+        "quantize",
+        lambda: quantize_bundle(**matching_args(quantize_bundle, args)),
+        args.data_dir,
+        args.dataset,
+    )
+    if figures is None:
         return 1
     print(json.dumps(figures, indent=2))
     if not figures["kept_accuracy"]:

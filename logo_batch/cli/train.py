@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import sys
-
-from tensorflow.errors import DataLossError
 
 from logo_batch.arguments import add_option, matching_args
-from logo_batch.data.prepared import corrupt_records_message
+from logo_batch.cli.dataset_errors import run_reporting
 from logo_batch.options import BATCH_SIZE
 from logo_batch.training import distribute, models
 from logo_batch.training.augment import METHODS
@@ -170,14 +167,10 @@ def run(args: argparse.Namespace) -> int:
     if getattr(args, "crops_only", False):
         values.update(CROPS_ONLY)
     config = TrainConfig(**values)
-    try:
-        result = train(config)
-    except (FileNotFoundError, ValueError, models.WeightsError) as error:
-        print(f"logo-batch train: error: {error}", file=sys.stderr)
-        return 1
-    except DataLossError as error:  # a record's CRC fails as it is read
-        message = corrupt_records_message(error, config.data_dir, config.dataset)
-        print(f"logo-batch train: error: {message}", file=sys.stderr)
+    result = run_reporting(
+        "train", lambda: train(config), config.data_dir, config.dataset, (models.WeightsError,)
+    )
+    if result is None:
         return 1
     if result.is_chief:
         test = result.metrics["test"]
