@@ -228,6 +228,15 @@ def _configure_logging(verbose: bool) -> None:
     logging.getLogger().setLevel(level)
     if verbose:
         sys.stderr.write(STARTUP_LOG)  # TensorFlow's and Beam's import lines
+    else:
+        logging.getLogger().addFilter(_without_memory_warning)
+
+
+def _without_memory_warning(record: logging.LogRecord) -> bool:
+    """Drops the warning RunInference logs at each model load when Beam's optional
+    ``model_manager`` (it needs PyTorch) does not import: Beam then also sets
+    ``resource`` to None and cannot read the memory it would only log."""
+    return not record.getMessage().startswith("Resource module is not available")
 
 
 def _report(line: str) -> None:

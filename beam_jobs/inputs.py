@@ -10,6 +10,7 @@ naming files (read by :mod:`beam_jobs.file_lists`). Remote inputs are listed by 
 from __future__ import annotations
 
 import glob
+import itertools
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -165,6 +166,29 @@ def absolute_input(spec: InputSpec) -> str:
     if spec.local:
         return spec.pattern or spec.root
     return spec.input
+
+
+def fewer_than(specs: Sequence[Spec], limit: int) -> bool:
+    """True when every input is local and together they hold fewer than ``limit`` entries
+    (files below each folder, whatever their kind; lines of each file list): a bounded
+    count, it stops at ``limit`` however large the folders are."""
+    seen = 0
+    for spec in specs:
+        if not spec.local:
+            return False
+        if isinstance(spec, FileListSpec):
+            with open(spec.path, "rb") as handle:
+                seen += sum(1 for _ in itertools.islice(handle, limit))
+        elif spec.root is not None and os.path.isfile(spec.root):
+            seen += 1
+        else:
+            for _, _, files in os.walk(spec.root or os.sep):
+                seen += len(files)
+                if seen >= limit:
+                    return False
+        if seen >= limit:
+            return False
+    return True
 
 
 def describe_inputs(specs: Sequence[Spec]) -> str:

@@ -23,6 +23,7 @@ from beam_jobs.inputs import (
     InputSpec,
     absolute_input,
     describe_inputs,
+    fewer_than,
     is_local,
     local_path,
     resolve_inputs,
@@ -60,7 +61,7 @@ from beam_jobs.progress import (
     progress_folder,
 )
 from beam_jobs.run_manifest import manifest_content, run_manifest_path, stage_manifest
-from beam_jobs.runner import pipeline_options, query_metrics
+from beam_jobs.runner import SMALL_RUN_FILES, pipeline_options, query_metrics
 from beam_jobs.shards import AUTO_SHARDS, ROWS_PER_SHARD
 from beam_jobs.summary import JobSummary
 from beam_jobs.transforms import ClassifyBatches, FormatRows
@@ -250,7 +251,12 @@ def run_job(
         FileSystems.mkdirs(temp_dir)
     except Exception as error:  # noqa: BLE001  (BeamIOError and friends)
         raise ClassifyJobError(f"cannot write {config.output}: {error}") from error
-    options, runner = pipeline_options(pipeline_args, quiet=quiet)
+    options, runner = pipeline_options(
+        pipeline_args,
+        quiet=quiet,
+        small=fewer_than(specs, SMALL_RUN_FILES),
+        tensorflow=engines.resolve_engine(config.precision, metadata).startswith("tf-"),
+    )
     # The local runner runs the whole pipeline inside run(): its DoFns count into files.
     watch_local = runner is not None and report is not None and config.progress_interval > 0
     progress_dir = progress_folder() if watch_local else None

@@ -21,6 +21,10 @@ _DASK_NAMES = ("dask", "daskrunner", "apache_beam.runners.dask.dask_runner.daskr
 
 
 _BEAM_WORKER_MAIN = "-m apache_beam.runners.worker.sdk_worker_main"
+SMALL_RUN_FILES = 512
+"""Local runs over fewer inputs run in this process: on the 2-core AVX2 EPYC the two
+worker processes' start and stop cost ~10 s, which their parallel decoding earns back
+only after about a thousand photos (docs/experiments.md, 2026-12-07 "a fast start")."""
 
 
 class LocalRunner(FnApiRunner):
@@ -34,9 +38,10 @@ class LocalRunner(FnApiRunner):
     which runs the same worker main.
     """
 
-    def __init__(self, quiet: bool = False):
+    def __init__(self, quiet: bool = False, tensorflow: bool = False):
         super().__init__()
         self.quiet = quiet
+        self.tensorflow = tensorflow
 
     def worker_command(self) -> str:
         command = (
@@ -44,6 +49,8 @@ class LocalRunner(FnApiRunner):
         )
         if self.quiet:  # TensorFlow reads this when the worker imports it
             command = f"env TF_CPP_MIN_LOG_LEVEL=3 {command} --quiet"
+            if self.tensorflow:
+                command += " --tensorflow"
         return f"exec {command}"  # the shell Beam runs it with becomes the worker
 
     def run_via_runner_api(self, pipeline_proto, options):
@@ -56,15 +63,22 @@ class LocalRunner(FnApiRunner):
 
 
 def pipeline_options(
-    pipeline_args: Sequence[str], quiet: bool = False
+    pipeline_args: Sequence[str],
+    quiet: bool = False,
+    *,
+    small: bool = False,
+    tensorflow: bool = False,
 ) -> tuple[PipelineOptions, object | None]:
-    """Options and runner: the given ``--runner``, else a local multi-process
-    :class:`LocalRunner`.
+    """Options and runner: the given ``--runner``, else a local :class:`LocalRunner`.
 
     Never Beam's ``DirectRunner`` default, which tries Prism first (a downloaded Go
     binary). Locally: one SDK worker process per core (``direct_num_workers``),
     each loading the model once; ``quiet``: workers log errors only
-    (:mod:`beam_jobs.sdk_worker`).
+    (:mod:`beam_jobs.sdk_worker`); ``tensorflow``: the engine needs TensorFlow, and
+    quiet workers import it while their start-up lines are captured. ``small`` (fewer
+    than :data:`SMALL_RUN_FILES` local inputs): in this process (``in_memory``), since
+    starting worker processes costs more than they would save. An explicit
+    ``--direct_running_mode`` or ``--direct_num_workers`` always wins.
     """
     options = PipelineOptions(list(pipeline_args))
     standard = options.view_as(StandardOptions)
@@ -73,10 +87,13 @@ def pipeline_options(
             standard.runner = DASK_RUNNER
         return options, None
     direct = options.view_as(DirectOptions)
-    if not any(arg.startswith("--direct_running_mode") for arg in pipeline_args):
-        direct.direct_running_mode = "multi_processing"
-    if not any(arg.startswith("--direct_num_workers") for arg in pipeline_args):
-        direct.direct_num_workers = cpu_count()  # Beam's default is 1
+    mode_given = any(arg.startswith("--direct_running_mode") for arg in pipeline_args)
+    workers_given = any(arg.startswith("--direct_num_workers") for arg in pipeline_args)
+    in_process = small and not mode_given and not workers_given
+    if not mode_given:
+        direct.direct_running_mode = "in_memory" if in_process else "multi_processing"
+    if not workers_given:
+        direct.direct_num_workers = 1 if in_process else cpu_count()  # Beam's default: 1
     if direct.direct_running_mode == "multi_processing":
         # One worker process per core: each TensorFlow in them gets its share of the
         # cores, not all of them (N workers x N threads oversubscribes the machine).
@@ -89,7 +106,7 @@ def pipeline_options(
         parts = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
         if root not in parts:
             os.environ["PYTHONPATH"] = os.pathsep.join([root, *parts])
-    return options, LocalRunner(quiet=quiet)
+    return options, LocalRunner(quiet=quiet, tensorflow=tensorflow)
 
 
 def query_metrics(result) -> dict[str, int]:

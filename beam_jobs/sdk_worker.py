@@ -3,7 +3,7 @@
 Beam's local runner starts each worker as ``python -m
 apache_beam.runners.worker.sdk_worker_main`` (``FnApiRunner``, ``direct_running_mode
 = multi_processing``); :class:`beam_jobs.classify_images.LocalRunner` starts this
-module instead, which runs the same worker main after two things:
+module instead, which runs the same worker main with three changes:
 
 - **the worker exits with its driver**: if the driver process dies (SIGKILL, OOM
   killer, a closed terminal), the worker does not finish its in-flight bundles or
@@ -13,9 +13,12 @@ module instead, which runs the same worker main after two things:
   parent is a shell rather than the driver;
 - **quiet logs** (``--quiet``): the worker's own stderr shows errors only, and
   TensorFlow's C++ start-up lines are captured
-  (``logo_batch.console.native_stderr_captured``) or off.
+  (``logo_batch.console.native_stderr_captured``) or off; TensorFlow is imported at
+  start only for an engine that needs it (``--tensorflow``);
+- **a fast exit**: once the harness returns (every result sent, the control channel
+  closed), the process ends without the interpreter's slow shutdown.
 
-    python -m beam_jobs.sdk_worker --driver_pid PID [--quiet]
+    python -m beam_jobs.sdk_worker --driver_pid PID [--quiet [--tensorflow]]
 """
 
 from __future__ import annotations
@@ -122,6 +125,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m beam_jobs.sdk_worker")
     parser.add_argument("--driver_pid", type=int, default=None)
     parser.add_argument("--quiet", action="store_true")
+    parser.add_argument("--tensorflow", action="store_true", help="import it at start")
     args, rest = parser.parse_known_args(sys.argv[1:] if argv is None else argv)
     if args.driver_pid is not None:
         exit_with_driver(args.driver_pid)
@@ -129,12 +133,20 @@ def main(argv: Sequence[str] | None = None) -> None:
         from logo_batch.console import native_stderr_captured as stderr_captured
 
         with stderr_captured():  # TensorFlow's and Beam's start-up lines
-            import tensorflow  # noqa: F401  (the job's code needs it: import it now)
+            if args.tensorflow:  # a tf- engine: import it now (TensorFlow Lite needs none)
+                import tensorflow  # noqa: F401
             from apache_beam.runners.worker import sdk_worker_main
         quiet_logging()
     else:  # every start-up line, as it comes
         from apache_beam.runners.worker import sdk_worker_main
     sdk_worker_main.main([sys.argv[0], *rest])
+    # The harness has returned every result and the runner closed the control channel:
+    # end now. The interpreter's own shutdown (gRPC thread pools, TensorFlow) took
+    # 1-2.5 s per worker, and the runner waits for each worker in turn.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    logging.shutdown()
+    os._exit(0)
 
 
 if __name__ == "__main__":

@@ -24,7 +24,15 @@ import sys
 import tarfile
 from pathlib import Path
 
-from benchmarks.common import Row, Section, extract_images, real_archive, replicate_folder, timed
+from benchmarks.common import (
+    Row,
+    Section,
+    extract_images,
+    real_archive,
+    replicate_folder,
+    runner_mode_of,
+    timed,
+)
 
 IMAGE_SIZE = 224
 WORK = Path("/tmp/logo_batch_bench")
@@ -132,7 +140,8 @@ def bench_whole_photo(
     outputs.mkdir(parents=True, exist_ok=True)
     steady, inputs = {}, {}
     for name, (path, mode) in runs.items():
-        small, _ = time_job(path, folders[0], outputs / "small.csv", mode, beam_args)
+        same_runner = [*beam_args, *runner_mode_of(count, beam_args)]
+        small, _ = time_job(path, folders[0], outputs / "small.csv", mode, same_runner)
         full, counters = time_job(path, folders[1], outputs / "full.csv", mode, beam_args)
         steady[name] = (count - SMALL) / max(full - small, 1e-9)
         inputs[name] = counters.get("model_inputs", 0) / max(

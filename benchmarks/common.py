@@ -251,6 +251,17 @@ def peak_rss_of_command(
     return time.perf_counter() - start, peak / 2**20, code
 
 
+def runner_mode_of(count: int, beam_args: Sequence[str]) -> list[str]:
+    """Runner options that make a short Beam run use the runner a ``count``-file run
+    chooses (small local runs run in one process: ``beam_jobs.runner.SMALL_RUN_FILES``),
+    so a steady state taken as the difference of the two compares like with like."""
+    from beam_jobs.runner import SMALL_RUN_FILES
+
+    if count < SMALL_RUN_FILES or any(a.startswith("--direct_") for a in beam_args):
+        return []
+    return ["--direct_running_mode", "multi_processing"]
+
+
 def python_command(*args: str) -> list[str]:
     """A command line running this interpreter."""
     return [sys.executable, *args]

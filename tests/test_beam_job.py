@@ -248,6 +248,37 @@ def test_runner_choice(monkeypatch):
     assert chosen is None and options.view_as(StandardOptions).runner == "DataflowRunner"
 
 
+def test_small_local_runs_run_in_this_process(monkeypatch, tmp_path, bundle, image_folder):
+    from apache_beam.options.pipeline_options import DirectOptions
+
+    root, expected = image_folder  # a few files, no runner options: the model loads once
+    config = job.JobConfig(input=str(root), model=str(bundle), output=str(tmp_path / "o.csv"))
+    summary = job.run_job(config)
+    assert summary.metrics["model_loads"] == 1 and summary.matched == len(expected)
+
+    monkeypatch.setattr(runner, "cpu_count", lambda: 2)
+    options, chosen = runner.pipeline_options([], small=True)
+    direct = options.view_as(DirectOptions)
+    assert (direct.direct_running_mode, direct.direct_num_workers) == ("in_memory", 1)
+    for given in (["--direct_num_workers", "2"], ["--direct_running_mode=multi_processing"]):
+        options, chosen = runner.pipeline_options(given, small=True)
+        direct = options.view_as(DirectOptions)
+        assert (direct.direct_running_mode, direct.direct_num_workers) == ("multi_processing", 2)
+    # Quiet workers import TensorFlow at start only for an engine that needs it.
+    assert "--tensorflow" not in runner.LocalRunner(quiet=True).worker_command()
+    assert "--tensorflow" in runner.LocalRunner(quiet=True, tensorflow=True).worker_command()
+    # How small is counted: files below folders, lines of lists; remote: never small.
+    (tmp_path / "d" / "e").mkdir(parents=True)
+    for name in ("a.jpg", "b.txt", "e/c.png"):
+        (tmp_path / "d" / name).write_bytes(b"x")
+    (tmp_path / "list.txt").write_text("/x/1.jpg\n/x/2.jpg\n")
+    folder = inputs.resolve_input(str(tmp_path / "d"))
+    listed = inputs.resolve_file_list(str(tmp_path / "list.txt"))
+    assert inputs.fewer_than([folder], 4) and not inputs.fewer_than([folder], 3)
+    assert inputs.fewer_than([folder, listed], 6) and not inputs.fewer_than([folder, listed], 5)
+    assert not inputs.fewer_than([inputs.InputSpec("gs://b/x", False, pattern="gs://b/x/**")], 9)
+
+
 def test_dask_runner_on_a_local_cluster(bundle, image_folder, local_run, tmp_path):
     distributed = pytest.importorskip("dask.distributed")
     root, expected = image_folder
