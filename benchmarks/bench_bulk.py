@@ -252,6 +252,23 @@ def time_beam(
     return Timings(seconds[0], seconds[-1], count, seconds[1] if same_runner else None)
 
 
+FLOOR_PIPELINE = """
+import apache_beam as beam
+from apache_beam.options.pipeline_options import PipelineOptions
+from apache_beam.runners.portability.fn_api_runner import FnApiRunner
+
+options = PipelineOptions(["--direct_running_mode=in_memory"])
+with beam.Pipeline(runner=FnApiRunner(), options=options) as p:
+    p | beam.Create([1]) | beam.Map(lambda x: x)
+"""
+
+
+def beam_floor(logs: Path) -> float:
+    """Seconds of the least any Beam job costs here: a process that imports Beam and runs
+    a one-element pipeline on the in-process runner (what no job of ours can go under)."""
+    return run_command(python_command("-c", FLOOR_PIPELINE), logs / "beam_floor.log")
+
+
 def size_rows(
     at: str, loop: float, loop_count: int, predict: Timings, beam: Timings, ceiling: float,
     with_loop: bool = True,
@@ -335,6 +352,11 @@ def bench_bulk(
                 f"{image_size} px, tflite-int8", loop, len(loop_paths), predict8, beam8, ceiling8,
                 with_loop=False,
             )  # fmt: skip
+            floor = beam_floor(logs)
+            section.rows.append(
+                Row("Beam's floor: import apache_beam, run a one-element pipeline in-process",
+                    floor, "s", floor / predict.first, "predict's first row")
+            )  # fmt: skip
             steady = beam.steady
             section.targets = [
                 f"target Beam steady state >= 2x the TF-graph Beam run ({image_size} px, "
@@ -344,7 +366,8 @@ def bench_bulk(
                 f"{verdict(steady >= 0.8 * ceiling)} ({steady / ceiling:.2f})",
                 f"target Beam time to first row <= 1.5x logo-batch predict's: "
                 f"{verdict(beam.first <= 1.5 * predict.first)} ({beam.first:.1f} s vs "
-                f"{predict.first:.1f} s: {beam.first / predict.first:.2f}x)",
+                f"{predict.first:.1f} s: {beam.first / predict.first:.2f}x; Beam's floor "
+                f"alone is {floor / predict.first:.2f}x)",
                 f"Beam faster than logo-batch predict on the same cores (steady state): "
                 f"{verdict(steady > predict.steady)} ({steady / predict.steady:.2f}x)",
                 f"int8 model ({image_size} px): Beam steady state {beam8.steady / ceiling8:.2f} "
