@@ -8,6 +8,7 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
+from logo_batch.inference import engines
 from logo_batch.training import distribute, export, models, run_folder
 from logo_batch.training.augmentation import augment_in_train_step, run_augmentation
 from logo_batch.training.config import AUGMENT_DEVICE, TrainConfig, resolve_augment_on
@@ -87,7 +88,9 @@ def train(config: TrainConfig, *, callbacks: Sequence = ()) -> TrainResult:
     finally:
         keras.mixed_precision.set_global_policy(previous_policy)
 
-    metrics, threshold = export.evaluate_model(cfg, model, datasets, work)
+    tflite = export.float32_tflite(cfg, model, datasets)
+    engine = None if tflite[0] is None else engines.TfliteModel(tflite[0])
+    metrics, threshold = export.evaluate_model(cfg, model, datasets, work, photo_engine=engine)
     how = {
         "phases": completed,
         "mixed_precision": policy,
@@ -98,6 +101,8 @@ def train(config: TrainConfig, *, callbacks: Sequence = ()) -> TrainResult:
         "strategy": type(strategy).__name__,
         "replicas": replicas,
     }
-    bundle_dir = export.write_bundle(cfg, model, datasets, metrics, threshold, work, history, how)
+    bundle_dir = export.write_bundle(
+        cfg, model, datasets, metrics, threshold, work, history, how, tflite
+    )
     run_folder.mark_finished(state_path)
     return TrainResult(work, bundle_dir, metrics, history, True, completed)
