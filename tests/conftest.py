@@ -53,3 +53,16 @@ def synthetic_data_dir(synthetic_archive: Path, tmp_path_factory: pytest.TempPat
     for config in tfds_flickr27.CONFIG_NAMES:
         tfds_flickr27.build_dataset(config, data_dir, manual_dir=synthetic_archive.parent)
     return data_dir
+
+
+# The longest test files, started first: run in parallel (`make test`: pytest-xdist,
+# one file per worker at a time), the suite ends when its longest file does.
+LONGEST_FIRST = ("test_readme.py", "test_demo.py", "test_train.py", "test_hostile_input.py")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        name = item.path.name
+        return LONGEST_FIRST.index(name) if name in LONGEST_FIRST else len(LONGEST_FIRST)
+
+    items.sort(key=rank)  # stable: each file's own order is kept
