@@ -251,12 +251,11 @@ def run_job(
         FileSystems.mkdirs(temp_dir)
     except Exception as error:  # noqa: BLE001  (BeamIOError and friends)
         raise ClassifyJobError(f"cannot write {config.output}: {error}") from error
-    options, runner = pipeline_options(
-        pipeline_args,
-        quiet=quiet,
-        small=fewer_than(specs, SMALL_RUN_FILES),
-        tensorflow=engines.resolve_engine(config.precision, metadata).startswith("tf-"),
+    small, tf_engine = (
+        fewer_than(specs, SMALL_RUN_FILES),
+        engines.needs_tensorflow(engines.resolve_engine(config.precision, metadata)),
     )
+    options, runner = pipeline_options(pipeline_args, quiet, small=small, tensorflow=tf_engine)
     # The local runner runs the whole pipeline inside run(): its DoFns count into files.
     watch_local = runner is not None and report is not None and config.progress_interval > 0
     progress_dir = progress_folder() if watch_local else None

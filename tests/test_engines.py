@@ -70,6 +70,11 @@ def test_a_bundle_without_model_tflite_runs_the_tensorflow_graph(tmp_path):
     assert engine == "tf-float32" and isinstance(bundle.model, keras.Model)
 
 
+def test_only_the_tf_engines_need_tensorflow():
+    needing = [engine for engine in engines.ENGINES if engines.needs_tensorflow(engine)]
+    assert needing == [engines.TF_FLOAT32, engines.TF_BFLOAT16]
+
+
 def test_a_garbage_model_tflite_is_named_in_the_error(tmp_path):
     path = make_bundle(tmp_path / "b", tflite=True)
     (path / engines.TFLITE_FILE).write_bytes(b"not a flatbuffer")

@@ -75,6 +75,11 @@ FLOAT32_TOLERANCE = 1e-4
 MAX_TOP1_DROP = 0.01
 
 
+def needs_tensorflow(engine: str) -> bool:
+    """Whether ``engine`` runs on TensorFlow (the ``tf-`` engines), not LiteRT."""
+    return engine in (TF_FLOAT32, TF_BFLOAT16)
+
+
 def engine_threads() -> int:
     """Threads a TensorFlow Lite engine runs on: ``TF_NUM_INTRAOP_THREADS`` where the
     process was given a share of the cores (the Beam job's local workers), else every
