@@ -107,9 +107,11 @@ def run_job(name: str, folder: Path, bundle: Path, out: Path, extra: list[str]) 
     import psutil
 
     log = out.with_suffix(".log")
+    # Worker processes even for these few files (a small local run is in-process by
+    # default): what a worker costs is the figure.
     command = python_command(
         "-m", "beam_jobs.classify_images", "--input", str(folder), "--model", str(bundle),
-        "--output", str(out), *extra,
+        "--output", str(out), "--direct_running_mode", "multi_processing", *extra,
     )  # fmt: skip
     peaks: dict[int, float] = {}
     workers: set[int] = set()
