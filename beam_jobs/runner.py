@@ -23,8 +23,8 @@ _DASK_NAMES = ("dask", "daskrunner", "apache_beam.runners.dask.dask_runner.daskr
 _BEAM_WORKER_MAIN = "-m apache_beam.runners.worker.sdk_worker_main"
 SMALL_RUN_FILES = 512
 """Local runs over fewer inputs run in this process: on the 2-core AVX2 EPYC two worker
-processes make a 32-photo run 2.3 s longer (6.0 vs 3.7 s), which their parallel
-decoding earns back only after several hundred photos (docs/experiments.md,
+processes make a 32-photo run 2.3 s longer (6.0 vs 3.7 s), and a 600-photo run is
+still 1.4 s shorter in one process (docs/experiments.md,
 2026-12-07 "where the Beam job's start went")."""
 
 
