@@ -3,7 +3,8 @@
     python -m benchmarks.hostile_memory [--work DIR] [--images 32] [--huge-gib 3]
 
 A local run of the job as a user starts it (``python -m beam_jobs.classify_images``,
-the local defaults: one SDK worker process per core) over a folder of real JPEGs (the
+on worker processes, one per core: ``--direct_running_mode multi_processing``, since a
+run over so few files would run in-process by default) over a folder of real JPEGs (the
 FlickrLogos-27 archive's first ones, else generated photos), with an untrained
 MobileNetV2 bundle at 224 px, three times:
 
