@@ -46,7 +46,7 @@ demo: $(VENV)/.installed-demo
 	$(PY) -m logo_batch.cli.demo
 
 # Two pytest-xdist workers, one test file each at a time (a file's fixtures are built
-# once), the longest files first (tests/conftest.py): 12.6 min on 2 cores (docs/architecture.md).
+# once), the longest files first (tests/conftest.py): 12-13 min on 2 cores (docs/architecture.md).
 test: $(VENV)/.installed-test
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -n 2 --dist loadfile
