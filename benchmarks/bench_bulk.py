@@ -32,9 +32,7 @@ from __future__ import annotations
 import argparse
 import csv
 import dataclasses
-import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -43,6 +41,7 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.beam_floor import beam_floor
 from benchmarks.common import (
     Row,
     Section,
@@ -50,6 +49,7 @@ from benchmarks.common import (
     python_command,
     real_archive,
     replicate_folder,
+    run_command,
     runner_mode_of,
     verdict,
 )
@@ -152,22 +152,6 @@ def csv_rows(path: Path) -> int:
         return sum(1 for _ in csv.DictReader(handle))
 
 
-def run_command(command: list[str], stdout: Path, log: Path | None = None) -> float:
-    """Runs a command as a user would (its own process), its standard output to
-    ``stdout`` and its errors to ``log`` (default: ``stdout`` too); seconds. Raises on
-    failure."""
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-    start = time.perf_counter()
-    with open(stdout, "w") as out, open(log or os.devnull, "w") as err:
-        code = subprocess.call(
-            command, stdout=out, stderr=err if log else subprocess.STDOUT, env=env
-        )
-    seconds = time.perf_counter() - start
-    if code != 0:
-        raise RuntimeError(f"{command[:4]}... exited {code}; see {log}")
-    return seconds
-
-
 def predict_command(bundle_dir: Path, paths: list[Path], precision: str = "off") -> list[str]:
     """``logo-batch predict`` over files, CSV on standard output."""
     return python_command(
@@ -250,23 +234,6 @@ def time_beam(
             raise RuntimeError(f"Beam job: {expected} files but {csv_rows(out)} rows in {out}")
         shutil.rmtree(fresh)
     return Timings(seconds[0], seconds[-1], count, seconds[1] if same_runner else None)
-
-
-FLOOR_PIPELINE = """
-import apache_beam as beam
-from apache_beam.options.pipeline_options import PipelineOptions
-from apache_beam.runners.portability.fn_api_runner import FnApiRunner
-
-options = PipelineOptions(["--direct_running_mode=in_memory"])
-with beam.Pipeline(runner=FnApiRunner(), options=options) as p:
-    p | beam.Create([1]) | beam.Map(lambda x: x)
-"""
-
-
-def beam_floor(logs: Path) -> float:
-    """Seconds of the least any Beam job costs here: a process that imports Beam and runs
-    a one-element pipeline on the in-process runner (what no job of ours can go under)."""
-    return run_command(python_command("-c", FLOOR_PIPELINE), logs / "beam_floor.log")
 
 
 def size_rows(
@@ -352,7 +319,7 @@ def bench_bulk(
                 f"{image_size} px, tflite-int8", loop, len(loop_paths), predict8, beam8, ceiling8,
                 with_loop=False,
             )  # fmt: skip
-            floor = beam_floor(logs)
+            floor = beam_floor(logs / "beam_floor.log")
             section.rows.append(
                 Row("Beam's floor: import apache_beam, run a one-element pipeline in-process",
                     floor, "s", floor / predict.first, "predict's first row")

@@ -262,6 +262,22 @@ def runner_mode_of(count: int, beam_args: Sequence[str]) -> list[str]:
     return ["--direct_running_mode", "multi_processing"]
 
 
+def run_command(command: list[str], stdout: Path, log: Path | None = None) -> float:
+    """Runs a command as a user would (its own process), its standard output to
+    ``stdout`` and its errors to ``log`` (default: ``stdout`` too); seconds. Raises on
+    failure."""
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    start = time.perf_counter()
+    with open(stdout, "w") as out, open(log or os.devnull, "w") as err:
+        code = subprocess.call(
+            command, stdout=out, stderr=err if log else subprocess.STDOUT, env=env
+        )
+    seconds = time.perf_counter() - start
+    if code != 0:
+        raise RuntimeError(f"{command[:4]}... exited {code}; see {log}")
+    return seconds
+
+
 def python_command(*args: str) -> list[str]:
     """A command line running this interpreter."""
     return [sys.executable, *args]
