@@ -182,13 +182,29 @@ def fewer_than(specs: Sequence[Spec], limit: int) -> bool:
         elif spec.root is not None and os.path.isfile(spec.root):
             seen += 1
         else:
-            for _, _, files in os.walk(spec.root or os.sep):
-                seen += len(files)
-                if seen >= limit:
-                    return False
+            seen += _entries_up_to(spec.root or os.sep, limit - seen)
         if seen >= limit:
             return False
     return True
+
+
+def _entries_up_to(root: str, limit: int) -> int:
+    """Files below ``root``, counted one directory entry at a time up to ``limit``
+    (``os.walk`` would list a folder of a million files whole before the first count)."""
+    seen, folders = 0, [root]
+    while folders and seen < limit:
+        try:
+            with os.scandir(folders.pop()) as entries:
+                for entry in entries:
+                    if entry.is_dir(follow_symlinks=False):
+                        folders.append(entry.path)
+                    else:
+                        seen += 1
+                        if seen >= limit:
+                            break
+        except OSError:
+            continue  # unreadable: the listing names it
+    return seen
 
 
 def describe_inputs(specs: Sequence[Spec]) -> str:
