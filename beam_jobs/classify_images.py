@@ -37,8 +37,8 @@ The pipeline (:func:`beam_jobs.job.build_pipeline`), as named composable PTransf
                          Reshuffle (spread over the workers)
                                                              -> tuples of entries
     DecodeImageBatches   read + preprocess_image_file per file (single
-                         mode) or load_image + whole_photo.photo_stack,
-                         a [14, S, S, 3] window stack (whole mode)  -> DecodedBatch
+                         mode) or whole_photo.load_photo_stack, a
+                         14-window stack (whole mode)               -> DecodedBatch
     ClassifyBatches      RunInference(KeyedModelHandler(TFModelHandlerTensor(
                          model.keras)).with_no_batching()), keyed by
                          the file's FileEntry (its facts travel along);

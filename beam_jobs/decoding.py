@@ -23,10 +23,9 @@ from logo_batch.inference.preprocessing import (
     DEFAULT_MAX_PIXELS,
     ImageDecodeError,
     check_file_size,
-    load_image,
     preprocess_image_file,
 )
-from logo_batch.inference.whole_photo import DEFAULT_GRID, Grid, WindowStack, photo_stack
+from logo_batch.inference.whole_photo import DEFAULT_GRID, Grid, WindowStack, load_photo_stack
 from logo_batch.result_csv import unescape_path
 
 
@@ -70,7 +69,7 @@ def decode_file(
     stack (whole mode); raises :class:`ImageDecodeError` with the reason.
 
     The file is opened, not read whole: Pillow reads its header from it
-    (:func:`~logo_batch.inference.preprocessing.load_image`), local paths directly (any
+    (:func:`~logo_batch.inference.preprocessing.load_photo`), local paths directly (any
     bytes in the name), others through Beam's filesystems.
     """
     raw = unescape_path(path)
@@ -78,7 +77,7 @@ def decode_file(
     with _open_remote(raw) if remote else contextlib.nullcontext(raw) as source:
         limits = {"name": path, "max_pixels": max_pixels, "max_bytes": max_bytes}
         if mode == WHOLE:
-            return photo_stack(load_image(source, **limits), image_size, grid)
+            return load_photo_stack(source, image_size, grid, **limits)
         return preprocess_image_file(source, image_size, **limits)
 
 

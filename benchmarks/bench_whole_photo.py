@@ -12,6 +12,12 @@ runs over 32 photos and over all of them; steady state is ``(N - 32) / (t_N - t_
 (start-up and model loading cancel out). Windows per photo: the job's ``model_inputs``
 counter over its classified photos.
 
+Camera-size photos (:func:`camera_rows`): 40 of the query photos upscaled to 4000 px on
+their long side (12 megapixels at 4:3), whole mode with the bundle's cascade in this
+process, its windows cut from the full-size decode (as before 2026-12-08) and from the
+decode downscaled in the DCT domain to what the grid needs (``load_photo_stack``), and
+single mode on the same photos.
+
     python -m benchmarks.bench_whole_photo --bundle BUNDLE           # 1,080 photos
     python -m benchmarks.bench_whole_photo --bundle BUNDLE --quick   # 160 photos
 """
@@ -32,11 +38,14 @@ from benchmarks.common import (
     replicate_folder,
     runner_mode_of,
     timed,
+    upscaled_photos,
 )
 
 IMAGE_SIZE = 224
 WORK = Path("/tmp/logo_batch_bench")
 SMALL = 32  # photos of the short run
+CAMERA_SIDE = 4000  # long side of the camera-size photos, px
+CAMERA_PHOTOS = 40
 
 
 def query_photos(archive: Path, originals: list[Path]) -> list[Path]:
@@ -115,6 +124,56 @@ def time_job(bundle: Path, folder: Path, output: Path, mode: str, beam_args) -> 
     return seconds, summary.metrics
 
 
+def camera_rows(
+    bundle: Path,
+    photos: list[Path],
+    work: Path,
+    side: int = CAMERA_SIDE,
+    count: int = CAMERA_PHOTOS,
+) -> tuple[list[Row], str]:
+    """Whole mode on ``count`` photos upscaled to ``side`` px, full-size vs
+    DCT-downscaled decode, in this process; rows (photos/s, ratio to the full-size
+    decode) and a note on the answers."""
+    import numpy as np
+
+    from logo_batch.inference import whole_photo
+    from logo_batch.inference.engines import open_for_inference
+    from logo_batch.inference.predict import background_class_of, predict_files
+    from logo_batch.inference.preprocessing import load_image
+
+    step = max(1, len(photos) // count)  # logo and no-logo photos alike
+    large = upscaled_photos(photos[::step][:count], work / f"camera_{side}", side)
+    loaded, engine = open_for_inference(bundle, "auto")
+    size, names = loaded.image_size, loaded.class_names
+    cascade = whole_photo.Cascade.of(loaded.metadata)
+
+    def whole(stack_of) -> tuple[float, np.ndarray]:
+        seconds, results = timed(lambda: list(whole_photo.score_window_stacks(
+            loaded.model, (stack_of(p) for p in large), names,
+            background_class_of(loaded.metadata), cascade=cascade)))  # fmt: skip
+        return len(large) / seconds, np.stack([r.brand_scores for r in results])
+
+    full, full_scores = whole(lambda p: whole_photo.photo_stack(load_image(p), size))
+    dct, dct_scores = whole(lambda p: whole_photo.load_photo_stack(p, size))
+    single_seconds, _ = timed(lambda: predict_files(loaded, [str(p) for p in large], mode="single"))
+    single = len(large) / single_seconds
+    what = f"{len(large)} query photos at {side} px, {engine}, one process"
+    rows = [
+        Row(f"{what}: whole mode, windows from the full-size decode (before)", full,
+            "photos/s", 1.0, "baseline"),
+        Row(f"{what}: whole mode, windows from the DCT-downscaled decode", dct, "photos/s",
+            dct / full, "full-size decode", f"{dct / single:.2f}x single mode"),
+        Row(f"{what}: single mode", single, "photos/s", single / full, "full-size decode"),
+    ]  # fmt: skip
+    same = int((full_scores.argmax(1) == dct_scores.argmax(1)).sum())
+    note = (
+        f"Camera-size photos: the two decodes name the same top brand on {same} of "
+        f"{len(large)} photos; brand scores differ by at most "
+        f"{np.abs(full_scores - dct_scores).max():.3f}."
+    )
+    return rows, note
+
+
 def bench_whole_photo(
     photos: list[Path], work: Path, count: int, beam_args=(), bundle: Path | None = None
 ) -> Section:
@@ -167,6 +226,9 @@ def bench_whole_photo(
         section.notes = [
             f"The bundle's cascade: accept {cascade.accept:.3f}, reject {cascade.reject:.3f}."
         ]
+    rows, note = camera_rows(bundle, photos, work)
+    section.rows += rows
+    section.notes.append(note)
     return section
 
 

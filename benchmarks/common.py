@@ -149,6 +149,26 @@ def replicate_folder(images: Sequence[Path], target: Path, count: int) -> list[P
     return out
 
 
+def upscaled_photos(photos: Sequence[Path], target: Path, long_side: int) -> list[Path]:
+    """Each photo resized to ``long_side`` px on its long side (Lanczos), as a JPEG of
+    quality 90 in ``target`` (made once): camera-size stand-ins for real photos."""
+    from PIL import Image
+
+    target.mkdir(parents=True, exist_ok=True)
+    out = []
+    for photo in photos:
+        path = target / photo.name
+        if not path.is_file():
+            image = Image.open(photo).convert("RGB")
+            scale = long_side / max(image.size)
+            size = (round(image.width * scale), round(image.height * scale))
+            partial = path.with_suffix(".partial")
+            image.resize(size, Image.Resampling.LANCZOS).save(partial, "JPEG", quality=90)
+            partial.rename(path)
+        out.append(path)
+    return out
+
+
 def replicate_archive(archive: Path, target: Path, factor: int) -> Path:
     """Writes an archive with every training image ``factor`` times under new names.
 

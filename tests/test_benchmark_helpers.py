@@ -79,3 +79,29 @@ def test_a_full_run_writes_the_results_whole(tmp_path, monkeypatch):
     titles = [line for line in written.splitlines() if line.startswith("#")]
     assert titles == ["# Benchmark results", "### 1. input again"]
     assert [path.name for path in tmp_path.iterdir()] == ["RESULTS.md"]  # no partial file left
+
+
+def test_camera_rows_compare_the_two_decodes_on_upscaled_photos(tmp_path):
+    from beam_support import make_background_bundle
+
+    from benchmarks.bench_whole_photo import camera_rows
+
+    rng = np.random.default_rng(7)
+    photos = []
+    for index in range(4):
+        path = tmp_path / f"p{index}.jpg"
+        path.write_bytes(
+            encode(Image.fromarray(rng.integers(0, 256, (30, 40, 3), np.uint8)), "JPEG")
+        )
+        photos.append(path)
+    bundle = make_background_bundle(tmp_path / "bundle")
+    rows, note = camera_rows(bundle, photos, tmp_path / "work", side=400, count=2)
+    assert [Image.open(p).size for p in sorted((tmp_path / "work" / "camera_400").iterdir())] == [
+        (400, 300),
+        (400, 300),
+    ]
+    full, dct, single = rows
+    assert "full-size decode" in full.name and "DCT-downscaled" in dct.name
+    assert full.ratio == 1.0 and dct.ratio == pytest.approx(dct.value / full.value)
+    assert "single mode" in dct.note and single.ratio == pytest.approx(single.value / full.value)
+    assert "of 2 photos" in note

@@ -146,19 +146,19 @@ def test_whole_mode_rows_equal_classify_photos(background_bundle):
 def test_whole_mode_decodes_each_file_once_and_reports_bad_files(
     background_bundle, tmp_path, monkeypatch, capsys
 ):
-    from logo_batch.inference import predict
+    from logo_batch.inference import whole_photo
 
     bundle, paths = background_bundle
     broken = tmp_path / "broken.jpg"
     broken.write_bytes(b"not an image")
     decoded = []
-    real_load = predict.load_image
+    real_load = whole_photo.load_photo
 
     def counting_load(path, **kwargs):
         decoded.append(path)
         return real_load(path, **kwargs)
 
-    monkeypatch.setattr(predict, "load_image", counting_load)
+    monkeypatch.setattr(whole_photo, "load_photo", counting_load)
     argv = ["predict", bundle, paths[0], str(broken), *paths[1:], "--format", "csv"]
     assert main([*argv, "--batch-size", "5"]) == 1
     rows = _csv(capsys)

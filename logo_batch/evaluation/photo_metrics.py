@@ -31,6 +31,7 @@ from logo_batch.inference.whole_photo import (
     PhotoScores,
     brand_names,
     classify_photos,
+    decode_side,
 )
 from tfds_flickr27 import DATASET_NAME, IMAGES
 
@@ -48,6 +49,11 @@ class PhotoModel:
     background_class: str | None
     batch_size: int = DEFAULT_BATCH_SIZE  # windows per model call
     cascade: Cascade | None = None  # None: every window of every photo
+
+    @property
+    def decode_side(self) -> int:
+        """The shortest side photos are decoded at, at least (as in predict)."""
+        return decode_side(self.image_size)
 
     @property
     def brands(self) -> list[str]:
@@ -75,13 +81,18 @@ def _brand_scores(results: list[PhotoScores]) -> np.ndarray:
 
 
 def split_photos(
-    data_dir: str | os.PathLike, split: str, dataset: str = DATASET_NAME
+    data_dir: str | os.PathLike,
+    split: str,
+    dataset: str = DATASET_NAME,
+    min_side: int | None = None,
 ) -> tuple[Iterator[np.ndarray], np.ndarray]:
-    """Decoded photos (``uint8``) of an ``images`` split, and their labels."""
+    """Decoded photos (``uint8``) of an ``images`` split, and their labels.
+    ``min_side``: a JPEG decoded downscaled as whole-photo mode decodes a file
+    (:func:`~logo_batch.inference.whole_photo.decode_side`); None: full size."""
     info = data_lib.load_split(data_dir, IMAGES, split, dataset=dataset)
     labels = data_lib.split_labels(info.records)
-    images = info.records.map(lambda jpeg, _: decode_image_tf(jpeg)).as_numpy_iterator()
-    return images, labels
+    images = info.records.map(lambda jpeg, _: decode_image_tf(jpeg, min_side))
+    return images.as_numpy_iterator(), labels
 
 
 def negative_crops(
@@ -171,7 +182,7 @@ def calibrate(
     and the metrics there: ``none_rejected`` is the rate on the negatives; ``cascade``
     the whole-photo cascade chosen there (:func:`choose_cascade`) and the share of those
     photos and negatives it settles with their whole-photo window."""
-    images, labels = split_photos(data_dir, split, dataset)
+    images, labels = split_photos(data_dir, split, dataset, photo_model.decode_side)
     full = dataclasses.replace(photo_model, cascade=None)
     photos = full.results(images)
     negatives = full.results(negative_crops(data_dir, split, dataset))
@@ -203,7 +214,7 @@ def evaluate_photos(
 ) -> tuple[dict[str, Any], np.ndarray, np.ndarray]:
     """Whole-photo metrics of an ``images`` split at ``threshold``; also the brand
     scores and labels (``none`` photos labelled K)."""
-    images, labels = split_photos(data_dir, split, dataset)
+    images, labels = split_photos(data_dir, split, dataset, photo_model.decode_side)
     results = photo_model.results(images)
     scores = _brand_scores(results)
     metrics = compute_metrics(scores, labels, threshold)

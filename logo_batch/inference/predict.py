@@ -31,7 +31,6 @@ from logo_batch.inference.preprocessing import (
     DEFAULT_MAX_BYTES,
     DEFAULT_MAX_PIXELS,
     ImageDecodeError,
-    load_image,
     preprocess_image_file,
 )
 from logo_batch.inference.whole_photo import Grid, PhotoScores, brand_names
@@ -258,12 +257,14 @@ def _predict_files_whole(
     def stacks():
         for index, path in enumerate(paths):
             try:
-                image = load_image(path, max_pixels=max_pixels, max_bytes=max_bytes)
+                stack = whole_photo.load_photo_stack(
+                    path, bundle.image_size, grid, max_pixels=max_pixels, max_bytes=max_bytes
+                )
             except ImageDecodeError as error:
                 results[index] = error_prediction(path, error.reason, WHOLE)
                 continue
             decoded.append(index)
-            yield whole_photo.photo_stack(image, bundle.image_size, grid)
+            yield stack
 
     scored = whole_photo.score_window_stacks(
         bundle.model,

@@ -26,8 +26,12 @@ input size (:func:`dct_ratio`): libjpeg-turbo's scaled IDCT, which TensorFlow
 (``decode_jpeg(ratio=...)``) and Pillow (``draft()``) both run, with identical pixels
 (checked on all 1,079 FlickrLogos-27 images at every ratio and in the tests). The
 resize then starts from at most twice the input size instead of the full photo.
-Where windows or boxes are cut from a photo (whole-photo mode, background windows)
-the photo is decoded at full size: a crop needs the pixels of its own region.
+Whole-photo mode cuts windows from the photo, the smallest ``f`` of each side: a JPEG
+is decoded downscaled by the same rule for a shortest side of ``image_size / f``
+(:func:`load_photo`, ``min_side``), so every window still has at least ``image_size``
+pixels a side (a 12-megapixel photo at 1/4; FlickrLogos-27's photos, at most 500 px,
+at full size), and its boxes are reported in the file's pixels. Training's boxes and
+background windows are cut from the full-size decode.
 """
 
 from __future__ import annotations
@@ -59,6 +63,8 @@ JPEG_DCT_METHOD = "INTEGER_ACCURATE"  # libjpeg's JDCT_ISLOW: what Pillow decode
 PREPROCESSING_ID = "dct1"
 JPEG_FORMATS = ("JPEG", "MPO")  # Pillow's names; an MPO's first frame is a JPEG
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp")
+ORIENTATION_TAG = 0x0112  # EXIF; 5 to 8 turn the photo a quarter, swapping its sides
+TRANSPOSED_ORIENTATIONS = (5, 6, 7, 8)
 
 # Truncated files must fail loudly, never decode as half-grey pictures.
 ImageFile.LOAD_TRUNCATED_IMAGES = False
@@ -278,25 +284,25 @@ def _opened(source: ImageSource, label: str) -> Iterator[BinaryIO]:
         yield handle
 
 
-def load_image(
+def load_photo(
     source: ImageSource,
     *,
     name: str | None = None,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     max_bytes: int = DEFAULT_MAX_BYTES,
-    resize_to: int | None = None,
-) -> np.ndarray:
+    min_side: int | None = None,
+) -> tuple[np.ndarray, tuple[int, int]]:
     """Decodes an image file (a path, its bytes, or a seekable binary file) to
-    ``uint8 [H, W, 3]`` RGB.
+    ``uint8 [H, W, 3]`` RGB; also returns the photo's own ``(height, width)``.
 
     Refuses a file over ``max_bytes`` from its size, before reading it, and an image
     over ``max_pixels`` from its header, before decoding it; the header is read from
     the file (Pillow reads what it needs), never the whole file first. Applies the
     EXIF orientation and takes the first frame of animations. Raises
     :class:`ImageDecodeError` naming the file (``name``, else the path) and the
-    problem. ``resize_to``: the image will be resized whole to ``resize_to`` px, so a
-    JPEG is decoded downscaled by :func:`dct_ratio` (Pillow's ``draft``; the pixels of
-    :func:`decode_image_tf`).
+    problem. ``min_side``: a JPEG is decoded downscaled by :func:`dct_ratio` for that
+    size (Pillow's ``draft``; the pixels of :func:`decode_image_tf`), both sides
+    staying at least ``min_side``; the size returned is the photo's, as oriented.
     """
     if name:
         label = name
@@ -313,10 +319,28 @@ def load_image(
             handle.seek(0)
         except OSError as error:  # EIO, a vanished mount
             raise ImageDecodeError(label, f"cannot read file: {error.strerror or error}") from error
-        return _decode(handle, label, max_pixels, resize_to)
+        return _decode(handle, label, max_pixels, min_side)
 
 
-def _decode(handle: BinaryIO, label: str, max_pixels: int, resize_to: int | None) -> np.ndarray:
+def load_image(
+    source: ImageSource,
+    *,
+    name: str | None = None,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    resize_to: int | None = None,
+) -> np.ndarray:
+    """:func:`load_photo`'s pixels. ``resize_to``: the image will be resized whole to
+    ``resize_to`` px, so a JPEG is decoded downscaled by :func:`dct_ratio`."""
+    pixels, _ = load_photo(
+        source, name=name, max_pixels=max_pixels, max_bytes=max_bytes, min_side=resize_to
+    )
+    return pixels
+
+
+def _decode(
+    handle: BinaryIO, label: str, max_pixels: int, min_side: int | None
+) -> tuple[np.ndarray, tuple[int, int]]:
     try:
         image = Image.open(handle)
     except UnidentifiedImageError as error:
@@ -337,9 +361,11 @@ def _decode(handle: BinaryIO, label: str, max_pixels: int, resize_to: int | None
         )
     try:
         image.seek(0)
-        if resize_to is not None and image.format in JPEG_FORMATS:
-            image.draft(None, (resize_to, resize_to))  # dct_ratio's rule
+        if min_side is not None and image.format in JPEG_FORMATS:
+            image.draft(None, (min_side, min_side))  # dct_ratio's rule
         image.load()
+        if image.getexif().get(ORIENTATION_TAG) in TRANSPOSED_ORIENTATIONS:
+            height, width = width, height
         image = ImageOps.exif_transpose(image)
         array = np.asarray(_to_rgb(image), dtype=np.uint8)
     except Image.DecompressionBombError as error:
@@ -348,7 +374,7 @@ def _decode(handle: BinaryIO, label: str, max_pixels: int, resize_to: int | None
         raise ImageDecodeError(label, f"corrupt or truncated image data: {error}") from error
     if array.ndim != 3 or array.shape[2] != 3 or 0 in array.shape:
         raise ImageDecodeError(label, f"decoded to an unusable shape {array.shape}")
-    return array
+    return array, (height, width)
 
 
 def preprocess_image_file(

@@ -17,6 +17,7 @@ split back per photo.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -24,7 +25,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from logo_batch.inference.engines import predict_scores
-from logo_batch.inference.preprocessing import resize_array
+from logo_batch.inference.preprocessing import ImageSource, load_photo, resize_array
 
 if TYPE_CHECKING:
     import keras
@@ -88,15 +89,28 @@ def window_inputs(image: np.ndarray, windows: np.ndarray, image_size: int) -> np
 @dataclass(frozen=True, eq=False)
 class WindowStack:
     """One photo ready for the model: the decoded photo and its windows; a window's
-    input is made only when the window is scored (:meth:`window_inputs`)."""
+    input is made only when the window is scored (:meth:`window_inputs`).
+    ``original_size``: the photo's own ``(height, width)`` where it was decoded
+    downscaled (:func:`load_photo_stack`); :attr:`boxes` are the windows in its pixels."""
 
     image: np.ndarray  # uint8 [H, W, 3]
-    windows: np.ndarray  # int32 [W, 4]; the first is the whole photo with DEFAULT_GRID
+    windows: np.ndarray  # int32 [W, 4] in the image's pixels; the first the whole photo
     image_size: int
+    original_size: tuple[int, int] | None = None
 
     def __post_init__(self):
         if len(self.windows) == 0:
             raise ValueError("a window stack needs at least one window")
+
+    @property
+    def boxes(self) -> np.ndarray:
+        """The windows ``int32 [W, 4]`` in the photo's own pixels (the file's)."""
+        height, width = self.image.shape[:2]
+        if self.original_size is None or self.original_size == (height, width):
+            return self.windows
+        scale = np.array([self.original_size[1] / width, self.original_size[0] / height] * 2)
+        limit = np.array([self.original_size[1], self.original_size[0]] * 2)
+        return np.minimum(np.rint(self.windows * scale), limit).astype(np.int32)
 
     def window_inputs(self, indices: Sequence[int]) -> np.ndarray:
         """Model inputs ``float32 [len(indices), S, S, 3]`` of those windows."""
@@ -111,9 +125,33 @@ class WindowStack:
         return object.__sizeof__(self) + self.image.nbytes + self.windows.nbytes
 
 
-def photo_stack(image: np.ndarray, image_size: int, grid: Grid = DEFAULT_GRID) -> WindowStack:
+def photo_stack(
+    image: np.ndarray,
+    image_size: int,
+    grid: Grid = DEFAULT_GRID,
+    original_size: tuple[int, int] | None = None,
+) -> WindowStack:
     """A decoded photo (``uint8 [H, W, 3]``) as its :class:`WindowStack`."""
-    return WindowStack(image, photo_windows(image.shape[0], image.shape[1], grid), image_size)
+    windows = photo_windows(image.shape[0], image.shape[1], grid)
+    return WindowStack(image, windows, image_size, original_size)
+
+
+def decode_side(image_size: int, grid: Grid = DEFAULT_GRID) -> int:
+    """The shortest side a photo is decoded at, at least, for whole-photo mode: its
+    smallest window (``f`` of each side) still has ``image_size`` pixels a side."""
+    _check_grid(grid)
+    return math.ceil(image_size / min(fraction for _, fraction in grid))
+
+
+def load_photo_stack(
+    source: ImageSource, image_size: int, grid: Grid = DEFAULT_GRID, **limits
+) -> WindowStack:
+    """An image file as its :class:`WindowStack`: a JPEG larger than the grid needs
+    (:func:`decode_side`) decoded downscaled in the DCT domain, the windows' boxes in
+    the file's pixels. ``limits``: :func:`load_photo`'s ``name``, ``max_pixels``,
+    ``max_bytes``; raises its :class:`ImageDecodeError`."""
+    image, size = load_photo(source, min_side=decode_side(image_size, grid), **limits)
+    return photo_stack(image, image_size, grid, size)
 
 
 @dataclass(frozen=True)
@@ -256,7 +294,7 @@ def _score_group(model, group, class_names, background_class, batch_size, cascad
     for stack, head, n in zip(group, heads, counts, strict=True):
         scores = np.concatenate([*head, *([rest[used : used + n - skip]] if n > skip else [])])
         used += n - skip
-        yield aggregate(scores, stack.windows[:n], class_names, background_class)
+        yield aggregate(scores, stack.boxes[:n], class_names, background_class)
 
 
 def score_window_stacks(
