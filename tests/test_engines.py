@@ -12,7 +12,7 @@ import sys
 import keras
 import numpy as np
 import pytest
-from beam_support import IMAGE_SIZE, IN_PROCESS, make_bundle
+from beam_support import CLASSES, IMAGE_SIZE, IN_PROCESS, make_bundle
 from PIL import Image
 
 from logo_batch.evaluation.tflite_export import compare_engine, float32_engine
@@ -38,6 +38,22 @@ def test_the_float32_engine_gives_the_keras_scores_within_the_tolerance(tmp_path
     fresh = _inputs(8, seed=9)  # inputs the check never saw
     got = engines.predict_scores(engines.TfliteModel(content), fresh)
     np.testing.assert_allclose(got, model(fresh).numpy(), atol=engines.FLOAT32_TOLERANCE)
+
+
+@pytest.mark.parametrize("invoke_batch", [1, 3, 64])
+def test_a_batch_is_invoked_in_chunks_with_the_same_scores(tmp_path, invoke_batch):
+    model = bundle_lib.load_keras_model(make_bundle(tmp_path / "b"))
+    content, _ = float32_engine(model, _inputs(8))
+    whole = engines.TfliteModel(content, num_threads=1, invoke_batch=64)
+    chunked = engines.TfliteModel(content, num_threads=1, invoke_batch=invoke_batch)
+    images = _inputs(10, seed=4)
+    expected = whole(images)
+    assert expected.shape == (10, len(CLASSES))
+    np.testing.assert_allclose(chunked(images), expected, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(chunked(images[:1]), expected[:1], rtol=0, atol=1e-6)
+    assert chunked(images[:0]).shape == (0, expected.shape[1])
+    with pytest.raises(ValueError, match="invoke_batch"):
+        engines.TfliteModel(content, invoke_batch=0)
 
 
 def test_the_check_refuses_an_engine_that_gives_other_scores(tmp_path):

@@ -50,6 +50,11 @@ if TYPE_CHECKING:
     import keras
 
 TFLITE_FILE = "model.tflite"  # float32 TensorFlow Lite model
+# Images per interpreter call, whatever batch a caller passes: one 224 px MobileNetV2
+# image's float32 activations fit a core's L2 cache, a batch's do not. One at a time ran
+# 1.7x the images per CPU-second of batches of 32 on the Xeon measured (2026-12-08),
+# with bit-identical scores; the int8 model the same either way (docs/performance.md).
+INVOKE_BATCH = 1
 INT8_FILE = "model.int8.tflite"
 # --precision for inference: auto, off (float32), bfloat16, int8.
 AUTO, OFF, BFLOAT16, INT8 = "auto", "off", "bfloat16", "int8"
@@ -105,12 +110,18 @@ class TfliteModel:
     input) called like :func:`predict_scores` calls a model: ``float32 [B, S, S, 3]``
     in, softmax scores ``float32 [B, C]`` out.
 
-    One interpreter, resized to each batch size it meets, on ``num_threads`` threads
-    (default: this machine's cores); calls are serialized (an interpreter is not
-    thread-safe, and Beam may share one model between threads).
+    One interpreter on ``num_threads`` threads (default: this machine's cores), invoked
+    on ``invoke_batch`` images at a time (:data:`INVOKE_BATCH`) whatever the batch
+    given; calls are serialized (an interpreter is not thread-safe, and Beam may share
+    one model between threads).
     """
 
-    def __init__(self, content: bytes, num_threads: int | None = None):
+    def __init__(
+        self, content: bytes, num_threads: int | None = None, invoke_batch: int = INVOKE_BATCH
+    ):
+        if invoke_batch < 1:
+            raise ValueError(f"invoke_batch must be at least 1, not {invoke_batch}")
+        self.invoke_batch = invoke_batch
         # Quiet unless asked: the deprecation notice, and XNNPACK's "created delegate" line.
         with warnings.catch_warnings(), console.native_stderr_captured(not console.is_verbose()):
             warnings.simplefilter("ignore")
@@ -132,14 +143,21 @@ class TfliteModel:
                 f"the TensorFlow Lite model takes inputs of shape {self.input_shape[1:]}, "
                 f"not {images.shape[1:]}"
             )
+        step = self.invoke_batch
         with self._lock:
-            if len(images) != self._batch:
-                self._interpreter.resize_tensor_input(self._input["index"], list(images.shape))
-                self._interpreter.allocate_tensors()
-                self._batch = len(images)
-            self._interpreter.set_tensor(self._input["index"], images)
-            self._interpreter.invoke()
-            return self._interpreter.get_tensor(self._output).copy()
+            scores = [self._invoke(images[i : i + step]) for i in range(0, len(images), step)]
+        return (
+            np.concatenate(scores) if scores else np.zeros((0, *self.output_shape[1:]), np.float32)
+        )
+
+    def _invoke(self, images: np.ndarray) -> np.ndarray:
+        if len(images) != self._batch:  # once, or for a last, shorter chunk
+            self._interpreter.resize_tensor_input(self._input["index"], list(images.shape))
+            self._interpreter.allocate_tensors()
+            self._batch = len(images)
+        self._interpreter.set_tensor(self._input["index"], images)
+        self._interpreter.invoke()
+        return self._interpreter.get_tensor(self._output).copy()
 
 
 def has_int8_units(cpu: CpuFeatures | None = None) -> bool:
