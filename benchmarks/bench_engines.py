@@ -5,7 +5,9 @@ Each engine runs MobileNetV2 at the bundle's input size (224 px) in a process of
 baseline), TensorFlow Lite float32 with XNNPACK on 1 thread and on every core, TensorFlow
 Lite int8, and ONNX Runtime and OpenVINO where their packages are installed (``pip
 install onnxruntime tf2onnx openvino``; the table says when they are not). For each:
-images/s and images per CPU-second at batch 32; load time (model load and first call,
+images/s and images per CPU-second at batch 32 (TensorFlow Lite invokes one image at a
+time, :data:`~logo_batch.inference.engines.INVOKE_BATCH`; its "batched" rows invoke all
+32 at once, as before 2026-12-08); load time (model load and first call,
 after the library's import); peak memory (VmHWM); the largest absolute score difference
 from the Keras model called eagerly and the share of equal top-1 labels on the query
 photos (the ``images`` test split, each photo resized whole); and the fraction of this
@@ -60,6 +62,13 @@ def engine_files(bundle: Path, work: Path, inputs: np.ndarray) -> dict[str, tupl
         float32.write_bytes(convert_float32(model))
     files["TFLite float32, 1 thread"] = ("tflite@1", str(float32), "")
     files[f"TFLite float32, {cpu_count()} threads"] = ("tflite", str(float32), "")
+    before = "invoked 32 images at a time, as before 2026-12-08"
+    files["TFLite float32, 1 thread, batched"] = ("tflite-batched@1", str(float32), before)
+    files[f"TFLite float32, {cpu_count()} threads, batched"] = (
+        "tflite-batched",
+        str(float32),
+        before,
+    )
     int8 = bundle / engines.INT8_FILE
     note = "the bundle's (logo-batch quantize)"
     if not int8.is_file():

@@ -30,11 +30,12 @@ def load(engine: str, path: str, threads: int):
 
         model = load_keras_model(path)
         return lambda x: predict_scores(model, x)
-    if engine == "tflite":
-        from logo_batch.inference.engines import TfliteModel
+    if engine in ("tflite", "tflite-batched"):
+        from logo_batch.inference.engines import INVOKE_BATCH, TfliteModel
 
+        invoke = BATCH if engine == "tflite-batched" else INVOKE_BATCH  # before 2026-12-08
         with open(path, "rb") as handle:
-            return TfliteModel(handle.read(), threads)
+            return TfliteModel(handle.read(), threads, invoke_batch=invoke)
     if engine == "onnxruntime":
         import onnxruntime as ort
 
@@ -58,8 +59,8 @@ def load(engine: str, path: str, threads: int):
     raise ValueError(f"unknown engine {engine!r}")
 
 
-LIBRARIES = {"tf-float32": "tensorflow", "tflite": "tensorflow", "onnxruntime": "onnxruntime",
-             "openvino": "openvino"}  # fmt: skip
+LIBRARIES = {"tf-float32": "tensorflow", "tflite": "tensorflow", "tflite-batched": "tensorflow",
+             "onnxruntime": "onnxruntime", "openvino": "openvino"}  # fmt: skip
 
 
 def peak_rss_mb() -> float:
