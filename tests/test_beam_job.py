@@ -329,6 +329,9 @@ def whole_mode_case(tmp_path_factory):
             encode(halves(w, h) if i == 3 else Image.fromarray(array), "PNG")
         )
     (photos / "bad.jpg").write_bytes(truncated_jpeg())
+    # A JPEG over twice whole mode's decode side (60 px at 24 px): decoded at 1/2.
+    large = Image.fromarray(rng.integers(0, 256, (8, 10, 3), np.uint8)).resize((200, 160))
+    (photos / "large.jpg").write_bytes(encode(large, "JPEG"))
     return bundle, photos
 
 
@@ -356,6 +359,9 @@ def test_whole_mode_rows_equal_predict_whole_mode(whole_mode_case, tmp_path):
         assert row.top_labels.split(";") == want.top_labels
         assert "none" not in row.top_labels.split(";")
         assert row.box == " ".join(map(str, want.box))
+        if row.path.endswith("large.jpg"):  # boxes in the file's pixels, not the decode's
+            x0, y0, x1, y1 = want.box
+            assert x1 <= 200 and y1 <= 160 and x1 - x0 >= 0.4 * 200 - 1
         got = [float(s) for s in row.top_scores.split(";")]
         np.testing.assert_allclose(got, want.top_scores, atol=2e-6)
 
