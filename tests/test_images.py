@@ -163,3 +163,13 @@ def test_the_resize_without_tensorflow_gives_tensorflows_pixels(shape, size):
     ours, theirs = resize_array(image, size), resize_image(image, size).numpy()
     assert ours.dtype == np.float32 and ours.shape == (size, size, 3)
     np.testing.assert_allclose(ours, theirs, atol=0.01)
+
+
+def test_the_resize_refuses_what_is_not_an_rgb_byte_image():
+    from logo_batch.inference.preprocessing import resize_array
+
+    image = np.zeros((10, 12, 3), np.uint8)
+    assert resize_array(image[:, ::2], 8).shape == (8, 8, 3)  # a strided window is fine
+    for bad in (image.astype(np.float32), image[..., 0], np.zeros((10, 12, 4), np.uint8)):
+        with pytest.raises(ValueError, match=r"uint8 \[H, W, 3\]"):
+            resize_array(bad, 8)
