@@ -173,3 +173,50 @@ def test_the_resize_refuses_what_is_not_an_rgb_byte_image():
     for bad in (image.astype(np.float32), image[..., 0], np.zeros((10, 12, 4), np.uint8)):
         with pytest.raises(ValueError, match=r"uint8 \[H, W, 3\]"):
             resize_array(bad, 8)
+
+
+def test_a_window_of_the_float_bands_is_the_resize_of_the_cropped_array():
+    """Whole-photo windows are cut from the photo made float once (float_bands): the
+    same pixels, bit for bit, as cropping the array and resizing the crop."""
+    from logo_batch.inference.preprocessing import float_bands, resize_array, resize_bands
+
+    rng = np.random.default_rng(11)
+    image = rng.integers(0, 256, (97, 131, 3), np.uint8)
+    bands = float_bands(image)
+    boxes = [(0, 0, 131, 97), (0, 0, 1, 1), (130, 96, 131, 97), (5, 60, 80, 97), (17, 3, 29, 90)]
+    for x0, y0, x1, y1 in boxes:
+        for size in (24, 7):
+            expected = resize_array(image[y0:y1, x0:x1], size)
+            np.testing.assert_array_equal(resize_bands(bands, size, box=(x0, y0, x1, y1)), expected)
+    out = np.full((5, 24, 24, 3), -1.0, np.float32)
+    assert resize_bands(bands, 24, out=out[2]) is not None
+    np.testing.assert_array_equal(out[2], resize_array(image, 24))
+    assert (out[[0, 1, 3, 4]] == -1.0).all()  # only the given slot written
+
+
+def test_float_bands_refuse_what_is_not_rgb():
+    from PIL import Image
+
+    from logo_batch.inference.preprocessing import float_bands
+
+    with pytest.raises(ValueError, match="expected an RGB image, not mode L"):
+        float_bands(Image.new("L", (4, 4)))
+    with pytest.raises(ValueError, match=r"uint8 \[H, W, 3\]"):
+        float_bands(np.zeros((4, 4), np.uint8))
+
+
+@pytest.mark.parametrize(
+    "make", ["rgba_png", "gray_png", "palette_png", "png16", "cmyk_jpeg", "exif_rotated_jpeg"]
+)
+def test_a_file_input_is_the_resize_of_its_decoded_array(make, tmp_path):
+    """preprocess_image_file goes from the decoded image to its float bands without an
+    array between: the same input as resizing load_image's array, in every mode."""
+    import image_files
+
+    from logo_batch.inference.preprocessing import load_image, preprocess_image_file, resize_array
+
+    path = tmp_path / f"{make}.img"
+    path.write_bytes(getattr(image_files, make)())
+    for size in (8, 24):
+        expected = resize_array(load_image(path, resize_to=size), size)
+        np.testing.assert_array_equal(preprocess_image_file(path, size), expected)

@@ -333,3 +333,14 @@ def test_choose_cascade_changes_no_validation_answer():
     assert cascade.reject > 0.8  # above the small-logo photo's background 0.8
     settled = [cascade.decided(p.whole, 2) for p in [*photos, *negatives]]
     assert settled == [True, False, False, True]
+
+
+def test_every_window_is_its_crop_resized_bit_for_bit():
+    rng = np.random.default_rng(5)
+    image = rng.integers(0, 256, (77, 103, 3), np.uint8)
+    stack = photo_stack(image, IMAGE_SIZE)
+    inputs = stack.inputs
+    for index, (x0, y0, x1, y1) in enumerate(stack.windows):
+        np.testing.assert_array_equal(inputs[index], resize_array(image[y0:y1, x0:x1], IMAGE_SIZE))
+    np.testing.assert_array_equal(stack.window_inputs([9, 2]), inputs[[9, 2]])
+    assert stack.window_inputs([]).shape == (0, IMAGE_SIZE, IMAGE_SIZE, 3)

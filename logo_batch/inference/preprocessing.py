@@ -181,24 +181,52 @@ def resize_image(image: tf.Tensor | np.ndarray, image_size: int) -> tf.Tensor:
     return _resize(image, image_size)
 
 
+def float_bands(image: np.ndarray | Image.Image) -> tuple[Image.Image, ...]:
+    """An RGB image (``uint8 [H, W, 3]`` or a Pillow RGB image) as its three bands in
+    Pillow's float mode ``F``: what :func:`resize_bands` resizes. Made once a photo,
+    however many windows are cut from it."""
+    if isinstance(image, np.ndarray):
+        if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+            raise ValueError(f"expected uint8 [H, W, 3], not {image.dtype} {image.shape}")
+        image = Image.fromarray(np.ascontiguousarray(image))
+    elif image.mode != "RGB":
+        raise ValueError(f"expected an RGB image, not mode {image.mode}")
+    return tuple(band.convert("F") for band in image.split())
+
+
+def resize_bands(
+    bands: tuple[Image.Image, ...],
+    image_size: int,
+    box: tuple[int, int, int, int] | None = None,
+    out: np.ndarray | None = None,
+) -> np.ndarray:
+    """:func:`float_bands` (or their window ``box``, ``(x0, y0, x1, y1)``: cropped
+    first, as :func:`resize_image` sees a cropped array) resized to ``float32 [size,
+    size, 3]`` in [0, 255], written into ``out`` when given."""
+    if out is None:
+        out = np.empty((image_size, image_size, 3), dtype=np.float32)
+    for c, band in enumerate(bands):
+        if box is not None:
+            band = band.crop(tuple(int(v) for v in box))
+        out[..., c] = np.asarray(band.resize((image_size, image_size), Image.Resampling.BILINEAR))
+    return np.clip(out, 0.0, 255.0, out=out)
+
+
 def resize_array(image: np.ndarray, image_size: int) -> np.ndarray:
     """:func:`resize_image` without TensorFlow: ``uint8 [H, W, 3]`` to ``float32 [size,
     size, 3]`` in [0, 255]. Pillow's bilinear resize of float images is the same
     antialiased triangle filter as TensorFlow's (``tf.image.resize(..., antialias=True)``):
     the same pixels within 0.004, at 0.65x its CPU time, and no TensorFlow to import
-    (9 s and 680 MB a process here) in ``predict`` and the Beam workers. Each band is
-    split and made float by Pillow (0.3 ms a photo less than NumPy's copies)."""
-    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
-        raise ValueError(f"expected uint8 [H, W, 3], not {image.dtype} {image.shape}")
-    out = np.empty((image_size, image_size, 3), dtype=np.float32)
-    for c, band in enumerate(Image.fromarray(np.ascontiguousarray(image)).split()):
-        resized = band.convert("F").resize((image_size, image_size), Image.Resampling.BILINEAR)
-        out[..., c] = np.asarray(resized)
-    return np.clip(out, 0.0, 255.0, out=out)
+    (9 s and 680 MB a process here) in ``predict`` and the Beam workers. The bands are
+    split and made float by Pillow (:func:`float_bands`, :func:`resize_bands`)."""
+    return resize_bands(float_bands(image), image_size)
 
 
 def _to_rgb(image: Image.Image) -> Image.Image:
-    """Converts any Pillow mode to RGB: 16-bit scaled, alpha composited on white."""
+    """Converts any Pillow mode to RGB: 16-bit scaled, alpha composited on white; an
+    RGB image is returned as it is."""
+    if image.mode == "RGB":
+        return image
     if image.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
         array = np.asarray(image, dtype=np.float64)
         peak = 65535.0 if image.mode.startswith("I;16") or array.max() > 255 else 255.0
@@ -302,6 +330,14 @@ def load_photo(
     size (Pillow's ``draft``; the pixels of :func:`decode_image_tf`), both sides
     staying at least ``min_side``; the size returned is the photo's, as oriented.
     """
+    image, size = _load_rgb(source, name, max_pixels, max_bytes, min_side)
+    return np.asarray(image, dtype=np.uint8), size
+
+
+def _load_rgb(
+    source: ImageSource, name: str | None, max_pixels: int, max_bytes: int, min_side: int | None
+) -> tuple[Image.Image, tuple[int, int]]:
+    """:func:`load_photo` as a Pillow RGB image (no NumPy copy for :func:`float_bands`)."""
     if name:
         label = name
     elif isinstance(source, (str, os.PathLike)):
@@ -338,7 +374,7 @@ def load_image(
 
 def _decode(
     handle: BinaryIO, label: str, max_pixels: int, min_side: int | None
-) -> tuple[np.ndarray, tuple[int, int]]:
+) -> tuple[Image.Image, tuple[int, int]]:
     try:
         image = Image.open(handle)
     except UnidentifiedImageError as error:
@@ -364,15 +400,14 @@ def _decode(
         image.load()
         if image.getexif().get(ORIENTATION_TAG) in TRANSPOSED_ORIENTATIONS:
             height, width = width, height
-        image = ImageOps.exif_transpose(image)
-        array = np.asarray(_to_rgb(image), dtype=np.uint8)
+        image = _to_rgb(ImageOps.exif_transpose(image))  # a copy: the file may close
     except Image.DecompressionBombError as error:
         raise ImageDecodeError(label, f"decompression bomb: {error}") from error
     except (OSError, SyntaxError, ValueError, EOFError) as error:
         raise ImageDecodeError(label, f"corrupt or truncated image data: {error}") from error
-    if array.ndim != 3 or array.shape[2] != 3 or 0 in array.shape:
-        raise ImageDecodeError(label, f"decoded to an unusable shape {array.shape}")
-    return array, (height, width)
+    if image.mode != "RGB" or 0 in image.size:
+        raise ImageDecodeError(label, f"decoded to an unusable {image.mode} image of {image.size}")
+    return image, (height, width)
 
 
 def preprocess_image_file(
@@ -384,7 +419,5 @@ def preprocess_image_file(
     max_bytes: int = DEFAULT_MAX_BYTES,
 ) -> np.ndarray:
     """Loads and resizes one image file: the model input ``float32 [size, size, 3]``."""
-    image = load_image(
-        source, name=name, max_pixels=max_pixels, max_bytes=max_bytes, resize_to=image_size
-    )
-    return resize_array(image, image_size)
+    image, _ = _load_rgb(source, name, max_pixels, max_bytes, min_side=image_size)
+    return resize_bands(float_bands(image), image_size)

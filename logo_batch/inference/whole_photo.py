@@ -5,7 +5,7 @@ photo to the model's input shrinks a small logo to a few pixels. Here each photo
 seen through windows of several sizes (:data:`DEFAULT_GRID`: the whole photo, 2 x 2
 windows covering 60% of each side, 3 x 3 covering 40%: 14 windows), each window is
 resized exactly as training resizes an image
-(:func:`logo_batch.inference.preprocessing.resize_array`) and classified, and a
+(:func:`logo_batch.inference.preprocessing.resize_bands`) and classified, and a
 photo's score for a brand is the highest that brand reaches in any window
 (:func:`aggregate`), with the window where it did as evidence.
 
@@ -25,7 +25,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from logo_batch.inference.engines import predict_scores
-from logo_batch.inference.preprocessing import ImageSource, load_photo, resize_array
+from logo_batch.inference.preprocessing import (
+    ImageSource,
+    float_bands,
+    load_photo,
+    resize_bands,
+)
 
 if TYPE_CHECKING:
     import keras
@@ -78,11 +83,15 @@ def photo_windows(height: int, width: int, grid: Grid = DEFAULT_GRID) -> np.ndar
 
 def window_inputs(image: np.ndarray, windows: np.ndarray, image_size: int) -> np.ndarray:
     """Model inputs ``float32 [W, S, S, 3]`` of ``image`` (``uint8 [H, W, 3]``), one per
-    window, each cropped and resized by :func:`~logo_batch.inference.preprocessing.resize_array`
-    (so the whole-photo window is exactly the single-view input)."""
+    window, each cropped and resized as :func:`~logo_batch.inference.preprocessing.resize_array`
+    resizes (so the whole-photo window is exactly the single-view input); the photo is
+    made float once (:func:`~logo_batch.inference.preprocessing.float_bands`), not once a
+    window."""
     out = np.empty((len(windows), image_size, image_size, 3), dtype=np.float32)
-    for index, (x0, y0, x1, y1) in enumerate(np.asarray(windows)):
-        out[index] = resize_array(image[y0:y1, x0:x1], image_size)
+    if len(windows):
+        bands = float_bands(image)
+        for index, box in enumerate(np.asarray(windows)):
+            resize_bands(bands, image_size, box=tuple(box), out=out[index])
     return out
 
 
