@@ -14,6 +14,7 @@ from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
+from beam_jobs.batch_coder import BatchCoder
 from beam_jobs.file_facts import FileEntry, with_checksum
 from beam_jobs.summary import METRICS_NAMESPACE
 from beam_jobs.transforms import check_mode
@@ -41,6 +42,9 @@ class DecodedBatch:
 
     inputs: list[tuple[FileEntry, np.ndarray | WindowStack]] = field(default_factory=list)
     errors: list[tuple[FileEntry, str]] = field(default_factory=list)
+
+
+beam.coders.registry.register_coder(DecodedBatch, BatchCoder)
 
 
 @contextlib.contextmanager
@@ -169,4 +173,4 @@ class DecodeImageBatches(beam.PTransform):
                 self._max_bytes,
                 self._checksum,
             )
-        )
+        ).with_output_types(DecodedBatch)

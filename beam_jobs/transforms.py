@@ -14,6 +14,7 @@ import apache_beam as beam
 from apache_beam.metrics import Metrics
 from apache_beam.ml.inference.base import RunInference
 
+from beam_jobs.batch_coder import ExampleBatch
 from beam_jobs.file_facts import FileEntry, with_facts
 from beam_jobs.model import FailedInput, make_model_handler
 from beam_jobs.summary import METRICS_NAMESPACE
@@ -102,19 +103,19 @@ class ClassifyBatches(beam.PTransform):
         )
         return (
             decoded
-            | "ModelExamples" >> beam.Map(model_examples)
-            | "SkipEmpty" >> beam.Filter(bool)
+            | "ModelExamples" >> beam.Map(model_examples).with_output_types(ExampleBatch)
+            | "SkipEmpty" >> beam.Filter(bool).with_output_types(ExampleBatch)
             | "RunInference" >> RunInference(handler)
             | "ToPrediction" >> beam.Map(to_prediction)
         )
 
 
-def model_examples(batch) -> list[tuple[FileEntry, object]]:
+def model_examples(batch) -> ExampleBatch:
     """A decoded batch as RunInference's examples keyed by :class:`FileEntry`: each file's
     model input, or a :class:`~beam_jobs.model.FailedInput` for a file that failed to
     decode."""
     failed = [(entry, FailedInput(reason)) for entry, reason in batch.errors]
-    return list(batch.inputs) + failed
+    return ExampleBatch([*batch.inputs, *failed])
 
 
 class _ToRowFn(beam.DoFn):
