@@ -81,13 +81,16 @@ def photo_windows(height: int, width: int, grid: Grid = DEFAULT_GRID) -> np.ndar
     return np.asarray(boxes, dtype=np.int32).reshape(-1, 4)
 
 
-def window_inputs(image: np.ndarray, windows: np.ndarray, image_size: int) -> np.ndarray:
+def window_inputs(
+    image: np.ndarray, windows: np.ndarray, image_size: int, out: np.ndarray | None = None
+) -> np.ndarray:
     """Model inputs ``float32 [W, S, S, 3]`` of ``image`` (``uint8 [H, W, 3]``), one per
     window, each cropped and resized as :func:`~logo_batch.inference.preprocessing.resize_array`
     resizes (so the whole-photo window is exactly the single-view input); the photo is
     made float once (:func:`~logo_batch.inference.preprocessing.float_bands`), not once a
-    window."""
-    out = np.empty((len(windows), image_size, image_size, 3), dtype=np.float32)
+    window. Written into ``out`` (``[W, S, S, 3]``) when given."""
+    if out is None:
+        out = np.empty((len(windows), image_size, image_size, 3), dtype=np.float32)
     if len(windows):
         bands = float_bands(image)
         for index, box in enumerate(np.asarray(windows)):
@@ -121,9 +124,9 @@ class WindowStack:
         limit = np.array([self.original_size[1], self.original_size[0]] * 2)
         return np.minimum(np.rint(self.windows * scale), limit).astype(np.int32)
 
-    def window_inputs(self, indices: Sequence[int]) -> np.ndarray:
-        """Model inputs ``float32 [len(indices), S, S, 3]`` of those windows."""
-        return window_inputs(self.image, self.windows[list(indices)], self.image_size)
+    def window_inputs(self, indices: Sequence[int], out: np.ndarray | None = None) -> np.ndarray:
+        """Model inputs ``float32 [len(indices), S, S, 3]`` of those windows (into ``out``)."""
+        return window_inputs(self.image, self.windows[list(indices)], self.image_size, out)
 
     @property
     def inputs(self) -> np.ndarray:
@@ -263,7 +266,12 @@ def _score_chunks(model, parts: list[tuple[WindowStack, list[int]]], batch_size:
     def flush():
         nonlocal count
         if pending:
-            inputs = np.concatenate([stack.window_inputs(idx) for stack, idx in pending])
+            size = pending[0][0].image_size
+            inputs = np.empty((count, size, size, 3), dtype=np.float32)
+            start = 0
+            for stack, idx in pending:  # each window made where the call reads it
+                stack.window_inputs(idx, out=inputs[start : start + len(idx)])
+                start += len(idx)
             out.append(predict_scores(model, inputs))
             pending.clear()
             count = 0
