@@ -81,8 +81,9 @@ def main(argv=None) -> int:
         model = compiled(path, args.threads, flags, classes)
         scores = model(inputs)
         agree = float(np.mean(scores.argmax(1) == reference.argmax(1)))
+        difference = float(np.abs(scores - reference).max())
         print(f"{name}: {images_per_second(model, inputs):.1f} img/s, largest score "
-              f"difference {np.abs(scores - reference).max():.4f}, top-1 agreement {agree:.3f}")  # fmt: skip
+              f"difference {difference:.4f}, top-1 agreement {agree:.3f}")  # fmt: skip
     return 0
 
 
