@@ -13,7 +13,7 @@ from apache_beam.portability import python_urns
 from apache_beam.runners.portability.fn_api_runner import FnApiRunner
 
 from beam_jobs.summary import METRICS_NAMESPACE
-from tfds_flickr27.parallel import cpu_count
+from logo_batch.inference.cpu import cpu_count
 
 DASK_RUNNER = "beam_jobs.dask_runner.BoundedDaskRunner"
 """What ``--runner DaskRunner`` runs: Beam's Dask runner, translated for bounded memory."""

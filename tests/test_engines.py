@@ -126,7 +126,8 @@ def test_the_beam_job_names_its_engine_and_writes_a_manifest(tmp_path):
 def test_predict_on_the_tflite_engine_never_imports_tensorflow(tmp_path):
     """A fresh process (as each Beam worker is) looks for a GPU (none: no driver),
     decodes, resizes (Pillow) and runs model.tflite (LiteRT) in both modes: TensorFlow,
-    9 s and 680 MB to import here, stays out of it."""
+    9 s and 680 MB to import here, stays out of it, and TensorFlow Datasets too (0.3 s:
+    the dataset package registers its builder on import)."""
     from logo_batch.inference import cpu
 
     if not sys.platform.startswith("linux") or any(map(os.path.exists, cpu.GPU_DEVICE_PATHS)):
@@ -136,16 +137,19 @@ def test_predict_on_the_tflite_engine_never_imports_tensorflow(tmp_path):
     Image.fromarray(np.random.default_rng(1).integers(0, 256, (90, 120, 3), np.uint8)).save(photo)
     script = (
         "import sys\n"
+        "from beam_jobs import model, runner\n"
         "from logo_batch.inference import engines, predict\n"
         f"bundle, engine = engines.open_for_inference({str(path)!r}, 'auto')\n"
         "for mode in ('single', 'whole'):\n"
         f"    (row,) = predict.predict_files(bundle, [{str(photo)!r}], mode=mode)\n"
         "    print(engine, mode, row.error or 'ok', 'tensorflow' in sys.modules)\n"
+        "print('tensorflow_datasets' in sys.modules, 'tfds_flickr27' in sys.modules)\n"
     )
     done = subprocess.run(
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=300
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == [
-        "tflite-float32", "single", "ok", "False", "tflite-float32", "whole", "ok", "False"
+        "tflite-float32", "single", "ok", "False", "tflite-float32", "whole", "ok", "False",
+        "False", "False",
     ], done.stdout  # fmt: skip

@@ -24,6 +24,17 @@ CPUINFO = "/proc/cpuinfo"
 GPU_DEVICE_PATHS = ("/proc/driver/nvidia/gpus", "/dev/kfd", "/dev/dxg")
 
 
+def cpu_count() -> int:
+    """The cores this process may run on (its affinity where the OS tells it). The
+    dataset layer's builder has its own (``tfds_flickr27.parallel``): importing that
+    package registers the builder, importing TensorFlow Datasets (0.3 s), which
+    ``predict`` and the Beam job's workers do not need."""
+    try:
+        return max(len(os.sched_getaffinity(0)), 1)
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
 def has_gpu() -> bool:
     """True when TensorFlow sees a GPU. On Linux without a GPU driver the answer is no
     without importing TensorFlow (9 s and 680 MB a process on our CPUs)."""

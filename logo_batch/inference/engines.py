@@ -43,8 +43,7 @@ from logo_batch.inference.bundle import (
     open_bundle_file,
     read_metadata,
 )
-from logo_batch.inference.cpu import CpuFeatures, cpu_features, has_gpu
-from tfds_flickr27.parallel import cpu_count
+from logo_batch.inference.cpu import CpuFeatures, cpu_count, cpu_features, has_gpu
 
 if TYPE_CHECKING:
     import keras
