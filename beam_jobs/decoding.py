@@ -18,14 +18,9 @@ from beam_jobs.batch_coder import BatchCoder
 from beam_jobs.file_facts import FileEntry, with_checksum
 from beam_jobs.summary import METRICS_NAMESPACE
 from beam_jobs.transforms import check_mode
+from logo_batch.inference.file_access import DEFAULT_MAX_BYTES, ImageDecodeError, check_file_size
 from logo_batch.inference.predict import SINGLE, WHOLE
-from logo_batch.inference.preprocessing import (
-    DEFAULT_MAX_BYTES,
-    DEFAULT_MAX_PIXELS,
-    ImageDecodeError,
-    check_file_size,
-    preprocess_image_file,
-)
+from logo_batch.inference.preprocessing import DEFAULT_MAX_PIXELS, preprocess_image_file
 from logo_batch.inference.whole_photo import DEFAULT_GRID, Grid, WindowStack, load_photo_stack
 from logo_batch.result_csv import unescape_path
 

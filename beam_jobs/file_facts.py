@@ -23,7 +23,7 @@ from typing import NamedTuple
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
-from logo_batch.inference.preprocessing import not_regular_reason
+from logo_batch.inference.file_access import not_regular_reason
 from logo_batch.result_csv import escape_path, unescape_path
 
 

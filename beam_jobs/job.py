@@ -68,6 +68,7 @@ from beam_jobs.transforms import ClassifyBatches, FormatRows
 from logo_batch import console
 from logo_batch.inference import engines
 from logo_batch.inference.bundle import BundleMetadata, read_metadata
+from logo_batch.inference.file_access import DEFAULT_MAX_BYTES
 from logo_batch.inference.predict import (
     AUTO,
     WHOLE,
@@ -75,7 +76,7 @@ from logo_batch.inference.predict import (
     effective_min_score,
     resolve_mode,
 )
-from logo_batch.inference.preprocessing import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS
+from logo_batch.inference.preprocessing import DEFAULT_MAX_PIXELS
 from logo_batch.inference.whole_photo import DEFAULT_GRID, Grid
 
 

@@ -14,8 +14,9 @@ import argparse
 
 from logo_batch.arguments import Option, number_in, whole_number
 from logo_batch.inference.engines import PRECISIONS
+from logo_batch.inference.file_access import DEFAULT_MAX_BYTES
 from logo_batch.inference.predict import AUTO, BUNDLE_THRESHOLD, MODES
-from logo_batch.inference.preprocessing import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS
+from logo_batch.inference.preprocessing import DEFAULT_MAX_PIXELS
 
 
 def min_score_value(text: str) -> float | str:

@@ -76,7 +76,7 @@ from image_files import (
 
 from beam_jobs import classify_images, job, listing
 from logo_batch import cli
-from logo_batch.inference.preprocessing import DEFAULT_MAX_BYTES
+from logo_batch.inference.file_access import DEFAULT_MAX_BYTES
 from logo_batch.result_csv import ROW_COLUMNS, escape_path, path_bytes
 
 ROOT = Path(__file__).resolve().parents[1]

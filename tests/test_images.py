@@ -25,7 +25,8 @@ from image_files import (
     truncated_jpeg,
 )
 
-from logo_batch.inference.preprocessing import ImageDecodeError, load_image, preprocess_image_file
+from logo_batch.inference.file_access import ImageDecodeError
+from logo_batch.inference.preprocessing import load_image, preprocess_image_file
 
 # ----------------------------------------------------------------------- decode cases
 

@@ -27,12 +27,8 @@ import numpy as np
 from logo_batch.inference import whole_photo
 from logo_batch.inference.bundle import Bundle
 from logo_batch.inference.engines import predict_scores, with_precision
-from logo_batch.inference.preprocessing import (
-    DEFAULT_MAX_BYTES,
-    DEFAULT_MAX_PIXELS,
-    ImageDecodeError,
-    preprocess_image_file,
-)
+from logo_batch.inference.file_access import DEFAULT_MAX_BYTES, ImageDecodeError
+from logo_batch.inference.preprocessing import DEFAULT_MAX_PIXELS, preprocess_image_file
 from logo_batch.inference.whole_photo import Grid, PhotoScores, brand_names
 from logo_batch.result_csv import LIST_SEPARATOR
 

@@ -36,25 +36,25 @@ background windows are cut from the full-size decode.
 
 from __future__ import annotations
 
-import contextlib
-import io
-import os
-import stat
-from collections.abc import Iterator
 from functools import cache
 from typing import TYPE_CHECKING, BinaryIO
 
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
+from logo_batch.inference.file_access import (
+    DEFAULT_MAX_BYTES,
+    ImageDecodeError,
+    ImageSource,
+    open_image_file,
+    source_label,
+)
+
 if TYPE_CHECKING:  # TensorFlow is imported where an op runs: reading files needs none
     import tensorflow as tf
 
 # 50 megapixels: far above any photo the classifier needs, far below a bomb.
 DEFAULT_MAX_PIXELS = 50_000_000
-# 256 MiB: far above any photo file (a 50-megapixel JPEG is ~20 MB), and a file is
-# refused from its size before it is read.
-DEFAULT_MAX_BYTES = 256 * 1024 * 1024
 # JPEG DCT-domain scaling ratios libjpeg-turbo's decoder offers (TensorFlow and Pillow).
 DCT_RATIOS = (1, 2, 4, 8)
 JPEG_DCT_METHOD = "INTEGER_ACCURATE"  # libjpeg's JDCT_ISLOW: what Pillow decodes with
@@ -68,19 +68,6 @@ TRANSPOSED_ORIENTATIONS = (5, 6, 7, 8)
 
 # Truncated files must fail loudly, never decode as half-grey pictures.
 ImageFile.LOAD_TRUNCATED_IMAGES = False
-
-
-ImageSource = str | os.PathLike | bytes | BinaryIO
-"""An image file: its path, its bytes, or a seekable binary file open on it."""
-
-
-class ImageDecodeError(ValueError):
-    """An image file that cannot be turned into a model input; names file and reason."""
-
-    def __init__(self, source: str, reason: str):
-        super().__init__(f"{source}: {reason}")
-        self.source = source
-        self.reason = reason
 
 
 def is_image_path(path: str) -> bool:
@@ -244,72 +231,6 @@ def _to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
-def check_file_size(label: str, size: int | None, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
-    """Raises :class:`ImageDecodeError` for a file of ``size`` bytes (None: unknown,
-    passes) over ``max_bytes``: checked from the file's size (its stat), before a byte
-    of it is read."""
-    if size is not None and size > max_bytes:
-        raise ImageDecodeError(
-            label,
-            f"file is {size:,} bytes, over the limit of {max_bytes:,} (--max-bytes): "
-            "refused before reading",
-        )
-
-
-def _size_of(handle: BinaryIO) -> int | None:
-    """The size of an open file: its stat, else its end (None when it cannot seek)."""
-    try:
-        return os.fstat(handle.fileno()).st_size
-    except (AttributeError, OSError, io.UnsupportedOperation):
-        pass
-    try:
-        here = handle.tell()
-        end = handle.seek(0, io.SEEK_END)
-        handle.seek(here)
-        return end
-    except (AttributeError, OSError, io.UnsupportedOperation):
-        return None
-
-
-_FILE_KINDS = {
-    stat.S_IFIFO: "a named pipe",
-    stat.S_IFSOCK: "a socket",
-    stat.S_IFCHR: "a character device",
-    stat.S_IFBLK: "a block device",
-    stat.S_IFDIR: "a folder",
-}
-
-
-def not_regular_reason(mode: int) -> str:
-    """Why a file of ``st_mode`` ``mode`` is not read ("" for a regular file): reading
-    a pipe or a device would block or never end."""
-    if stat.S_ISREG(mode):
-        return ""
-    return f"not a regular file ({_FILE_KINDS.get(stat.S_IFMT(mode), 'a special file')})"
-
-
-@contextlib.contextmanager
-def _opened(source: ImageSource, label: str) -> Iterator[BinaryIO]:
-    """``source`` as a seekable binary file: a path opened (a pipe or a device is
-    refused without blocking), bytes wrapped, a file as it is."""
-    if isinstance(source, bytes):
-        yield io.BytesIO(source)
-        return
-    if not isinstance(source, (str, os.PathLike)):
-        yield source
-        return
-    try:
-        descriptor = os.open(source, os.O_RDONLY | os.O_NONBLOCK)
-    except OSError as error:
-        raise ImageDecodeError(label, f"cannot read file: {error.strerror or error}") from error
-    reason = not_regular_reason(os.fstat(descriptor).st_mode)
-    if reason:  # before open(): a folder's descriptor cannot become a file object
-        os.close(descriptor)
-        raise ImageDecodeError(label, reason)
-    with open(descriptor, "rb") as handle:
-        yield handle
-
-
 def load_photo(
     source: ImageSource,
     *,
@@ -338,21 +259,8 @@ def _load_rgb(
     source: ImageSource, name: str | None, max_pixels: int, max_bytes: int, min_side: int | None
 ) -> tuple[Image.Image, tuple[int, int]]:
     """:func:`load_photo` as a Pillow RGB image (no NumPy copy for :func:`float_bands`)."""
-    if name:
-        label = name
-    elif isinstance(source, (str, os.PathLike)):
-        label = os.fspath(source)
-    else:
-        label = "<bytes>" if isinstance(source, bytes) else str(getattr(source, "name", "<file>"))
-    with _opened(source, label) as handle:
-        size = _size_of(handle)
-        check_file_size(label, size, max_bytes)
-        try:
-            if not size and not handle.read(1):  # a stat of 0 may be a /proc file
-                raise ImageDecodeError(label, "empty file (0 bytes)")
-            handle.seek(0)
-        except OSError as error:  # EIO, a vanished mount
-            raise ImageDecodeError(label, f"cannot read file: {error.strerror or error}") from error
+    label = source_label(source, name)
+    with open_image_file(source, label, max_bytes) as handle:
         return _decode(handle, label, max_pixels, min_side)
 
 

@@ -25,12 +25,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from logo_batch.inference.engines import predict_scores
-from logo_batch.inference.preprocessing import (
-    ImageSource,
-    float_bands,
-    load_photo,
-    resize_bands,
-)
+from logo_batch.inference.file_access import ImageSource
+from logo_batch.inference.preprocessing import float_bands, load_photo, resize_bands
 
 if TYPE_CHECKING:
     import keras
