@@ -8,7 +8,8 @@ An image becomes a model input in two steps:
    - files given to ``predict`` or the Beam job are decoded by :func:`load_image`
      (Pillow), which also survives the formats and failures a folder of arbitrary
      files holds (EXIF rotation, CMYK, 16-bit, palette, alpha, animated GIF,
-     truncated files, decompression bombs).
+     truncated files, decompression bombs), once
+     :mod:`~logo_batch.inference.file_access` has opened the file safely.
    For JPEG both give identical pixels: TensorFlow's decoder is pinned to
    ``INTEGER_ACCURATE``, the IDCT Pillow's libjpeg-turbo uses (checked on all 1,079
    FlickrLogos-27 images and in the tests).
