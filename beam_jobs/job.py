@@ -216,9 +216,8 @@ def run_job(
     Raises :class:`ClassifyJobError` when the rows written differ from the files
     matched (nothing is moved into place), or, after writing, when the error fraction
     is above ``config.max_error_fraction``. ``quiet``: the local runner's workers log
-    errors only. ``report``: where progress lines (every
-    ``config.progress_interval`` seconds, :mod:`beam_jobs.progress`) and notes go;
-    None: nowhere.
+    errors only. ``report``: where progress lines (every ``config.progress_interval``
+    seconds, :mod:`beam_jobs.progress`) and notes go; None: nowhere.
     """
     if config.num_shards < 0 or config.rows_per_shard < 1:
         raise ValueError("--num_shards must be at least 1 (or auto), --rows_per_shard at least 1")
